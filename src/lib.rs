@@ -1,0 +1,36 @@
+//! # pclab
+//!
+//! Deep residual predictive coding networks — standard PC, μPC and their backprop baselines —
+//! trained on MNIST, natively (the `pclab` CLI) and in the browser.
+//!
+//! ## Symbols (spec §1; the same names in Rust, WGSL and the UI)
+//!
+//! | symbol | meaning |
+//! |---|---|
+//! | `D`, `O` | input (784) and output (10) dimensions |
+//! | `N`, `H`, `L = H+1` | width, hidden layers, weight matrices |
+//! | `B` | batch size |
+//! | `z_l` | hidden activities `(B, N)`, free during inference |
+//! | `e_l`, `E_l`, `F` | prediction errors, per-layer energies, total energy |
+//! | `a_1`, `a_h`, `a_L` | branch scalings of the parameterisation |
+//! | `τ` | 1 with skips, 0 without |
+//! | `φ` | activation |
+//! | `η_z`, `η_w`, `T` | inference rate, weight (Adam) rate, inference steps |
+//!
+//! ## Modules
+//!
+//! - [`pcn`] — the reference: the mathematics, exactly, in `f32`/`f64`.
+//! - [`data`] — MNIST: gzip IDX parsing, normalisation, seeded epoch shuffles, batches.
+//! - [`config`] — network and run configuration, validation, the paper's presets.
+//! - [`session`] — several rules trained in lockstep on the same batches, with metrics.
+
+pub mod config;
+pub mod data;
+pub mod pcn;
+pub mod session;
+
+#[cfg(target_arch = "wasm32")]
+mod web;
+
+/// The crate version, shown by the CLI and the page.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,102 @@
+//! Learning: weight gradients at the activities inference settled on, and Adam (spec §5, steps 3–4).
+//!
+//! ```text
+//! ∂F/∂W_1 = −(a_1/B) e_1ᵀ x
+//! ∂F/∂W_l = −(a_h/B) e_lᵀ φ(z_{l-1})      l = 2 … H
+//! ∂F/∂W_L = −(a_L/B) e_Lᵀ φ(z_H)
+//! ```
+//! Adam exactly as optax: `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`, `m̂ = m/(1−β₁ᵗ)`,
+//! `v̂ = v/(1−β₂ᵗ)`, `W ← W − η_w m̂/(√v̂ + ε)`; one state per matrix, `t` counts updates from 1.
+
+use super::energy::Workspace;
+use super::linalg::{gemm, Mat, Real};
+use super::network::Network;
+use serde::{Deserialize, Serialize};
+
+/// `∂F/∂W_1 … ∂F/∂W_L` into `grads`, from the errors and `φ(z_{l-1})` that [`super::energy::errors_into`]
+/// left in `ws` at the final activities.
+pub fn weight_grads_into<T: Real>(net: &Network<T>, x: &Mat<T>, ws: &Workspace<T>, grads: &mut [Mat<T>]) {
+    let inv_b = T::one() / T::of(ws.batch() as f64);
+    super::for_each_layer(grads, |k, g| {
+        let l = k + 1;
+        let buf = &ws.layers[k];
+        let input = if l == 1 { x } else { &buf.phi_in };
+        gemm(-net.a(l) * inv_b, buf.e.view().t(), input.view(), T::zero(), &mut g.data);
+    });
+}
+
+/// Zeroed matrices shaped like the network's weights.
+pub fn zeros_like<T: Real>(net: &Network<T>) -> Vec<Mat<T>> {
+    net.weights.iter().map(|w| Mat::zeros(w.rows, w.cols)).collect()
+}
+
+/// Adam's hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdamConfig {
+    /// β₁.
+    pub beta1: f64,
+    /// β₂.
+    pub beta2: f64,
+    /// ε.
+    pub eps: f64,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        AdamConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+    }
+}
+
+/// Adam state for every weight matrix.
+#[derive(Clone, Debug)]
+pub struct Adam<T> {
+    /// η_w.
+    pub lr: f64,
+    /// β₁, β₂, ε.
+    pub cfg: AdamConfig,
+    /// Updates applied so far (`t` of the next update is `steps + 1`).
+    pub steps: u64,
+    m: Vec<Mat<T>>,
+    v: Vec<Mat<T>>,
+}
+
+impl<T: Real> Adam<T> {
+    /// Fresh state (zero moments) for `net`'s matrices.
+    pub fn new(net: &Network<T>, lr: f64, cfg: AdamConfig) -> Self {
+        Adam { lr, cfg, steps: 0, m: zeros_like(net), v: zeros_like(net) }
+    }
+
+    /// Applies one update to `weights`; returns the relative change `‖ΔW_l‖/‖W_l‖` per matrix.
+    pub fn step(&mut self, weights: &mut [Mat<T>], grads: &[Mat<T>]) -> Vec<f64> {
+        self.steps += 1;
+        let t = self.steps as i32;
+        let c = self.cfg;
+        let (b1, b2) = (T::of(c.beta1), T::of(c.beta2));
+        let (one_b1, one_b2) = (T::one() - b1, T::one() - b2);
+        let bc1 = T::of(1.0 - c.beta1.powi(t));
+        let bc2 = T::of(1.0 - c.beta2.powi(t));
+        let (lr, eps) = (T::of(self.lr), T::of(c.eps));
+        let mut layers: Vec<_> =
+            weights.iter_mut().zip(&mut self.m).zip(&mut self.v).map(|((w, m), v)| (w, m, v, 0.0)).collect();
+        super::for_each_layer(&mut layers, |k, (w, m, v, rel)| {
+            let (mut dw2, mut w2) = (T::zero(), T::zero());
+            for (((wv, mv), vv), &g) in w.data.iter_mut().zip(&mut m.data).zip(&mut v.data).zip(&grads[k].data) {
+                *mv = b1 * *mv + one_b1 * g;
+                *vv = b2 * *vv + one_b2 * g * g;
+                let update = lr * (*mv / bc1) / ((*vv / bc2).sqrt() + eps);
+                w2 = w2 + *wv * *wv;
+                dw2 = dw2 + update * update;
+                *wv = *wv - update;
+            }
+            // A NaN here is how divergence of the weights is noticed without another pass.
+            *rel = if !(w2.is_finite() && dw2.is_finite()) {
+                f64::NAN
+            } else if w2 > T::zero() {
+                (dw2 / w2).sqrt().f64()
+            } else {
+                dw2.sqrt().f64()
+            };
+        });
+        layers.into_iter().map(|(.., rel)| rel).collect()
+    }
+}

@@ -1,0 +1,128 @@
+//! One training iteration, end to end, for a PC rule or its backprop baseline.
+//!
+//! PC (spec §5): forward → `T` inference steps → weight gradients at the final activities → Adam.
+//! BP (spec §6): forward → chain-rule gradients of `ℓ` → Adam.
+//! Both report the same training loss, `½·mean_batch ‖y − ŷ‖²` at the feedforward point (the PC
+//! energy there), so curves of different rules are comparable.
+
+use super::bp::{bp_grads_into, bp_loss, BpScratch};
+use super::energy::Workspace;
+use super::forward::{alloc_activities, forward_into, rms};
+use super::infer::infer;
+use super::learn::{weight_grads_into, zeros_like, Adam, AdamConfig};
+use super::linalg::{Mat, Real};
+use super::network::Network;
+use serde::{Deserialize, Serialize};
+
+/// How a model learns.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Learning {
+    /// Predictive coding: `steps` (T) inference steps of size `eta_z` (η_z) per iteration.
+    Pc {
+        /// η_z, acting on the batch-averaged energy.
+        eta_z: f64,
+        /// T.
+        steps: usize,
+    },
+    /// Backpropagation of `ℓ`.
+    Bp,
+}
+
+/// What one iteration measured (all `f64`, whatever the training precision).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct IterationReport {
+    /// `½·mean_batch ‖y − ŷ‖²` at the feedforward point.
+    pub loss: f64,
+    /// For BP: the optimised loss `ℓ` (mean of squares); for PC equal to `loss`'s `F`.
+    pub objective: f64,
+    /// `E_1 … E_L` at the feedforward point (PC; empty for BP).
+    pub energies_ffwd: Vec<f64>,
+    /// `E_1 … E_L` after inference (PC; empty for BP).
+    pub energies_post: Vec<f64>,
+    /// `E_l` before each of the `T` steps and at the final activities: `(T+1) × L` (PC).
+    pub energy_steps: Vec<Vec<f64>>,
+    /// RMS of `z_1 … z_H` after the feedforward pass.
+    pub act_rms: Vec<f64>,
+    /// `‖ΔW_l‖/‖W_l‖` of the Adam update, `l = 1 … L`.
+    pub rel_dw: Vec<f64>,
+    /// False when an energy, the loss or a weight became NaN or ±∞.
+    pub finite: bool,
+}
+
+/// A network with its optimiser and every buffer one iteration needs.
+#[derive(Clone, Debug)]
+pub struct Model<T> {
+    /// The network being trained.
+    pub net: Network<T>,
+    /// Its Adam state.
+    pub adam: Adam<T>,
+    /// PC or BP.
+    pub learning: Learning,
+    /// Activities: after [`Model::train_step`], the final (post-inference) activities for PC and the
+    /// feedforward ones for BP.
+    pub z: Vec<Mat<T>>,
+    /// `ŷ` of the last feedforward pass.
+    pub y_hat: Mat<T>,
+    /// Weight gradients of the last iteration.
+    pub grads: Vec<Mat<T>>,
+    /// PC scratch; after a PC step it holds the errors at the final activities.
+    pub ws: Workspace<T>,
+    bp: BpScratch<T>,
+    phi: Mat<T>,
+}
+
+impl<T: Real> Model<T> {
+    /// A model around `net` with a fresh Adam state.
+    pub fn new(net: Network<T>, learning: Learning, lr: f64, adam: AdamConfig) -> Self {
+        let adam = Adam::new(&net, lr, adam);
+        let grads = zeros_like(&net);
+        let (z, y_hat) = alloc_activities(&net, 0);
+        let ws = Workspace::new(&net, 0);
+        let bp = BpScratch::new(&net, 0);
+        Model { net, adam, learning, z, y_hat, grads, ws, bp, phi: Mat::zeros(0, 0) }
+    }
+
+    fn ensure_batch(&mut self, b: usize) {
+        if self.y_hat.rows != b {
+            (self.z, self.y_hat) = alloc_activities(&self.net, b);
+            self.ws = Workspace::new(&self.net, b);
+            self.bp = BpScratch::new(&self.net, b);
+            self.phi = Mat::zeros(b, self.net.arch.width);
+        }
+    }
+
+    /// One training iteration on the batch `(x, y)`.
+    pub fn train_step(&mut self, x: &Mat<T>, y: &Mat<T>) -> IterationReport {
+        self.ensure_batch(x.rows);
+        let net = &self.net;
+        forward_into(net, x, &mut self.z, &mut self.y_hat, &mut self.phi);
+        let mut report = IterationReport { act_rms: rms(&self.z), ..Default::default() };
+        match self.learning {
+            Learning::Pc { eta_z, steps } => {
+                // a_1 x W_1ᵀ is z_1 of the feedforward pass, bit for bit.
+                self.ws.drive.data.copy_from_slice(&self.z[0].data);
+                let mut trace = Vec::with_capacity(steps + 1);
+                infer(net, y, &mut self.z, &mut self.ws, T::of(eta_z), steps, |_, ws| {
+                    trace.push(ws.layer_energies().into_iter().map(Real::f64).collect::<Vec<_>>());
+                });
+                weight_grads_into(net, x, &self.ws, &mut self.grads);
+                report.energies_ffwd = trace[0].clone();
+                report.energies_post = trace[steps].clone();
+                report.loss = *report.energies_ffwd.last().unwrap_or(&f64::NAN);
+                report.objective = report.energies_ffwd.iter().sum();
+                report.energy_steps = trace;
+            }
+            Learning::Bp => {
+                let l = bp_loss(y, &self.y_hat).f64();
+                report.objective = l;
+                report.loss = 0.5 * l * net.arch.output as f64;
+                bp_grads_into(net, x, y, &self.z, &self.y_hat, &mut self.bp, &mut self.grads);
+            }
+        }
+        report.rel_dw = self.adam.step(&mut self.net.weights, &self.grads);
+        report.finite = report.loss.is_finite()
+            && report.energy_steps.iter().flatten().all(|e| e.is_finite())
+            && report.rel_dw.iter().all(|r| r.is_finite());
+        report
+    }
+}

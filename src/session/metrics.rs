@@ -1,0 +1,49 @@
+//! Typed samples a session emits; whoever shows them (terminal, JSON lines, charts) reads these.
+
+use crate::pcn::train::IterationReport;
+use serde::Serialize;
+
+/// One rule's training iteration.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IterationSample {
+    /// Rule name (`mupc`, `sp`, `bp_mup`, `bp_sp`).
+    pub rule: &'static str,
+    /// Iteration, from 1.
+    pub iteration: usize,
+    /// Epoch the batch came from, from 0.
+    pub epoch: usize,
+    /// Wall-clock milliseconds of this rule's iteration.
+    pub ms: f64,
+    /// What the iteration measured.
+    pub report: IterationReport,
+}
+
+/// A test-set evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EvalSample {
+    /// Rule name.
+    pub rule: &'static str,
+    /// Iterations trained when evaluated.
+    pub iteration: usize,
+    /// Percent of the 10 000 test images classified correctly (feedforward only).
+    pub test_accuracy: f64,
+    /// Training loss of the latest iteration.
+    pub train_loss: f64,
+}
+
+/// Everything a session reports.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// A training iteration of one rule.
+    Iteration(IterationSample),
+    /// A test-set evaluation of one rule.
+    Eval(EvalSample),
+    /// A rule's energy, loss or weights became NaN or ±∞; that run stops.
+    Diverged {
+        /// Rule name.
+        rule: &'static str,
+        /// The iteration where it happened.
+        iteration: usize,
+    },
+}

@@ -1,0 +1,14 @@
+//! Backend-agnostic orchestration: several rules trained in lockstep on the same batches from one
+//! seed, with typed metrics out. No DOM, no timers of its own, no frame loop: callers drive it.
+
+pub mod backend;
+pub mod history;
+pub mod metrics;
+pub mod run;
+#[allow(clippy::module_inception)]
+pub mod session;
+
+pub use backend::{Backend, BackendError};
+pub use metrics::{EvalSample, Event, IterationSample};
+pub use run::{Run, RunStatus};
+pub use session::{Session, SessionError};

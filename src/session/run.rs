@@ -1,0 +1,65 @@
+//! One learning rule's run: its backend state, whether it is still alive, and bounded histories.
+
+use super::backend::Backend;
+use super::history::Series;
+use crate::config::RuleSettings;
+use crate::pcn::train::IterationReport;
+
+/// Points kept per history series.
+pub const HISTORY_POINTS: usize = 2048;
+
+/// Whether a run still trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Training.
+    Running,
+    /// Stopped: an energy, the loss or a weight became NaN or ±∞ at this iteration.
+    Diverged {
+        /// Iteration of divergence.
+        iteration: usize,
+    },
+}
+
+/// One rule's run.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// The rule and its rates.
+    pub settings: RuleSettings,
+    /// Its network and optimiser.
+    pub backend: Backend,
+    /// Alive or diverged.
+    pub status: RunStatus,
+    /// Training loss per iteration.
+    pub loss: Series,
+    /// Test accuracy (percent) at each evaluation.
+    pub accuracy: Series,
+    /// The latest iteration's report.
+    pub last: Option<IterationReport>,
+    /// Milliseconds of every iteration so far.
+    pub total_ms: f64,
+}
+
+impl Run {
+    /// A fresh run.
+    pub fn new(settings: RuleSettings, backend: Backend) -> Self {
+        Run {
+            settings,
+            backend,
+            status: RunStatus::Running,
+            loss: Series::new(HISTORY_POINTS),
+            accuracy: Series::new(HISTORY_POINTS),
+            last: None,
+            total_ms: 0.0,
+        }
+    }
+
+    /// The rule's name.
+    pub fn name(&self) -> &'static str {
+        self.settings.rule.name()
+    }
+
+    /// True while training.
+    pub fn is_running(&self) -> bool {
+        self.status == RunStatus::Running
+    }
+}
