@@ -78,28 +78,44 @@ impl<T: Real> Workspace<T> {
 
 /// Computes every error `e_l` and energy `E_l` at activities `z` (after
 /// [`Workspace::set_input`]), and, when `with_back`, the back-projections `e_l W_l`. Returns `F`.
-pub fn errors_into<T: Real>(net: &Network<T>, y: &Mat<T>, z: &[Mat<T>], ws: &mut Workspace<T>, with_back: bool) -> T {
+///
+/// Layers below `from` are known to have zero error (see [`super::infer::first_active_layer`]):
+/// their buffers are cleared instead of computed. `from = 1` computes every layer.
+pub fn errors_into<T: Real>(
+    net: &Network<T>,
+    y: &Mat<T>,
+    z: &[Mat<T>],
+    ws: &mut Workspace<T>,
+    with_back: bool,
+    from: usize,
+) -> T {
     let (h, big_l) = (net.arch.hidden, net.arch.layers());
     let tau = T::of(net.arch.tau());
     let half_over_b = T::of(0.5 / ws.batch() as f64);
     let drive = &ws.drive;
     super::for_each_layer(&mut ws.layers, |k, buf| {
         let l = k + 1;
+        if l < from {
+            buf.e.data.fill(T::zero());
+            buf.back.data.fill(T::zero());
+            buf.energy = T::zero();
+            return;
+        }
         if l == 1 {
             for ((e, &zv), &d) in buf.e.data.iter_mut().zip(&z[0].data).zip(&drive.data) {
                 *e = zv - d;
             }
         } else {
             let prev = &z[l - 2];
-            // e_l ← −a_l φ(z_{l-1}) W_lᵀ, then add the activity side.
-            branch_into(net, l, prev, &mut buf.phi_in, -T::one(), T::zero(), &mut buf.e.data);
+            // The prediction first (exactly as the forward pass forms it), then the error.
+            branch_into(net, l, prev, &mut buf.phi_in, &mut buf.e.data);
             if l == big_l {
                 for (e, &yv) in buf.e.data.iter_mut().zip(&y.data) {
-                    *e = *e + yv;
+                    *e = yv - *e;
                 }
             } else {
                 for ((e, &zv), &pv) in buf.e.data.iter_mut().zip(&z[l - 1].data).zip(&prev.data) {
-                    *e = *e + (zv - tau * pv);
+                    *e = zv - (tau * pv + *e);
                 }
             }
             if with_back {
@@ -116,7 +132,7 @@ pub fn errors_into<T: Real>(net: &Network<T>, y: &Mat<T>, z: &[Mat<T>], ws: &mut
 pub fn errors<T: Real>(net: &Network<T>, x: &Mat<T>, y: &Mat<T>, z: &[Mat<T>]) -> (Vec<Mat<T>>, Vec<T>) {
     let mut ws = Workspace::new(net, x.rows);
     ws.set_input(net, x);
-    errors_into(net, y, z, &mut ws, false);
+    errors_into(net, y, z, &mut ws, false, 1);
     let energies = ws.layer_energies();
     (ws.layers.into_iter().map(|b| b.e).collect(), energies)
 }

@@ -24,18 +24,14 @@ pub fn apply_phi<T: Real>(act: Activation, src: &Mat<T>, dst: &mut Mat<T>) {
     }
 }
 
-/// `out ← a_l · φ(z_prev) W_lᵀ + β·out`, with `φ(z_prev)` left in `phi` (`l ≥ 2`).
-pub fn branch_into<T: Real>(
-    net: &Network<T>,
-    l: usize,
-    z_prev: &Mat<T>,
-    phi: &mut Mat<T>,
-    alpha_sign: T,
-    beta: T,
-    out: &mut [T],
-) {
+/// `out = a_l · φ(z_prev) W_lᵀ`, with `φ(z_prev)` left in `phi` (`l ≥ 2`).
+///
+/// The forward pass and the errors both form a layer's prediction through this one call, on the
+/// same inputs, so at the feedforward point every hidden error is exactly zero — which makes the
+/// inference wavefront of [`super::infer`] exact rather than approximately so.
+pub fn branch_into<T: Real>(net: &Network<T>, l: usize, z_prev: &Mat<T>, phi: &mut Mat<T>, out: &mut [T]) {
     apply_phi(net.arch.act, z_prev, phi);
-    gemm(alpha_sign * net.a(l), phi.view(), net.weights[l - 1].view().t(), beta, out);
+    gemm(net.a(l), phi.view(), net.weights[l - 1].view().t(), T::zero(), out);
 }
 
 /// Allocates the activities `z_1 … z_H` and `ŷ` for a batch of `b` rows.
@@ -54,12 +50,12 @@ pub fn forward_into<T: Real>(net: &Network<T>, x: &Mat<T>, z: &mut [Mat<T>], y_h
     for l in 2..=h {
         let (below, rest) = z.split_at_mut(l - 1);
         let (prev, cur) = (&below[l - 2], &mut rest[0]);
+        branch_into(net, l, prev, phi, &mut cur.data);
         for (c, &p) in cur.data.iter_mut().zip(&prev.data) {
-            *c = tau * p;
+            *c = tau * p + *c;
         }
-        branch_into(net, l, prev, phi, T::one(), T::one(), &mut cur.data);
     }
-    branch_into(net, h + 1, &z[h - 1], phi, T::one(), T::zero(), &mut y_hat.data);
+    branch_into(net, h + 1, &z[h - 1], phi, &mut y_hat.data);
 }
 
 /// The feedforward pass, allocating: returns `(z_1 … z_H, ŷ)`.

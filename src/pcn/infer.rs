@@ -5,6 +5,14 @@
 //! ∂F/∂z_H = (1/B) [ e_H − a_L · φ'(z_H) ⊙ (e_L W_L) ]
 //! z_l ← z_l − η_z ∂F/∂z_l   for every l at once (Jacobi), T times, no momentum, no early stop.
 //! ```
+//!
+//! **The wavefront.** From the feedforward point every hidden error is exactly zero (the forward
+//! pass and the errors form predictions through the same call), and only `e_L` is not. Step `t`
+//! (from 0) can therefore only see non-zero errors in layers `l ≥ H + 1 − t` and only move
+//! activities in layers `l ≥ H − t`: the error signal descends one layer per step, which is why
+//! `T = H` is the least that reaches `W_1` (spec §5). Training skips the layers the wavefront has
+//! not reached — exactly, not approximately: their errors are exact zeros, so skipping changes no
+//! bit of any result (`tests/spec_facts.rs` checks this against the full computation).
 
 use super::energy::{errors_into, Workspace};
 use super::linalg::{Mat, Real};
@@ -60,12 +68,31 @@ pub fn activity_grads_into<T: Real>(net: &Network<T>, z: &[Mat<T>], ws: &Workspa
     });
 }
 
+/// The lowest layer whose error can be non-zero after `t` inference steps from the feedforward
+/// point (`L = H + 1` before the first step; 1 once the wavefront has reached the input layer).
+pub fn first_active_layer(hidden: usize, t: usize) -> usize {
+    (hidden + 1).saturating_sub(t).max(1)
+}
+
 /// One synchronous inference step: errors at `z` (so `ws` then holds `E_l` before the step), then
-/// `z_l ← z_l − η_z ∂F/∂z_l` for every hidden layer. Returns `F` before the step.
-pub fn infer_step<T: Real>(net: &Network<T>, y: &Mat<T>, z: &mut [Mat<T>], ws: &mut Workspace<T>, eta_z: T) -> T {
-    let f = errors_into(net, y, z, ws, true);
+/// `z_l ← z_l − η_z ∂F/∂z_l` for every hidden layer. Layers below `from` are known to have zero
+/// error (`from = 1`: none are). Returns `F` before the step.
+pub fn infer_step<T: Real>(
+    net: &Network<T>,
+    y: &Mat<T>,
+    z: &mut [Mat<T>],
+    ws: &mut Workspace<T>,
+    eta_z: T,
+    from: usize,
+) -> T {
+    let f = errors_into(net, y, z, ws, true, from);
     let ws = &*ws;
+    // ∂F/∂z_l involves e_l and e_{l+1}: zero below layer from − 1.
+    let lowest_moving = from.saturating_sub(1).max(1);
     super::for_each_layer(z, |k, zl| {
+        if k + 1 < lowest_moving {
+            return;
+        }
         let lg = LayerGrad::new(net, k, ws);
         for (i, zv) in zl.data.iter_mut().enumerate() {
             *zv = *zv - eta_z * lg.at(i, *zv);
@@ -78,6 +105,10 @@ pub fn infer_step<T: Real>(net: &Network<T>, y: &Mat<T>, z: &mut [Mat<T>], ws: &
 /// (steps `0 … T−1`, before their update) and once more at the final activities (step `T`), so the
 /// energies seen are the `T + 1` values the fixtures list. On return `ws` holds the errors and
 /// back-projections at the final `z`.
+///
+/// `from_feedforward` declares that `z` is the feedforward point of the current weights and
+/// input, which lets every step skip the layers the wavefront has not reached.
+#[allow(clippy::too_many_arguments)]
 pub fn infer<T: Real>(
     net: &Network<T>,
     y: &Mat<T>,
@@ -85,12 +116,14 @@ pub fn infer<T: Real>(
     ws: &mut Workspace<T>,
     eta_z: T,
     steps: usize,
+    from_feedforward: bool,
     mut record: impl FnMut(usize, &Workspace<T>),
 ) {
+    let from = |t| if from_feedforward { first_active_layer(net.arch.hidden, t) } else { 1 };
     for t in 0..steps {
-        infer_step(net, y, z, ws, eta_z);
+        infer_step(net, y, z, ws, eta_z, from(t));
         record(t, ws);
     }
-    errors_into(net, y, z, ws, true);
+    errors_into(net, y, z, ws, true, from(steps));
     record(steps, ws);
 }

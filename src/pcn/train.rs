@@ -102,7 +102,7 @@ impl<T: Real> Model<T> {
                 // a_1 x W_1ᵀ is z_1 of the feedforward pass, bit for bit.
                 self.ws.drive.data.copy_from_slice(&self.z[0].data);
                 let mut trace = Vec::with_capacity(steps + 1);
-                infer(net, y, &mut self.z, &mut self.ws, T::of(eta_z), steps, |_, ws| {
+                infer(net, y, &mut self.z, &mut self.ws, T::of(eta_z), steps, true, |_, ws| {
                     trace.push(ws.layer_energies().into_iter().map(Real::f64).collect::<Vec<_>>());
                 });
                 weight_grads_into(net, x, &self.ws, &mut self.grads);
