@@ -19,8 +19,8 @@ pub const MAX_WIDTH: usize = 4096;
 /// Largest number of inference steps `T` accepted.
 pub const MAX_STEPS: usize = 100_000;
 
-/// A learning rule: predictive coding or backprop, under a parameterisation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A learning rule: predictive coding or backprop, under a parameterisation. Serialised by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Rule {
     /// Predictive coding.
     Pc(Param),
@@ -68,6 +68,19 @@ impl Rule {
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl Serialize for Rule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Rule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -1,1 +1,428 @@
-fn main() {}
+//! `pclab`: train and benchmark deep residual predictive coding networks on MNIST from the terminal.
+//!
+//! The same session code as the browser app, on the CPU (all cores) or — where built — the GPU.
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use pclab::config::{BackendKind, Preset, Rule, RuleSettings, RunConfig};
+use pclab::data::Mnist;
+use pclab::pcn::train::{iteration_flops, Learning};
+use pclab::pcn::Activation;
+use pclab::session::{Backend, Event, RunStatus, Session};
+use serde_json::json;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(
+    name = "pclab",
+    version,
+    about = "Deep residual predictive coding networks (standard PC, μPC, backprop) on MNIST"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train one or more rules in lockstep on MNIST and report test accuracy.
+    Train(TrainArgs),
+    /// Time whole training iterations (median over repetitions after a warm-up).
+    Bench(BenchArgs),
+}
+
+/// Network and rule options shared by `train` and `bench`. Unset options take the preset's value,
+/// else the default.
+#[derive(Args, Clone)]
+struct NetArgs {
+    /// Rules to train, comma-separated: mupc, sp, bp_mup, bp_sp [default: mupc]
+    #[arg(long, value_delimiter = ',')]
+    rules: Option<Vec<String>>,
+    /// Hidden layers H [default: 8]
+    #[arg(long)]
+    depth: Option<usize>,
+    /// Width N of every hidden layer [default: 128]
+    #[arg(long)]
+    width: Option<usize>,
+    /// Activation: linear, tanh, relu, leaky_relu, gelu, silu [default: relu]
+    #[arg(long)]
+    act: Option<String>,
+    /// Inference steps T per iteration [default: H]
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Batch size B [default: 64]
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Turn the residual skips off (standard PC only in the paper)
+    #[arg(long)]
+    no_skips: bool,
+    /// Weight learning rate η_w (Adam) for μPC [default: 0.1]
+    #[arg(long)]
+    lr_mupc: Option<f64>,
+    /// Weight learning rate η_w (Adam) for standard PC [default: 0.01]
+    #[arg(long)]
+    lr_sp: Option<f64>,
+    /// Weight learning rate for BP Depth-μP (and BP standard unless --lr-bp-sp) [default: 0.01]
+    #[arg(long)]
+    lr_bp: Option<f64>,
+    /// Weight learning rate for BP standard [default: --lr-bp, else 0.001]
+    #[arg(long)]
+    lr_bp_sp: Option<f64>,
+    /// Activity learning rate η_z for every PC rule [defaults: μPC 0.5, standard PC 0.1]
+    #[arg(long)]
+    eta_z: Option<f64>,
+    /// η_z for μPC only (overrides --eta-z)
+    #[arg(long)]
+    eta_z_mupc: Option<f64>,
+    /// η_z for standard PC only (overrides --eta-z)
+    #[arg(long)]
+    eta_z_sp: Option<f64>,
+    /// Seed of the weights and the batch order [default: 0]
+    #[arg(long)]
+    seed: Option<u64>,
+    /// cpu or gpu [default: cpu]
+    #[arg(long)]
+    backend: Option<String>,
+    /// Start from a preset of the paper: fig1-relu-h8, fig1-relu-h16, fig1-relu-h32, fig1-relu-h64,
+    /// fig1-relu-h128, tutorial (other options override its values)
+    #[arg(long)]
+    preset: Option<String>,
+    /// Folder with the four MNIST .gz files [default: the copy built into pclab]
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    net: NetArgs,
+    /// Training iterations [default: 300]
+    #[arg(long, conflicts_with = "epochs")]
+    iters: Option<usize>,
+    /// Train for whole epochs instead of --iters
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Test accuracy every this many iterations (and after the last) [default: 100]
+    #[arg(long)]
+    eval_every: Option<usize>,
+    /// Write JSON lines (config, iterations, evaluations, the last inference trace) to FILE
+    #[arg(long, value_name = "FILE")]
+    metrics: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    net: NetArgs,
+    /// Untimed iterations first
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Timed iterations (the median is reported)
+    #[arg(long, default_value_t = 10)]
+    reps: usize,
+    /// Print one JSON object per rule instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => train(a),
+        Command::Bench(a) => bench(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+const EMBEDDED: [&[u8]; 4] = [
+    include_bytes!("../../www/data/mnist/train-images-idx3-ubyte.gz"),
+    include_bytes!("../../www/data/mnist/train-labels-idx1-ubyte.gz"),
+    include_bytes!("../../www/data/mnist/t10k-images-idx3-ubyte.gz"),
+    include_bytes!("../../www/data/mnist/t10k-labels-idx1-ubyte.gz"),
+];
+
+fn load_data(dir: &Option<PathBuf>) -> Result<Mnist, String> {
+    match dir {
+        Some(d) => Mnist::load_dir(d),
+        None => Mnist::from_gz(EMBEDDED),
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// The configuration the options describe: the preset (or defaults), then every option given.
+fn build_config(a: &NetArgs, train_len: usize) -> Result<RunConfig, String> {
+    let mut c = match &a.preset {
+        Some(p) => p.parse::<Preset>().map_err(|e| e.to_string())?.config(train_len),
+        None => RunConfig::default(),
+    };
+    if let Some(names) = &a.rules {
+        let mut rules = Vec::new();
+        for n in names.iter().filter(|n| !n.trim().is_empty()) {
+            let rule: Rule = n.parse().map_err(|e: pclab::config::ConfigError| e.to_string())?;
+            // Keep a preset's rates for rules it already lists.
+            rules.push(c.rules.iter().find(|r| r.rule == rule).copied().unwrap_or_else(|| RuleSettings::new(rule)));
+        }
+        c.rules = rules;
+    }
+    if let Some(v) = a.depth {
+        c.depth = v;
+    }
+    if let Some(v) = a.width {
+        c.width = v;
+    }
+    if let Some(v) = &a.act {
+        c.act = v.parse::<Activation>()?;
+    }
+    if a.steps.is_some() {
+        c.steps = a.steps;
+    }
+    if let Some(v) = a.batch {
+        c.batch = v;
+    }
+    if a.no_skips {
+        c.skips = false;
+    }
+    if let Some(v) = a.seed {
+        c.seed = v;
+    }
+    if let Some(v) = &a.backend {
+        c.backend = v.parse::<BackendKind>().map_err(|e| e.to_string())?;
+    }
+    for r in &mut c.rules {
+        let lr = match r.rule {
+            Rule::Pc(pclab::pcn::Param::Mupc) => a.lr_mupc,
+            Rule::Pc(pclab::pcn::Param::Sp) => a.lr_sp,
+            Rule::Bp(pclab::pcn::Param::Mupc) => a.lr_bp,
+            Rule::Bp(pclab::pcn::Param::Sp) => a.lr_bp_sp.or(a.lr_bp),
+        };
+        if let Some(v) = lr {
+            r.lr = v;
+        }
+        let eta = match r.rule {
+            Rule::Pc(pclab::pcn::Param::Mupc) => a.eta_z_mupc.or(a.eta_z),
+            Rule::Pc(pclab::pcn::Param::Sp) => a.eta_z_sp.or(a.eta_z),
+            Rule::Bp(_) => None,
+        };
+        if let Some(v) = eta {
+            r.eta_z = v;
+        }
+    }
+    Ok(c)
+}
+
+fn train(a: TrainArgs) -> Result<(), String> {
+    let data = Arc::new(load_data(&a.net.data)?);
+    let mut c = build_config(&a.net, data.train.len())?;
+    if let Some(v) = a.iters {
+        c.iterations = v;
+    }
+    if let Some(e) = a.epochs {
+        if e == 0 {
+            return Err("epochs must be at least 1, got 0".into());
+        }
+        c.iterations = c.iterations_for_epochs(e, data.train.len());
+    }
+    if let Some(v) = a.eval_every {
+        c.eval_every = v;
+    }
+    let mut session = Session::new(c.clone(), data).map_err(|e| e.to_string())?;
+    let mut metrics = match &a.metrics {
+        Some(p) => Some(BufWriter::new(
+            std::fs::File::create(p).map_err(|e| format!("cannot write metrics file {}: {e}", p.display()))?,
+        )),
+        None => None,
+    };
+    let mut write = |v: serde_json::Value| -> Result<(), String> {
+        if let Some(w) = metrics.as_mut() {
+            writeln!(w, "{v}").map_err(|e| format!("writing metrics: {e}"))?;
+        }
+        Ok(())
+    };
+    write(json!({"kind": "config", "config": c, "version": pclab::VERSION}))?;
+
+    let rules: Vec<&str> = c.rules.iter().map(|r| r.rule.name()).collect();
+    println!(
+        "pclab {} · {} · H={} N={} {} T={} B={} {} iterations{} · seed {} · {} backend",
+        pclab::VERSION,
+        rules.join(", "),
+        c.depth,
+        c.width,
+        c.act,
+        c.inference_steps(),
+        c.batch,
+        c.iterations,
+        if c.skips { "" } else { " · no skips" },
+        c.seed,
+        session.runs[0].backend.name(),
+    );
+    let bar = ProgressBar::new(c.iterations as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} it · {per_sec} · eta {eta} · {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    while !session.is_finished() {
+        for ev in session.step() {
+            match &ev {
+                Event::Iteration(s) => {
+                    let r = &s.report;
+                    write(json!({
+                        "kind": "iteration", "rule": s.rule, "iteration": s.iteration, "epoch": s.epoch,
+                        "ms": s.ms, "train_loss": r.loss, "objective": r.objective,
+                        "energies_ffwd": r.energies_ffwd, "energies_post": r.energies_post,
+                        "act_rms": r.act_rms, "rel_dw": r.rel_dw, "finite": r.finite,
+                    }))?;
+                }
+                Event::Eval(e) => {
+                    say(
+                        &bar,
+                        format!(
+                            "iteration {:>6}  {:<7} test accuracy {:6.2} %  train loss {:.4}",
+                            e.iteration, e.rule, e.test_accuracy, e.train_loss
+                        ),
+                    );
+                    write(json!({"kind": "eval", "rule": e.rule, "iteration": e.iteration,
+                        "test_accuracy": e.test_accuracy, "train_loss": e.train_loss}))?;
+                }
+                Event::Diverged { rule, iteration } => {
+                    say(&bar, format!("iteration {iteration:>6}  {rule:<7} diverged (NaN or ∞): this run stops"));
+                    write(json!({"kind": "diverged", "rule": rule, "iteration": iteration}))?;
+                }
+            }
+        }
+        let msg: Vec<String> = session
+            .runs
+            .iter()
+            .map(|r| match (r.status, r.loss.last()) {
+                (RunStatus::Diverged { .. }, _) => format!("{} diverged", r.name()),
+                (_, Some((_, l))) => format!("{} {l:.4}", r.name()),
+                _ => r.name().to_string(),
+            })
+            .collect();
+        bar.set_message(msg.join(" · "));
+        bar.set_position(session.iteration() as u64);
+    }
+    bar.finish_and_clear();
+    for run in &session.runs {
+        if let Some(r) = &run.last {
+            if !r.energy_steps.is_empty() {
+                write(json!({"kind": "inference", "rule": run.name(), "iteration": session.iteration(),
+                    "energy_steps": r.energy_steps}))?;
+            }
+        }
+    }
+    if let Some(mut w) = metrics {
+        w.flush().map_err(|e| format!("writing metrics: {e}"))?;
+    }
+
+    println!("\n{:<14} {:>10} {:>10} {:>11} {:>10}  status", "rule", "test acc", "best acc", "train loss", "ms/iter");
+    for run in &session.runs {
+        let acc = run.accuracy.last().map_or("-".into(), |(_, a)| format!("{a:.2} %"));
+        let best = run.accuracy.points().iter().map(|p| p.1).fold(f64::NAN, f64::max);
+        let best = if best.is_nan() { "-".into() } else { format!("{best:.2} %") };
+        let loss = run.loss.last().map_or("-".into(), |(_, l)| format!("{l:.4}"));
+        let iters = match run.status {
+            RunStatus::Diverged { iteration } => iteration,
+            RunStatus::Running => session.iteration(),
+        };
+        let status = match run.status {
+            RunStatus::Running => "trained".to_string(),
+            RunStatus::Diverged { iteration } => format!("diverged at iteration {iteration}"),
+        };
+        println!(
+            "{:<14} {acc:>10} {best:>10} {loss:>11} {:>10.2}  {status}",
+            run.settings.rule.label(),
+            run.total_ms / iters.max(1) as f64
+        );
+    }
+    println!("{} iterations in {:.1} s", session.iteration(), started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// A line above the progress bar, or plainly when there is no terminal to draw one on.
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        println!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+fn bench(a: BenchArgs) -> Result<(), String> {
+    if a.reps == 0 {
+        return Err("reps must be at least 1, got 0".into());
+    }
+    let data = load_data(&a.net.data)?;
+    let mut c = build_config(&a.net, data.train.len())?;
+    c.iterations = a.warmup + a.reps;
+    c.validate(data.train.len()).map_err(|e| e.to_string())?;
+    let indices: Vec<usize> = (0..c.batch).collect();
+    let (x, y) = data.train.batch::<f32>(&indices);
+    for rs in &c.rules {
+        let mut backend = Backend::new(&c, rs).map_err(|e| e.to_string())?;
+        let arch = c.arch(rs.rule);
+        let learning =
+            if rs.rule.is_pc() { Learning::Pc { eta_z: rs.eta_z, steps: c.inference_steps() } } else { Learning::Bp };
+        let (nominal, executed) = iteration_flops(&arch, learning, c.batch);
+        for _ in 0..a.warmup {
+            backend.train_step(&x, &y);
+        }
+        let mut ms: Vec<f64> = (0..a.reps)
+            .map(|_| {
+                let t0 = Instant::now();
+                backend.train_step(&x, &y);
+                t0.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        let min = ms.iter().copied().fold(f64::INFINITY, f64::min);
+        let med = median(&mut ms);
+        let gflops = nominal / (med * 1e-3) / 1e9;
+        let gflops_executed = executed / (med * 1e-3) / 1e9;
+        if a.json {
+            println!(
+                "{}",
+                json!({
+                    "rule": rs.rule.name(), "backend": backend.name(), "depth": c.depth, "width": c.width,
+                    "steps": c.inference_steps(), "batch": c.batch, "act": c.act, "reps": a.reps,
+                    "ms_per_iteration": med, "ms_min": min, "gflops": gflops,
+                    "gflop_per_iteration": nominal / 1e9, "gflops_executed": gflops_executed,
+                    "gflop_executed_per_iteration": executed / 1e9,
+                })
+            );
+        } else {
+            println!(
+                "{:<7} H={} N={} T={} B={} {}: {med:.2} ms/iteration (min {min:.2}), {gflops:.1} GFLOP/s \
+                 ({:.3} GFLOP/iteration; {:.3} GFLOP executed, {gflops_executed:.1} GFLOP/s)",
+                rs.rule.name(),
+                c.depth,
+                c.width,
+                c.inference_steps(),
+                c.batch,
+                backend.name(),
+                nominal / 1e9,
+                executed / 1e9
+            );
+        }
+    }
+    Ok(())
+}

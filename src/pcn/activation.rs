@@ -138,6 +138,35 @@ impl Activation {
     }
 }
 
+impl Activation {
+    /// `dst = φ(src)`, with the activation chosen once outside the loop so it vectorises.
+    pub fn map<T: Real>(self, src: &[T], dst: &mut [T]) {
+        match self {
+            Activation::Linear => dst.copy_from_slice(src),
+            Activation::Relu => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s.max(T::zero())),
+            act => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = act.f(s)),
+        }
+    }
+
+    /// Calls `k` with φ' as a concrete closure: ReLU and linear get branch-free closures the
+    /// compiler can vectorise; the others evaluate [`Activation::df`].
+    #[inline]
+    pub fn with_df<T: Real, R>(self, k: impl DfKernel<T, R>) -> R {
+        match self {
+            Activation::Linear => k.run(|_| T::one()),
+            Activation::Relu => k.run(|u: T| if u > T::zero() { T::one() } else { T::zero() }),
+            act => k.run(move |u| act.df(u)),
+        }
+    }
+}
+
+/// A loop over φ' (see [`Activation::with_df`]): generic over the closure so each activation gets
+/// its own monomorphised, vectorisable copy.
+pub trait DfKernel<T, R> {
+    /// Runs the loop with `df` as φ'.
+    fn run(self, df: impl Fn(T) -> T + Copy) -> R;
+}
+
 impl fmt::Display for Activation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

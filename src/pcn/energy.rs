@@ -35,6 +35,8 @@ pub struct Workspace<T> {
     pub drive: Mat<T>,
     /// Layers `1 … L`.
     pub layers: Vec<LayerBuf<T>>,
+    /// `∂F/∂z_1 … ∂F/∂z_H` of the last inference step (scratch of [`super::infer::infer_step`]).
+    pub grads: Vec<Mat<T>>,
 }
 
 impl<T: Real> Workspace<T> {
@@ -52,7 +54,8 @@ impl<T: Real> Workspace<T> {
                 }
             })
             .collect();
-        Workspace { drive: Mat::zeros(b, a.width), layers }
+        let grads = (0..a.hidden).map(|_| Mat::zeros(b, a.width)).collect();
+        Workspace { drive: Mat::zeros(b, a.width), layers, grads }
     }
 
     /// The batch size these buffers hold.

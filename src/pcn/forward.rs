@@ -15,13 +15,7 @@ pub fn apply_phi<T: Real>(act: Activation, src: &Mat<T>, dst: &mut Mat<T>) {
     dst.rows = src.rows;
     dst.cols = src.cols;
     dst.data.resize(src.data.len(), T::zero());
-    if act == Activation::Linear {
-        dst.data.copy_from_slice(&src.data);
-    } else {
-        for (d, &s) in dst.data.iter_mut().zip(&src.data) {
-            *d = act.f(s);
-        }
-    }
+    act.map(&src.data, &mut dst.data);
 }
 
 /// `out = a_l · φ(z_prev) W_lᵀ`, with `φ(z_prev)` left in `phi` (`l ≥ 2`).

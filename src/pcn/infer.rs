@@ -14,57 +14,57 @@
 //! not reached — exactly, not approximately: their errors are exact zeros, so skipping changes no
 //! bit of any result (`tests/spec_facts.rs` checks this against the full computation).
 
-use super::energy::{errors_into, Workspace};
+use super::activation::DfKernel;
+use super::energy::{errors_into, LayerBuf, Workspace};
 use super::linalg::{Mat, Real};
 use super::network::Network;
 
-/// The per-layer constants of `∂F/∂z_l` (layer `l`, index `k = l−1`).
+/// `∂F/∂z_l` for one hidden layer `l` (index `k = l−1`), from the errors and the back-projection
+/// from above that a [`errors_into`] with `with_back` left in `ws` at the same `z`.
 struct LayerGrad<'a, T> {
-    a_next: T,
-    inv_b: T,
-    act: super::Activation,
+    z: &'a [T],
     e: &'a [T],
+    back_above: &'a [T],
     /// `τ e_{l+1}`'s source: `None` for the top hidden layer (no skip into the output) or no skips.
     e_above: Option<&'a [T]>,
-    back_above: &'a [T],
+    a_next: T,
+    inv_b: T,
+    out: &'a mut [T],
 }
 
 impl<'a, T: Real> LayerGrad<'a, T> {
-    /// Reads layer `k`'s errors and the back-projection from above out of `ws` (a
-    /// [`errors_into`] with `with_back` at the same `z`).
-    fn new(net: &Network<T>, k: usize, ws: &'a Workspace<T>) -> Self {
+    fn new(net: &Network<T>, k: usize, z: &'a [T], ws: &'a [LayerBuf<T>], batch: usize, out: &'a mut [T]) -> Self {
         let l = k + 1;
-        let above = &ws.layers[k + 1];
+        let above = &ws[k + 1];
         LayerGrad {
-            a_next: net.a(l + 1),
-            inv_b: T::one() / T::of(ws.batch() as f64),
-            act: net.arch.act,
-            e: &ws.layers[k].e.data,
-            e_above: (net.arch.skips && l < net.arch.hidden).then_some(&above.e.data[..]),
+            z,
+            e: &ws[k].e.data,
             back_above: &above.back.data,
+            e_above: (net.arch.skips && l < net.arch.hidden).then_some(&above.e.data[..]),
+            a_next: net.a(l + 1),
+            inv_b: T::one() / T::of(batch as f64),
+            out,
         }
     }
+}
 
-    /// `∂F/∂z_l` at entry `i`, where `z_l[i] = zv`.
-    #[inline]
-    fn at(&self, i: usize, zv: T) -> T {
-        let top_down = self.a_next * self.act.df(zv) * self.back_above[i];
-        let g = self.e[i] - top_down;
-        let g = match self.e_above {
-            Some(ea) => g - ea[i],
-            None => g,
-        };
-        g * self.inv_b
+impl<T: Real> DfKernel<T, ()> for LayerGrad<'_, T> {
+    /// `out = (1/B)[e_l − τ e_{l+1} − a_{l+1} φ'(z_l) ⊙ (e_{l+1} W_{l+1})]`
+    fn run(self, df: impl Fn(T) -> T + Copy) {
+        let (a, inv_b) = (self.a_next, self.inv_b);
+        let rows = self.out.iter_mut().zip(self.z).zip(self.e).zip(self.back_above);
+        match self.e_above {
+            Some(ea) => rows.zip(ea).for_each(|((((o, &z), &e), &b), &ea)| *o = (e - ea - a * df(z) * b) * inv_b),
+            None => rows.for_each(|(((o, &z), &e), &b)| *o = (e - a * df(z) * b) * inv_b),
+        }
     }
 }
 
 /// `∂F/∂z_1 … ∂F/∂z_H` into `out`, from the state [`errors_into`] left in `ws` for these `z`.
 pub fn activity_grads_into<T: Real>(net: &Network<T>, z: &[Mat<T>], ws: &Workspace<T>, out: &mut [Mat<T>]) {
+    let batch = ws.batch();
     super::for_each_layer(out, |k, g| {
-        let lg = LayerGrad::new(net, k, ws);
-        for (i, (gv, &zv)) in g.data.iter_mut().zip(&z[k].data).enumerate() {
-            *gv = lg.at(i, zv);
-        }
+        net.arch.act.with_df(LayerGrad::new(net, k, &z[k].data, &ws.layers, batch, &mut g.data));
     });
 }
 
@@ -86,17 +86,17 @@ pub fn infer_step<T: Real>(
     from: usize,
 ) -> T {
     let f = errors_into(net, y, z, ws, true, from);
-    let ws = &*ws;
+    let batch = ws.batch();
+    let (layers, grads) = (&ws.layers, &mut ws.grads);
     // ∂F/∂z_l involves e_l and e_{l+1}: zero below layer from − 1.
     let lowest_moving = from.saturating_sub(1).max(1);
-    super::for_each_layer(z, |k, zl| {
+    let mut pairs: Vec<(&mut Mat<T>, &mut Mat<T>)> = z.iter_mut().zip(grads.iter_mut()).collect();
+    super::for_each_layer(&mut pairs, |k, (zl, g)| {
         if k + 1 < lowest_moving {
             return;
         }
-        let lg = LayerGrad::new(net, k, ws);
-        for (i, zv) in zl.data.iter_mut().enumerate() {
-            *zv = *zv - eta_z * lg.at(i, *zv);
-        }
+        net.arch.act.with_df(LayerGrad::new(net, k, &zl.data, layers, batch, &mut g.data));
+        zl.data.iter_mut().zip(&g.data).for_each(|(zv, &gv)| *zv = *zv - eta_z * gv);
     });
     f
 }

@@ -2,7 +2,8 @@
 //!
 //! `Mat` is a row-major `(rows, cols)` block of `f32` or `f64` — batches are `(B, width)`, weights
 //! `(out, in)` — and [`gemm`] computes `C ← α·op(A)·op(B) + β·C` with a real blocked kernel
-//! (`matrixmultiply`, runtime-dispatched AVX2/FMA natively, a portable kernel in wasm).
+//! (the `gemm` crate behind faer: runtime-dispatched AVX2/FMA/AVX-512 microkernels natively, a
+//! portable kernel in wasm), single-threaded per call — parallelism is across layers, above it.
 //! Transposes are free: a [`View`] only swaps strides.
 
 use num_traits::{Float, FromPrimitive, ToPrimitive};
@@ -11,29 +12,6 @@ use std::iter::Sum;
 
 /// The float types the reference runs in: `f32` for training, `f64` for tests and the Hessian.
 pub trait Real: Float + FromPrimitive + ToPrimitive + Sum + Debug + Default + Send + Sync + 'static {
-    /// Raw strided product; see [`gemm`] for the safe form.
-    ///
-    /// # Safety
-    /// The pointers and strides must describe `m×k`, `k×n` and `m×n` matrices inside live
-    /// allocations, and `c` must not alias `a` or `b`.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm_raw(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        beta: Self,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
-    );
-
     /// Converts an `f64` constant (scalings, learning rates) into this type.
     fn of(v: f64) -> Self {
         Self::from_f64(v).unwrap_or_else(Self::nan)
@@ -45,49 +23,8 @@ pub trait Real: Float + FromPrimitive + ToPrimitive + Sum + Debug + Default + Se
     }
 }
 
-impl Real for f32 {
-    unsafe fn gemm_raw(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: f32,
-        a: *const f32,
-        rsa: isize,
-        csa: isize,
-        b: *const f32,
-        rsb: isize,
-        csb: isize,
-        beta: f32,
-        c: *mut f32,
-        rsc: isize,
-        csc: isize,
-    ) {
-        // SAFETY: forwarded from the caller's contract.
-        unsafe { matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
-    }
-}
-
-impl Real for f64 {
-    unsafe fn gemm_raw(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: f64,
-        a: *const f64,
-        rsa: isize,
-        csa: isize,
-        b: *const f64,
-        rsb: isize,
-        csb: isize,
-        beta: f64,
-        c: *mut f64,
-        rsc: isize,
-        csc: isize,
-    ) {
-        // SAFETY: forwarded from the caller's contract.
-        unsafe { matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
-    }
-}
+impl Real for f32 {}
+impl Real for f64 {}
 
 /// A row-major matrix.
 #[derive(Clone, Debug, PartialEq)]
@@ -123,7 +60,7 @@ impl<T: Real> Mat<T> {
 
     /// Sum of squares of all entries.
     pub fn sum_sq(&self) -> T {
-        self.data.iter().map(|&v| v * v).sum()
+        sum_sq(&self.data)
     }
 
     /// Frobenius norm.
@@ -140,6 +77,20 @@ impl<T: Real> Mat<T> {
     pub fn all_finite(&self) -> bool {
         self.data.iter().all(|v| v.is_finite())
     }
+}
+
+/// `Σ vᵢ²`, accumulated in 16 interleaved partial sums so the loop vectorises (a single running sum
+/// is a serial dependency the compiler may not reorder).
+pub fn sum_sq<T: Real>(v: &[T]) -> T {
+    let mut acc = [T::zero(); 16];
+    let chunks = v.chunks_exact(16);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a = *a + x * x;
+        }
+    }
+    tail.iter().fold(acc.iter().copied().sum(), |s, &x| s + x * x)
 }
 
 /// A read-only strided matrix operand: a row-major matrix or its transpose.
@@ -193,22 +144,28 @@ pub fn gemm<T: Real>(alpha: T, a: View<'_, T>, b: View<'_, T>, beta: T, c: &mut 
     }
     // SAFETY: the views were built from slices of exactly `rows*cols` elements with the strides of
     // a row-major matrix or its transpose, `c` is a distinct `&mut` slice of the output size.
+    // (`gemm` computes dst = α'·dst + β'·lhs·rhs, strides given column-first.)
     unsafe {
-        T::gemm_raw(
+        ::gemm::gemm(
             a.rows,
-            a.cols,
             b.cols,
-            alpha,
-            a.data.as_ptr(),
-            a.rs,
-            a.cs,
-            b.data.as_ptr(),
-            b.rs,
-            b.cs,
-            beta,
+            a.cols,
             c.as_mut_ptr(),
-            b.cols as isize,
             1,
+            b.cols as isize,
+            beta != T::zero(),
+            a.data.as_ptr(),
+            a.cs,
+            a.rs,
+            b.data.as_ptr(),
+            b.cs,
+            b.rs,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            ::gemm::Parallelism::None,
         )
     }
 }

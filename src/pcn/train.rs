@@ -126,3 +126,32 @@ impl<T: Real> Model<T> {
         report
     }
 }
+
+/// Floating-point operations of one iteration, counting `2·B·in·out` per matrix product.
+///
+/// `nominal` is the count the benchmarks compare by: the forward pass, two products per layer
+/// (`W_2 … W_L`) per inference step, and the weight gradients — what an implementation without the
+/// wavefront does. `executed` counts only the products this implementation runs: inference skips
+/// the layers the error signal has not reached (see [`super::infer`]) and also forms the
+/// back-projections at the final activities.
+pub fn iteration_flops(arch: &super::Arch, learning: Learning, batch: usize) -> (f64, f64) {
+    let prod = |l: usize| {
+        let (o, i) = arch.weight_shape(l);
+        2.0 * batch as f64 * (o * i) as f64
+    };
+    let all: f64 = (1..=arch.layers()).map(prod).sum();
+    let above_input: f64 = (2..=arch.layers()).map(prod).sum();
+    match learning {
+        Learning::Bp => (all + all + above_input, all + all + above_input),
+        Learning::Pc { steps, .. } => {
+            let nominal = all + 2.0 * steps as f64 * above_input + all;
+            let inference: f64 = (0..=steps)
+                .map(|t| {
+                    let from = super::infer::first_active_layer(arch.hidden, t).max(2);
+                    (from..=arch.layers()).map(|l| 2.0 * prod(l)).sum::<f64>()
+                })
+                .sum();
+            (nominal, all + inference + all)
+        }
+    }
+}
