@@ -191,7 +191,7 @@ mod tests {
     fn derivatives_match_central_differences() {
         let h = 1e-5;
         for act in Activation::ALL {
-            for &u in &[-2.3, -0.7, 0.31, 1.9] {
+            for &u in &[-2.3f64, -0.7, 0.31, 1.9] {
                 let d = (act.f(u + h) - act.f(u - h)) / (2.0 * h);
                 assert!((d - act.df(u)).abs() < 1e-7, "{act} φ' at {u}: {d} vs {}", act.df(u));
                 let dd = (act.df(u + h) - act.df(u - h)) / (2.0 * h);
