@@ -50,6 +50,21 @@ fn assert_close(what: &str, analytic: &[f64], numeric: &[f64]) {
     }
 }
 
+/// Every weight's central difference of `loss` against the analytic `grads`.
+fn check_weight_grads(what: &str, net: &Network<f64>, grads: &[Mat<f64>], loss: impl Fn(&Network<f64>) -> f64) {
+    for (l, g) in grads.iter().enumerate() {
+        let numeric: Vec<f64> = (0..g.data.len())
+            .map(|i| {
+                let (mut np, mut nm) = (net.clone(), net.clone());
+                np.weights[l].data[i] += H_STEP;
+                nm.weights[l].data[i] -= H_STEP;
+                (loss(&np) - loss(&nm)) / (2.0 * H_STEP)
+            })
+            .collect();
+        assert_close(&format!("{what}_{}", l + 1), &g.data, &numeric);
+    }
+}
+
 /// A network, a batch and activities perturbed away from the feedforward point.
 fn setup(arch: Arch, seed: u64) -> (Network<f64>, Mat<f64>, Mat<f64>, Vec<Mat<f64>>) {
     let net = Network::<f64>::init(arch, seed);
@@ -96,17 +111,7 @@ fn weight_gradients_match_finite_differences_of_the_energy() {
         errors_into(&net, &y, &z, &mut ws, false, 1);
         let mut grads: Vec<Mat<f64>> = net.weights.iter().map(|w| Mat::zeros(w.rows, w.cols)).collect();
         weight_grads_into(&net, &x, &ws, &mut grads);
-        for l in 0..arch.layers() {
-            let numeric: Vec<f64> = (0..net.weights[l].data.len())
-                .map(|i| {
-                    let (mut np, mut nm) = (net.clone(), net.clone());
-                    np.weights[l].data[i] += H_STEP;
-                    nm.weights[l].data[i] -= H_STEP;
-                    (energy(&np, &x, &y, &z) - energy(&nm, &x, &y, &z)) / (2.0 * H_STEP)
-                })
-                .collect();
-            assert_close(&format!("{arch:?} ∂F/∂W_{}", l + 1), &grads[l].data, &numeric);
-        }
+        check_weight_grads(&format!("{arch:?} ∂F/∂W"), &net, &grads, |n| energy(n, &x, &y, &z));
     }
 }
 
@@ -118,16 +123,6 @@ fn backprop_gradients_match_finite_differences_of_the_loss() {
         let mut grads: Vec<Mat<f64>> = net.weights.iter().map(|w| Mat::zeros(w.rows, w.cols)).collect();
         bp_grads_into(&net, &x, &y, &z, &y_hat, &mut BpScratch::new(&net, x.rows), &mut grads);
         let loss = |n: &Network<f64>| bp_loss(&y, &forward(n, &x).1);
-        for l in 0..arch.layers() {
-            let numeric: Vec<f64> = (0..net.weights[l].data.len())
-                .map(|i| {
-                    let (mut np, mut nm) = (net.clone(), net.clone());
-                    np.weights[l].data[i] += H_STEP;
-                    nm.weights[l].data[i] -= H_STEP;
-                    (loss(&np) - loss(&nm)) / (2.0 * H_STEP)
-                })
-                .collect();
-            assert_close(&format!("{arch:?} ∂ℓ/∂W_{}", l + 1), &grads[l].data, &numeric);
-        }
+        check_weight_grads(&format!("{arch:?} ∂ℓ/∂W"), &net, &grads, loss);
     }
 }

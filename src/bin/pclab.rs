@@ -61,25 +61,25 @@ struct NetArgs {
     #[arg(long)]
     no_skips: bool,
     /// Weight learning rate η_w (Adam) for μPC [default: 0.1]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr_mupc: Option<f64>,
     /// Weight learning rate η_w (Adam) for standard PC [default: 0.01]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr_sp: Option<f64>,
     /// Weight learning rate for BP Depth-μP (and BP standard unless --lr-bp-sp) [default: 0.01]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr_bp: Option<f64>,
     /// Weight learning rate for BP standard [default: --lr-bp, else 0.001]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr_bp_sp: Option<f64>,
     /// Activity learning rate η_z for every PC rule [defaults: μPC 0.5, standard PC 0.1]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     eta_z: Option<f64>,
     /// η_z for μPC only (overrides --eta-z)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     eta_z_mupc: Option<f64>,
     /// η_z for standard PC only (overrides --eta-z)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     eta_z_sp: Option<f64>,
     /// Seed of the weights and the batch order [default: 0]
     #[arg(long)]

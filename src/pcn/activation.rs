@@ -1,6 +1,8 @@
 //! The activation φ with its first and second derivatives (spec §1, §5, §8).
 //!
 //! ReLU's derivative at exactly 0 is 0; GELU is the tanh approximation (as `jax.nn.gelu`).
+//! The WGSL twin is `shaders/common.wgsl` (`phi`, `dphi`, `ddphi`); keep the two in sync, codes
+//! included ([`Activation::code`]).
 
 use super::linalg::Real;
 use serde::{Deserialize, Serialize};
@@ -49,6 +51,18 @@ impl Activation {
             Activation::LeakyRelu => "leaky_relu",
             Activation::Gelu => "gelu",
             Activation::Silu => "silu",
+        }
+    }
+
+    /// The code the WGSL kernels switch on (`ACT_*` in `shaders/common.wgsl`).
+    pub fn code(self) -> u32 {
+        match self {
+            Activation::Linear => 0,
+            Activation::Tanh => 1,
+            Activation::Relu => 2,
+            Activation::LeakyRelu => 3,
+            Activation::Gelu => 4,
+            Activation::Silu => 5,
         }
     }
 

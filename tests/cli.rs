@@ -1,0 +1,134 @@
+//! The `pclab` command line: its contract spellings, its outputs and its error messages.
+
+use std::process::Command;
+
+fn pclab(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pclab")).args(args).output().expect("runs pclab");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn fails_with(args: &[&str], needles: &[&str]) {
+    let (ok, _, err) = pclab(args);
+    assert!(!ok, "{args:?} should fail");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: expected '{n}' in: {err}");
+    }
+}
+
+#[test]
+fn invalid_options_say_what_is_allowed() {
+    fails_with(&["train", "--depth", "0"], &["depth (H) must be between 1 and"]);
+    fails_with(&["train", "--width", "0"], &["width (N) must be between 1 and"]);
+    fails_with(&["train", "--lr-mupc", "-0.1"], &["weight learning rate for mupc must be a positive finite number"]);
+    fails_with(&["train", "--eta-z", "NaN"], &["η_z for mupc", "positive finite"]);
+    fails_with(&["train", "--act", "sigmoid"], &["unknown activation 'sigmoid'", "relu"]);
+    fails_with(&["train", "--rules", "mupc,pc"], &["unknown rule 'pc'", "bp_mup"]);
+    fails_with(&["train", "--steps", "0"], &["inference steps (T) must be between 1 and"]);
+    fails_with(&["train", "--batch", "60001"], &["batch size (B) must be between 1 and 60000"]);
+    fails_with(&["train", "--preset", "fig1-relu-h9"], &["unknown preset", "fig1-relu-h8", "tutorial"]);
+    fails_with(&["train", "--backend", "tpu"], &["unknown backend 'tpu'", "cpu or gpu"]);
+    fails_with(&["train", "--data", "/nonexistent"], &["train-images-idx3-ubyte.gz"]);
+    fails_with(&["bench", "--reps", "0"], &["reps must be at least 1"]);
+}
+
+#[test]
+fn train_writes_eval_lines_and_a_summary() {
+    let file = std::env::temp_dir().join(format!("pclab-cli-{}.jsonl", std::process::id()));
+    let f = file.to_str().expect("utf-8 path");
+    let (ok, out, err) = pclab(&[
+        "train",
+        "--rules",
+        "mupc,sp,bp_mup",
+        "--depth",
+        "3",
+        "--width",
+        "16",
+        "--act",
+        "relu",
+        "--steps",
+        "3",
+        "--batch",
+        "32",
+        "--iters",
+        "20",
+        "--eval-every",
+        "10",
+        "--seed",
+        "0",
+        "--backend",
+        "cpu",
+        "--metrics",
+        f,
+    ]);
+    assert!(ok, "{err}");
+    for label in ["μPC", "standard PC", "BP Depth-μP"] {
+        assert!(out.contains(label), "summary lists {label}: {out}");
+    }
+    let text = std::fs::read_to_string(&file).expect("metrics file");
+    std::fs::remove_file(&file).ok();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let evals: Vec<&serde_json::Value> = lines.iter().filter(|v| v["kind"] == "eval").collect();
+    assert_eq!(evals.len(), 6, "3 rules × evaluations at 10 and 20");
+    for e in &evals {
+        let acc = e["test_accuracy"].as_f64().expect("accuracy");
+        assert!((0.0..=100.0).contains(&acc) && e["train_loss"].as_f64().is_some(), "{e}");
+        assert!(["mupc", "sp", "bp_mup"].contains(&e["rule"].as_str().expect("rule")));
+    }
+    assert!(text.contains(r#"{"kind":"eval","rule":"mupc","iteration":10,"test_accuracy":"#), "field order: {text}");
+    let iters = lines.iter().filter(|v| v["kind"] == "iteration").count();
+    assert_eq!(iters, 60);
+    let inference: Vec<_> = lines.iter().filter(|v| v["kind"] == "inference").collect();
+    assert_eq!(inference.len(), 2, "the last inference trace of each PC rule");
+    assert_eq!(inference[0]["energy_steps"].as_array().expect("steps").len(), 4, "T + 1 rows");
+}
+
+#[test]
+fn bench_prints_json_with_timings_and_gflops() {
+    let (ok, out, err) = pclab(&[
+        "bench",
+        "--rules",
+        "mupc",
+        "--depth",
+        "4",
+        "--width",
+        "32",
+        "--steps",
+        "4",
+        "--batch",
+        "16",
+        "--backend",
+        "cpu",
+        "--json",
+        "--warmup",
+        "1",
+        "--reps",
+        "3",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    let ms = v["ms_per_iteration"].as_f64().expect("ms_per_iteration");
+    let gflops = v["gflops"].as_f64().expect("gflops");
+    assert!(ms > 0.0 && gflops > 0.0, "{v}");
+    // FLOPs: 2·B·(in·out) per product: forward (L products), 2 per layer above the input per
+    // step, weight gradients (L products).
+    let (b, d, n, o, h, t) = (16.0, 784.0, 32.0, 10.0, 4.0, 4.0);
+    let all = d * n + (h - 1.0) * n * n + n * o;
+    let above = (h - 1.0) * n * n + n * o;
+    let expected = 2.0 * b * (2.0 * all + 2.0 * t * above);
+    assert!((v["gflop_per_iteration"].as_f64().expect("gflop") * 1e9 - expected).abs() < 1.0, "{v}");
+}
+
+#[test]
+fn presets_fill_in_the_papers_settings() {
+    let file = std::env::temp_dir().join(format!("pclab-preset-{}.jsonl", std::process::id()));
+    let f = file.to_str().expect("utf-8 path");
+    let (ok, _, err) =
+        pclab(&["train", "--preset", "tutorial", "--width", "16", "--depth", "2", "--iters", "1", "--metrics", f]);
+    assert!(ok, "{err}");
+    let first = std::fs::read_to_string(&file).expect("metrics").lines().next().map(str::to_string).expect("a line");
+    std::fs::remove_file(&file).ok();
+    let cfg: serde_json::Value = serde_json::from_str(&first).expect("config line");
+    assert_eq!(cfg["config"]["steps"], 30, "tutorial: T = 30");
+    assert_eq!(cfg["config"]["rules"][0]["rule"], "mupc");
+    assert_eq!(cfg["config"]["depth"], 2, "explicit options override the preset");
+}
