@@ -26,6 +26,8 @@ pub struct LayerBuf<T> {
     pub back: Mat<T>,
     /// `E_l`.
     pub energy: T,
+    /// True while `e` and `back` are known to be all zeros (so skipping the layer need not clear them).
+    cleared: bool,
 }
 
 /// Scratch for one batch size: the cached input drive and every layer's buffers.
@@ -35,8 +37,6 @@ pub struct Workspace<T> {
     pub drive: Mat<T>,
     /// Layers `1 … L`.
     pub layers: Vec<LayerBuf<T>>,
-    /// `∂F/∂z_1 … ∂F/∂z_H` of the last inference step (scratch of [`super::infer::infer_step`]).
-    pub grads: Vec<Mat<T>>,
 }
 
 impl<T: Real> Workspace<T> {
@@ -51,11 +51,11 @@ impl<T: Real> Workspace<T> {
                     phi_in: Mat::zeros(inner, a.width),
                     back: Mat::zeros(inner, a.width),
                     energy: T::zero(),
+                    cleared: true,
                 }
             })
             .collect();
-        let grads = (0..a.hidden).map(|_| Mat::zeros(b, a.width)).collect();
-        Workspace { drive: Mat::zeros(b, a.width), layers, grads }
+        Workspace { drive: Mat::zeros(b, a.width), layers }
     }
 
     /// The batch size these buffers hold.
@@ -99,11 +99,15 @@ pub fn errors_into<T: Real>(
     super::for_each_layer(&mut ws.layers, |k, buf| {
         let l = k + 1;
         if l < from {
-            buf.e.data.fill(T::zero());
-            buf.back.data.fill(T::zero());
+            if !buf.cleared {
+                buf.e.data.fill(T::zero());
+                buf.back.data.fill(T::zero());
+                buf.cleared = true;
+            }
             buf.energy = T::zero();
             return;
         }
+        buf.cleared = false;
         if l == 1 {
             for ((e, &zv), &d) in buf.e.data.iter_mut().zip(&z[0].data).zip(&drive.data) {
                 *e = zv - d;

@@ -19,43 +19,58 @@ use super::energy::{errors_into, LayerBuf, Workspace};
 use super::linalg::{Mat, Real};
 use super::network::Network;
 
+/// Where a layer's activity gradient goes.
+enum Target<'a, T> {
+    /// `out = ∂F/∂z_l` at `z`.
+    Into { z: &'a [T], out: &'a mut [T] },
+    /// `z ← z − η_z ∂F/∂z_l`, in place (one pass, no gradient buffer).
+    Step { z: &'a mut [T], eta_z: T },
+}
+
 /// `∂F/∂z_l` for one hidden layer `l` (index `k = l−1`), from the errors and the back-projection
 /// from above that a [`errors_into`] with `with_back` left in `ws` at the same `z`.
 struct LayerGrad<'a, T> {
-    z: &'a [T],
     e: &'a [T],
     back_above: &'a [T],
-    /// `τ e_{l+1}`'s source: `None` for the top hidden layer (no skip into the output) or no skips.
-    e_above: Option<&'a [T]>,
+    /// `e_{l+1}` for the skip term; for the top hidden layer (no skip into the output) or without
+    /// skips `τ = 0` and this is `e` itself, a same-length stand-in that `τ` cancels.
+    e_above: &'a [T],
+    tau: T,
     a_next: T,
     inv_b: T,
-    out: &'a mut [T],
+    target: Target<'a, T>,
 }
 
 impl<'a, T: Real> LayerGrad<'a, T> {
-    fn new(net: &Network<T>, k: usize, z: &'a [T], ws: &'a [LayerBuf<T>], batch: usize, out: &'a mut [T]) -> Self {
+    fn new(net: &Network<T>, k: usize, ws: &'a [LayerBuf<T>], batch: usize, target: Target<'a, T>) -> Self {
         let l = k + 1;
-        let above = &ws[k + 1];
+        let (e, above) = (&ws[k].e.data, &ws[k + 1]);
+        let skip = net.arch.skips && l < net.arch.hidden;
         LayerGrad {
-            z,
-            e: &ws[k].e.data,
+            e,
             back_above: &above.back.data,
-            e_above: (net.arch.skips && l < net.arch.hidden).then_some(&above.e.data[..]),
+            e_above: if skip { &above.e.data } else { e },
+            tau: if skip { T::one() } else { T::zero() },
             a_next: net.a(l + 1),
             inv_b: T::one() / T::of(batch as f64),
-            out,
+            target,
         }
     }
 }
 
 impl<T: Real> DfKernel<T, ()> for LayerGrad<'_, T> {
-    /// `out = (1/B)[e_l − τ e_{l+1} − a_{l+1} φ'(z_l) ⊙ (e_{l+1} W_{l+1})]`
+    /// `∂F/∂z_l = (1/B)[e_l − τ e_{l+1} − a_{l+1} φ'(z_l) ⊙ (e_{l+1} W_{l+1})]`
     fn run(self, df: impl Fn(T) -> T + Copy) {
-        let (a, inv_b) = (self.a_next, self.inv_b);
-        let rows = self.out.iter_mut().zip(self.z).zip(self.e).zip(self.back_above);
-        match self.e_above {
-            Some(ea) => rows.zip(ea).for_each(|((((o, &z), &e), &b), &ea)| *o = (e - ea - a * df(z) * b) * inv_b),
-            None => rows.for_each(|(((o, &z), &e), &b)| *o = (e - a * df(z) * b) * inv_b),
+        let (tau, a, inv_b) = (self.tau, self.a_next, self.inv_b);
+        let grad = move |z: T, e: T, b: T, ea: T| (e - tau * ea - a * df(z) * b) * inv_b;
+        let rest = self.e.iter().zip(self.back_above).zip(self.e_above);
+        match self.target {
+            Target::Into { z, out } => {
+                out.iter_mut().zip(z).zip(rest).for_each(|((o, &z), ((&e, &b), &ea))| *o = grad(z, e, b, ea))
+            }
+            Target::Step { z, eta_z } => {
+                z.iter_mut().zip(rest).for_each(|(z, ((&e, &b), &ea))| *z = *z - eta_z * grad(*z, e, b, ea))
+            }
         }
     }
 }
@@ -64,7 +79,8 @@ impl<T: Real> DfKernel<T, ()> for LayerGrad<'_, T> {
 pub fn activity_grads_into<T: Real>(net: &Network<T>, z: &[Mat<T>], ws: &Workspace<T>, out: &mut [Mat<T>]) {
     let batch = ws.batch();
     super::for_each_layer(out, |k, g| {
-        net.arch.act.with_df(LayerGrad::new(net, k, &z[k].data, &ws.layers, batch, &mut g.data));
+        let target = Target::Into { z: &z[k].data, out: &mut g.data };
+        net.arch.act.with_df(LayerGrad::new(net, k, &ws.layers, batch, target));
     });
 }
 
@@ -86,17 +102,14 @@ pub fn infer_step<T: Real>(
     from: usize,
 ) -> T {
     let f = errors_into(net, y, z, ws, true, from);
-    let batch = ws.batch();
-    let (layers, grads) = (&ws.layers, &mut ws.grads);
+    let (batch, layers) = (ws.batch(), &ws.layers);
     // ∂F/∂z_l involves e_l and e_{l+1}: zero below layer from − 1.
     let lowest_moving = from.saturating_sub(1).max(1);
-    let mut pairs: Vec<(&mut Mat<T>, &mut Mat<T>)> = z.iter_mut().zip(grads.iter_mut()).collect();
-    super::for_each_layer(&mut pairs, |k, (zl, g)| {
-        if k + 1 < lowest_moving {
-            return;
+    super::for_each_layer(z, |k, zl| {
+        if k + 1 >= lowest_moving {
+            let target = Target::Step { z: &mut zl.data, eta_z };
+            net.arch.act.with_df(LayerGrad::new(net, k, layers, batch, target));
         }
-        net.arch.act.with_df(LayerGrad::new(net, k, &zl.data, layers, batch, &mut g.data));
-        zl.data.iter_mut().zip(&g.data).for_each(|(zv, &gv)| *zv = *zv - eta_z * gv);
     });
     f
 }
