@@ -60,3 +60,14 @@ fn ddphi(act: u32, u: f32) -> f32 {
         default: { return 0.0; }
     }
 }
+
+// Per-dispatch parameters: one 256-byte slot per dispatch in a uniform table, chosen by dynamic
+// offset. Keep in sync with src/gpu/layout.rs (`Params`): same fields, same order, 96 bytes.
+struct Params {
+    batch: u32, d: u32, n: u32, o: u32,
+    h: u32, act: u32, skips: u32, layer: u32,
+    from_layer: u32, step: u32, update: u32, count: u32,
+    a_in: f32, a_h: f32, a_out: f32, eta_z: f32,
+    lr: f32, beta1: f32, beta2: f32, eps: f32,
+    bc1: f32, bc2: f32, pad0: f32, pad1: f32,
+}

@@ -23,9 +23,11 @@
 //! - [`data`] — MNIST: gzip IDX parsing, normalisation, seeded epoch shuffles, batches.
 //! - [`config`] — network and run configuration, validation, the paper's presets.
 //! - [`session`] — several rules trained in lockstep on the same batches, with metrics.
+//! - [`gpu`] — the WGSL kernels' host side: the same iteration on the GPU through wgpu.
 
 pub mod config;
 pub mod data;
+pub mod gpu;
 pub mod pcn;
 pub mod session;
 

@@ -265,6 +265,9 @@ fn train(a: TrainArgs) -> Result<(), String> {
         c.seed,
         session.runs[0].backend.name(),
     );
+    if let Some(run) = session.runs.first() {
+        gpu_facts(&run.backend);
+    }
     let bar = ProgressBar::new(c.iterations as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} it · {per_sec} · eta {eta} · {msg}")
@@ -298,13 +301,18 @@ fn train(a: TrainArgs) -> Result<(), String> {
                     say(&bar, format!("iteration {iteration:>6}  {rule:<7} diverged (NaN or ∞): this run stops"));
                     write(json!({"kind": "diverged", "rule": rule, "iteration": iteration}))?;
                 }
+                Event::Failed { rule, iteration, message } => {
+                    say(&bar, format!("iteration {iteration:>6}  {rule:<7} failed: {message}"));
+                    write(json!({"kind": "failed", "rule": rule, "iteration": iteration, "message": message}))?;
+                }
             }
         }
         let msg: Vec<String> = session
             .runs
             .iter()
-            .map(|r| match (r.status, r.loss.last()) {
+            .map(|r| match (&r.status, r.loss.last()) {
                 (RunStatus::Diverged { .. }, _) => format!("{} diverged", r.name()),
+                (RunStatus::Failed { .. }, _) => format!("{} failed", r.name()),
                 (_, Some((_, l))) => format!("{} {l:.4}", r.name()),
                 _ => r.name().to_string(),
             })
@@ -331,13 +339,14 @@ fn train(a: TrainArgs) -> Result<(), String> {
         let best = run.accuracy.points().iter().map(|p| p.1).fold(f64::NAN, f64::max);
         let best = if best.is_nan() { "-".into() } else { format!("{best:.2} %") };
         let loss = run.loss.last().map_or("-".into(), |(_, l)| format!("{l:.4}"));
-        let iters = match run.status {
-            RunStatus::Diverged { iteration } => iteration,
+        let iters = match &run.status {
+            RunStatus::Diverged { iteration } | RunStatus::Failed { iteration, .. } => *iteration,
             RunStatus::Running => session.iteration(),
         };
-        let status = match run.status {
+        let status = match &run.status {
             RunStatus::Running => "trained".to_string(),
             RunStatus::Diverged { iteration } => format!("diverged at iteration {iteration}"),
+            RunStatus::Failed { iteration, message } => format!("failed at iteration {iteration}: {message}"),
         };
         println!(
             "{:<14} {acc:>10} {best:>10} {loss:>11} {:>10.2}  {status}",
@@ -368,6 +377,29 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// Adapter and dispatch facts of a GPU run (warning on stderr for software adapters).
+fn gpu_facts(backend: &Backend) -> Option<serde_json::Value> {
+    match backend {
+        Backend::Gpu(m) => {
+            let ctx = m.context();
+            if ctx.is_software() {
+                eprintln!(
+                    "warning: {} is a software adapter (a CPU): GPU timings here say nothing about a GPU",
+                    ctx.describe()
+                );
+            }
+            let (per_iteration, per_step) = m.count_dispatches();
+            Some(json!({
+                "adapter": ctx.info.name, "adapter_type": format!("{:?}", ctx.info.device_type),
+                "adapter_backend": format!("{:?}", ctx.info.backend),
+                "dispatches_per_inference_step": per_step.first().copied().unwrap_or(0),
+                "dispatches_per_iteration": per_iteration,
+            }))
+        }
+        Backend::Cpu(_) => None,
+    }
+}
+
 fn bench(a: BenchArgs) -> Result<(), String> {
     if a.reps == 0 {
         return Err("reps must be at least 1, got 0".into());
@@ -384,31 +416,32 @@ fn bench(a: BenchArgs) -> Result<(), String> {
         let learning =
             if rs.rule.is_pc() { Learning::Pc { eta_z: rs.eta_z, steps: c.inference_steps() } } else { Learning::Bp };
         let (nominal, executed) = iteration_flops(&arch, learning, c.batch);
+        let gpu = gpu_facts(&backend);
         for _ in 0..a.warmup {
-            backend.train_step(&x, &y);
+            backend.train_step(&x, &y).map_err(|e| e.to_string())?;
         }
-        let mut ms: Vec<f64> = (0..a.reps)
-            .map(|_| {
-                let t0 = Instant::now();
-                backend.train_step(&x, &y);
-                t0.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
+        let mut ms = Vec::with_capacity(a.reps);
+        for _ in 0..a.reps {
+            let t0 = Instant::now();
+            backend.train_step(&x, &y).map_err(|e| e.to_string())?;
+            ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
         let min = ms.iter().copied().fold(f64::INFINITY, f64::min);
         let med = median(&mut ms);
         let gflops = nominal / (med * 1e-3) / 1e9;
         let gflops_executed = executed / (med * 1e-3) / 1e9;
         if a.json {
-            println!(
-                "{}",
-                json!({
-                    "rule": rs.rule.name(), "backend": backend.name(), "depth": c.depth, "width": c.width,
-                    "steps": c.inference_steps(), "batch": c.batch, "act": c.act, "reps": a.reps,
-                    "ms_per_iteration": med, "ms_min": min, "gflops": gflops,
-                    "gflop_per_iteration": nominal / 1e9, "gflops_executed": gflops_executed,
-                    "gflop_executed_per_iteration": executed / 1e9,
-                })
-            );
+            let mut v = json!({
+                "rule": rs.rule.name(), "backend": backend.name(), "depth": c.depth, "width": c.width,
+                "steps": c.inference_steps(), "batch": c.batch, "act": c.act, "reps": a.reps,
+                "ms_per_iteration": med, "ms_min": min, "gflops": gflops,
+                "gflop_per_iteration": nominal / 1e9, "gflops_executed": gflops_executed,
+                "gflop_executed_per_iteration": executed / 1e9,
+            });
+            if let (Some(obj), Some(extra)) = (v.as_object_mut(), gpu.as_ref().and_then(|g| g.as_object())) {
+                obj.extend(extra.clone());
+            }
+            println!("{v}");
         } else {
             println!(
                 "{:<7} H={} N={} T={} B={} {}: {med:.2} ms/iteration (min {min:.2}), {gflops:.1} GFLOP/s \

@@ -2,25 +2,37 @@
 //! can sit beside the CPU one.
 
 use crate::config::{BackendKind, RuleSettings, RunConfig};
+use crate::gpu::GpuError;
 use crate::pcn::forward::predict;
 use crate::pcn::learn::AdamConfig;
 use crate::pcn::train::{IterationReport, Learning, Model};
 use crate::pcn::{Mat, Network};
 use thiserror::Error;
 
-/// A backend that cannot be used here.
-#[derive(Debug, Error, PartialEq)]
+/// A backend that cannot be used, or failed.
+#[derive(Debug, Error, Clone, PartialEq)]
 pub enum BackendError {
-    /// The GPU backend is not part of this build.
-    #[error("the GPU backend is not available in this build of pclab; use --backend cpu")]
-    GpuUnavailable,
+    /// The GPU said no.
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
 }
 
 /// One run's network, optimiser and buffers, on some device.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum Backend {
     /// The reference implementation in `f32` on the CPU.
     Cpu(Box<Model<f32>>),
+    /// The WGSL kernels through wgpu (native for now).
+    #[cfg(not(target_arch = "wasm32"))]
+    Gpu(Box<crate::gpu::GpuModel>),
+}
+
+/// One device per process, shared by every GPU run (created on first use).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn shared_gpu() -> Result<std::sync::Arc<crate::gpu::GpuContext>, GpuError> {
+    use std::sync::{Arc, OnceLock};
+    static CTX: OnceLock<Result<Arc<crate::gpu::GpuContext>, GpuError>> = OnceLock::new();
+    CTX.get_or_init(|| crate::gpu::GpuContext::new_blocking().map(Arc::new)).clone()
 }
 
 impl Backend {
@@ -34,28 +46,67 @@ impl Backend {
         };
         match config.backend {
             BackendKind::Cpu => Ok(Backend::Cpu(Box::new(Model::new(net, learning, rs.lr, AdamConfig::default())))),
-            BackendKind::Gpu => Err(BackendError::GpuUnavailable),
+            BackendKind::Gpu => Self::new_gpu(config, rs, &net, learning),
         }
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn new_gpu(
+        config: &RunConfig,
+        rs: &RuleSettings,
+        net: &Network<f32>,
+        learning: Learning,
+    ) -> Result<Self, BackendError> {
+        let Learning::Pc { eta_z, steps } = learning else {
+            return Err(GpuError::Unsupported(format!(
+                "{} (backprop) does not run on the GPU backend yet; use --backend cpu for it",
+                rs.rule
+            ))
+            .into());
+        };
+        let ctx = shared_gpu()?;
+        let model = pollster::block_on(crate::gpu::GpuModel::new(
+            ctx,
+            net,
+            config.batch,
+            steps,
+            eta_z,
+            rs.lr,
+            AdamConfig::default(),
+        ))?;
+        Ok(Backend::Gpu(Box::new(model)))
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn new_gpu(_: &RunConfig, _: &RuleSettings, _: &Network<f32>, _: Learning) -> Result<Self, BackendError> {
+        Err(GpuError::Unsupported("the GPU backend does not run in the browser yet".into()).into())
     }
 
     /// A short name for status lines.
     pub fn name(&self) -> &'static str {
         match self {
             Backend::Cpu(_) => "cpu",
+            #[cfg(not(target_arch = "wasm32"))]
+            Backend::Gpu(_) => "gpu",
         }
     }
 
     /// One training iteration.
-    pub fn train_step(&mut self, x: &Mat<f32>, y: &Mat<f32>) -> IterationReport {
+    pub fn train_step(&mut self, x: &Mat<f32>, y: &Mat<f32>) -> Result<IterationReport, BackendError> {
         match self {
-            Backend::Cpu(m) => m.train_step(x, y),
+            Backend::Cpu(m) => Ok(m.train_step(x, y)),
+            #[cfg(not(target_arch = "wasm32"))]
+            Backend::Gpu(m) => Ok(m.train_step(x, y)?),
         }
     }
 
-    /// `ŷ` of the feedforward pass.
-    pub fn predict(&self, x: &Mat<f32>) -> Mat<f32> {
+    /// `ŷ` of the feedforward pass (GPU runs: the weights are read back and the reference's
+    /// forward pass evaluates them).
+    pub fn predict(&self, x: &Mat<f32>) -> Result<Mat<f32>, BackendError> {
         match self {
-            Backend::Cpu(m) => predict(&m.net, x),
+            Backend::Cpu(m) => Ok(predict(&m.net, x)),
+            #[cfg(not(target_arch = "wasm32"))]
+            Backend::Gpu(m) => Ok(predict(&m.network()?, x)),
         }
     }
 }

@@ -46,4 +46,13 @@ pub enum Event {
         /// The iteration where it happened.
         iteration: usize,
     },
+    /// A rule's backend failed; that run stops.
+    Failed {
+        /// Rule name.
+        rule: &'static str,
+        /// The iteration where it happened.
+        iteration: usize,
+        /// What went wrong.
+        message: String,
+    },
 }

@@ -9,7 +9,7 @@ use crate::pcn::train::IterationReport;
 pub const HISTORY_POINTS: usize = 2048;
 
 /// Whether a run still trains.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RunStatus {
     /// Training.
     Running,
@@ -18,10 +18,17 @@ pub enum RunStatus {
         /// Iteration of divergence.
         iteration: usize,
     },
+    /// Stopped: its backend failed (a lost GPU device, a failed readback).
+    Failed {
+        /// Iteration of the failure.
+        iteration: usize,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// One rule's run.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Run {
     /// The rule and its rates.
     pub settings: RuleSettings,

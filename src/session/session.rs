@@ -79,7 +79,15 @@ impl Session {
         let mut events = Vec::with_capacity(self.runs.len() + 1);
         for run in self.runs.iter_mut().filter(|r| r.is_running()) {
             let t0 = Instant::now();
-            let report = run.backend.train_step(&x, &y);
+            let report = match run.backend.train_step(&x, &y) {
+                Ok(r) => r,
+                Err(e) => {
+                    let message = e.to_string();
+                    run.status = RunStatus::Failed { iteration, message: message.clone() };
+                    events.push(Event::Failed { rule: run.name(), iteration, message });
+                    continue;
+                }
+            };
             let ms = t0.elapsed().as_secs_f64() * 1e3;
             run.total_ms += ms;
             if report.finite {
@@ -111,12 +119,18 @@ impl Session {
         self.runs
             .iter_mut()
             .filter(|r| r.is_running())
-            .map(|run| {
-                let y_hat = run.backend.predict(x);
-                let test_accuracy = accuracy(&y_hat, &test.labels);
-                run.accuracy.push(iteration, test_accuracy);
-                let train_loss = run.last.as_ref().map_or(f64::NAN, |r| r.loss);
-                Event::Eval(EvalSample { rule: run.name(), iteration, test_accuracy, train_loss })
+            .map(|run| match run.backend.predict(x) {
+                Ok(y_hat) => {
+                    let test_accuracy = accuracy(&y_hat, &test.labels);
+                    run.accuracy.push(iteration, test_accuracy);
+                    let train_loss = run.last.as_ref().map_or(f64::NAN, |r| r.loss);
+                    Event::Eval(EvalSample { rule: run.name(), iteration, test_accuracy, train_loss })
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    run.status = RunStatus::Failed { iteration, message: message.clone() };
+                    Event::Failed { rule: run.name(), iteration, message }
+                }
             })
             .collect()
     }

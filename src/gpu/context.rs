@@ -1,0 +1,87 @@
+//! Adapter and device: the adapter's own limits are requested (a 128-layer network at width 512
+//! needs a ~133 MB weight binding, beyond WebGPU's default 128 MiB), and device loss is recorded so
+//! the next operation reports it instead of failing obscurely.
+
+use super::GpuError;
+use std::sync::{Arc, Mutex};
+
+/// A device, its queue and what the adapter is.
+#[derive(Debug)]
+pub struct GpuContext {
+    /// The device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// Adapter name, backend, type, driver.
+    pub info: wgpu::AdapterInfo,
+    /// The limits the device was created with (the adapter's own).
+    pub limits: wgpu::Limits,
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+impl GpuContext {
+    /// Finds an adapter (the one whose name contains `WGPU_ADAPTER_NAME` when set, else the
+    /// high-performance default) and creates a device with the adapter's limits.
+    pub async fn new() -> Result<Self, GpuError> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = match std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty()) {
+            Some(want) => {
+                let want = want.to_lowercase();
+                let all = instance.enumerate_adapters(wgpu::Backends::all()).await;
+                let names: Vec<String> = all.iter().map(|a| a.get_info().name).collect();
+                all.into_iter().find(|a| a.get_info().name.to_lowercase().contains(&want)).ok_or_else(|| {
+                    GpuError::NoAdapter(format!("none named like WGPU_ADAPTER_NAME={want}; found: {names:?}"))
+                })?
+            }
+            None => instance
+                .request_adapter(&wgpu::RequestAdapterOptions {
+                    power_preference: wgpu::PowerPreference::HighPerformance,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| GpuError::NoAdapter(e.to_string()))?,
+        };
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("pclab"),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| GpuError::Device(e.to_string()))?;
+        let lost = Arc::new(Mutex::new(None));
+        let sink = lost.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut l) = sink.lock() {
+                *l = Some(format!("{reason:?}: {msg}"));
+            }
+        });
+        Ok(GpuContext { device, queue, info, limits, lost })
+    }
+
+    /// [`GpuContext::new`], blocking (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new_blocking() -> Result<Self, GpuError> {
+        pollster::block_on(Self::new())
+    }
+
+    /// A one-line description: name, backend, type.
+    pub fn describe(&self) -> String {
+        format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
+    }
+
+    /// True for software adapters (lavapipe, SwiftShader, WARP): correct, but a CPU.
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// An error if the device has been lost.
+    pub fn check_lost(&self) -> Result<(), GpuError> {
+        match self.lost.lock().ok().and_then(|l| l.clone()) {
+            Some(msg) => Err(GpuError::DeviceLost(msg)),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Pipelines and their explicit bind-group layouts. Each kernel lists exactly the bindings its WGSL
+//! entry point uses (at most 6 storage buffers, within WebGPU's default of 8 per stage); binding 0
+//! is always the `Params` table, selected per dispatch by dynamic offset.
+
+use super::layout::Params;
+use super::shaders;
+use super::GpuError;
+use std::num::NonZeroU64;
+
+/// Workgroup size of the elementwise kernels (`override WG` in the WGSL; the energy reduction
+/// assumes a power of two ≤ 256).
+pub const ELEMENTWISE_WG: u32 = 256;
+/// Side of the square tiles of the matrix kernels (`const TILE` in `pc.wgsl`).
+pub const TILE: u32 = 16;
+
+/// Storage bindings of `pc.wgsl` (see the buffer list at the top of that file).
+pub mod binding {
+    /// x then y.
+    pub const IO: u32 = 1;
+    /// z_1 … z_H, drive.
+    pub const Z: u32 = 2;
+    /// W_1.
+    pub const W1: u32 = 3;
+    /// W_2 … W_H.
+    pub const WH: u32 = 4;
+    /// W_L.
+    pub const WO: u32 = 5;
+    /// e_1 … e_H, e_L.
+    pub const E: u32 = 6;
+    /// e_{k+1} W_{k+1}.
+    pub const BACK: u32 = 7;
+    /// Energy table.
+    pub const ENERGY: u32 = 8;
+    /// ∂F/∂W_1.
+    pub const G1: u32 = 9;
+    /// ∂F/∂W_2 … ∂F/∂W_H.
+    pub const GH: u32 = 10;
+    /// ŷ.
+    pub const YHAT: u32 = 11;
+    /// ∂F/∂W_L.
+    pub const GO: u32 = 12;
+}
+
+/// A compute pipeline with its bind-group layout and the storage bindings it takes.
+#[derive(Debug)]
+pub struct Kernel {
+    /// The pipeline.
+    pub pipeline: wgpu::ComputePipeline,
+    /// Its layout for group 0.
+    pub layout: wgpu::BindGroupLayout,
+    /// Storage bindings, in order (binding 0, the params, is implicit).
+    pub bindings: &'static [u32],
+}
+
+/// Every kernel of a PC training iteration.
+#[derive(Debug)]
+pub struct Kernels {
+    /// One layer of the feedforward pass.
+    pub forward: Kernel,
+    /// Errors of all layers.
+    pub errors: Kernel,
+    /// Back-projections of all layers.
+    pub back_project: Kernel,
+    /// Gradient + update of all hidden layers, energies of all layers.
+    pub update: Kernel,
+    /// Weight gradients of all layers.
+    pub weight_grad: Kernel,
+    /// Adam over one weight buffer (bindings: w, g, m, v).
+    pub adam: Kernel,
+}
+
+fn kernel(device: &wgpu::Device, module: &wgpu::ShaderModule, entry: &str, bindings: &'static [u32]) -> Kernel {
+    let uniform = wgpu::BindGroupLayoutEntry {
+        binding: 0,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: true,
+            min_binding_size: NonZeroU64::new(std::mem::size_of::<Params>() as u64),
+        },
+        count: None,
+    };
+    let entries: Vec<_> = std::iter::once(uniform)
+        .chain(bindings.iter().map(|&b| wgpu::BindGroupLayoutEntry {
+            binding: b,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only: false },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        }))
+        .collect();
+    let layout =
+        device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(entry), entries: &entries });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(entry),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(entry),
+        layout: Some(&pipeline_layout),
+        module,
+        entry_point: Some(entry),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants: &[("WG", ELEMENTWISE_WG as f64)],
+            zero_initialize_workgroup_memory: false,
+        },
+        cache: None,
+    });
+    Kernel { pipeline, layout, bindings }
+}
+
+impl Kernels {
+    /// Compiles every module and pipeline; a shader that fails to compile or validate becomes a
+    /// [`GpuError::Shader`] with the compiler's message.
+    pub async fn new(device: &wgpu::Device) -> Result<Self, GpuError> {
+        use binding::*;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let modules = shaders::modules();
+        let module = |name: &str| {
+            let src = modules.iter().find(|(n, _)| *n == name).map(|(_, s)| s.as_str()).unwrap_or_default();
+            device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(src.into()),
+            })
+        };
+        let (pc, adam) = (module("pc"), module("adam"));
+        let kernels = Kernels {
+            forward: kernel(device, &pc, "forward", &[IO, Z, W1, WH, WO, YHAT]),
+            errors: kernel(device, &pc, "errors", &[IO, Z, W1, WH, WO, E]),
+            back_project: kernel(device, &pc, "back_project", &[W1, WH, WO, E, BACK]),
+            update: kernel(device, &pc, "update", &[Z, E, BACK, ENERGY]),
+            weight_grad: kernel(device, &pc, "weight_grad", &[IO, Z, E, G1, GH, GO]),
+            adam: kernel(device, &adam, "adam", &[1, 2, 3, 4]),
+        };
+        match scope.pop().await {
+            Some(e) => Err(GpuError::Shader(e.to_string())),
+            None => Ok(kernels),
+        }
+    }
+}

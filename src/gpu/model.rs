@@ -1,0 +1,463 @@
+//! A PC network on the GPU: buffers, bind groups, and one training iteration recorded into one
+//! command encoder and submitted once.
+//!
+//! Per iteration: `H` forward dispatches (the forward pass is sequential in depth), then per
+//! inference step three dispatches whatever the depth — errors (all layers), back-projections (all
+//! layers), gradient + update with the energy reductions (all layers) — then two at the final
+//! activities (errors, energies), one weight-gradient dispatch and three Adam dispatches.
+
+use super::context::GpuContext;
+use super::kernels::{binding, Kernel, Kernels, ELEMENTWISE_WG, TILE};
+use super::layout::{Params, PARAMS_STRIDE};
+use super::GpuError;
+use crate::pcn::infer::first_active_layer;
+use crate::pcn::learn::AdamConfig;
+use crate::pcn::train::IterationReport;
+use crate::pcn::{Arch, Mat, Network, Scalings};
+use std::sync::Arc;
+
+/// Dispatches of one inference step (errors, back-projections, gradient + update), for any depth.
+pub const DISPATCHES_PER_INFERENCE_STEP: usize = 3;
+
+#[derive(Debug)]
+struct Buffers {
+    params: wgpu::Buffer,
+    io: wgpu::Buffer,
+    z: wgpu::Buffer,
+    w: [wgpu::Buffer; 3],
+    g: [wgpu::Buffer; 3],
+    m: [wgpu::Buffer; 3],
+    v: [wgpu::Buffer; 3],
+    e: wgpu::Buffer,
+    back: wgpu::Buffer,
+    energy: wgpu::Buffer,
+    yhat: wgpu::Buffer,
+    energy_read: wgpu::Buffer,
+}
+
+#[derive(Debug)]
+struct BindGroups {
+    forward: wgpu::BindGroup,
+    errors: wgpu::BindGroup,
+    back_project: wgpu::BindGroup,
+    update: wgpu::BindGroup,
+    weight_grad: wgpu::BindGroup,
+    adam: [wgpu::BindGroup; 3],
+}
+
+/// A PC network, its Adam state and the buffers of one batch size, on the GPU.
+#[derive(Debug)]
+pub struct GpuModel {
+    ctx: Arc<GpuContext>,
+    kernels: Kernels,
+    arch: Arch,
+    scalings: Scalings,
+    batch: usize,
+    steps: usize,
+    eta_z: f64,
+    lr: f64,
+    adam: AdamConfig,
+    adam_steps: u64,
+    bufs: Buffers,
+    groups: BindGroups,
+    /// Dispatches recorded by the last iteration.
+    pub dispatches_last_iteration: usize,
+}
+
+fn bytes_f32(n: usize) -> u64 {
+    (n.max(1) * 4) as u64
+}
+
+impl GpuModel {
+    /// Uploads `net` and allocates everything an iteration with batch `batch` and `steps`
+    /// inference steps needs. Refuses, before allocating, a configuration whose buffers exceed the
+    /// adapter's limits, naming the sizes.
+    pub async fn new(
+        ctx: Arc<GpuContext>,
+        net: &Network<f32>,
+        batch: usize,
+        steps: usize,
+        eta_z: f64,
+        lr: f64,
+        adam: AdamConfig,
+    ) -> Result<Self, GpuError> {
+        ctx.check_lost()?;
+        let a = net.arch;
+        let (b, d, n, o, h) = (batch, a.input, a.width, a.output, a.hidden);
+        let sizes = [
+            ("weights W_2…W_H", bytes_f32((h - 1) * n * n)),
+            ("weights W_1", bytes_f32(n * d)),
+            ("activities", bytes_f32((h + 1) * b * n)),
+            ("errors", bytes_f32(h * b * n + b * o)),
+        ];
+        let lim = &ctx.limits;
+        let max = (lim.max_storage_buffer_binding_size as u64).min(lim.max_buffer_size);
+        if let Some((what, size)) = sizes.iter().find(|(_, s)| *s > max) {
+            return Err(GpuError::TooLarge(format!(
+                "{what} need {:.1} MB in one buffer; this adapter allows {:.1} MB (N={n}, H={h}, B={b})",
+                *size as f64 / 1e6,
+                max as f64 / 1e6
+            )));
+        }
+        let wg_limit = lim.max_compute_workgroups_per_dimension as usize;
+        if (b.div_ceil(TILE as usize)).max(2 * h + 1).max((b * n).div_ceil(ELEMENTWISE_WG as usize)) > wg_limit {
+            return Err(GpuError::TooLarge(format!(
+                "B={b}, N={n}, H={h} needs more than {wg_limit} workgroups per dimension"
+            )));
+        }
+        let kernels = Kernels::new(&ctx.device).await?;
+        let dev = &ctx.device;
+        let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+        let buf = |label: &str, size: u64, usage| {
+            dev.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false })
+        };
+        let shapes = [n * d, (h - 1) * n * n, o * n];
+        let trio = |prefix: &str| {
+            let names = ["W_1", "W_2..W_H", "W_L"];
+            [0, 1, 2].map(|i| buf(&format!("{prefix} {}", names[i]), bytes_f32(shapes[i]), storage))
+        };
+        let slots = (h + steps + 5) as u64;
+        let bufs = Buffers {
+            params: buf("params", slots * PARAMS_STRIDE, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST),
+            io: buf("x, y", bytes_f32(b * (d + o)), storage),
+            z: buf("z", bytes_f32((h + 1) * b * n), storage),
+            w: trio("w"),
+            g: trio("grad"),
+            m: trio("adam m"),
+            v: trio("adam v"),
+            e: buf("e", bytes_f32(h * b * n + b * o), storage),
+            back: buf("back", bytes_f32(h * b * n), storage),
+            energy: buf("energy", bytes_f32((steps + 1) * (h + 1)), storage),
+            yhat: buf("yhat", bytes_f32(b * o), storage),
+            energy_read: buf(
+                "energy readback",
+                bytes_f32((steps + 1) * (h + 1)),
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            ),
+        };
+        let groups = Self::bind_groups(dev, &kernels, &bufs);
+        let mut model = GpuModel {
+            ctx,
+            kernels,
+            arch: a,
+            scalings: net.scalings,
+            batch,
+            steps,
+            eta_z,
+            lr,
+            adam,
+            adam_steps: 0,
+            bufs,
+            groups,
+            dispatches_last_iteration: 0,
+        };
+        model.upload(net);
+        Ok(model)
+    }
+
+    fn bind_groups(dev: &wgpu::Device, k: &Kernels, b: &Buffers) -> BindGroups {
+        let pc_buffer = |id: u32| -> &wgpu::Buffer {
+            use binding::*;
+            match id {
+                IO => &b.io,
+                Z => &b.z,
+                W1 => &b.w[0],
+                WH => &b.w[1],
+                WO => &b.w[2],
+                E => &b.e,
+                BACK => &b.back,
+                ENERGY => &b.energy,
+                G1 => &b.g[0],
+                GH => &b.g[1],
+                GO => &b.g[2],
+                _ => &b.yhat,
+            }
+        };
+        let params = wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &b.params,
+                offset: 0,
+                size: std::num::NonZeroU64::new(std::mem::size_of::<Params>() as u64),
+            }),
+        };
+        fn group<'b>(
+            dev: &wgpu::Device,
+            params: &wgpu::BindGroupEntry<'b>,
+            kernel: &Kernel,
+            buffer: &dyn Fn(u32) -> &'b wgpu::Buffer,
+        ) -> wgpu::BindGroup {
+            let entries: Vec<_> = std::iter::once(params.clone())
+                .chain(
+                    kernel
+                        .bindings
+                        .iter()
+                        .map(|&id| wgpu::BindGroupEntry { binding: id, resource: buffer(id).as_entire_binding() }),
+                )
+                .collect();
+            dev.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &kernel.layout, entries: &entries })
+        }
+        let adam = [0, 1, 2].map(|i| {
+            group(dev, &params, &k.adam, &|id| match id {
+                1 => &b.w[i],
+                2 => &b.g[i],
+                3 => &b.m[i],
+                _ => &b.v[i],
+            })
+        });
+        BindGroups {
+            forward: group(dev, &params, &k.forward, &pc_buffer),
+            errors: group(dev, &params, &k.errors, &pc_buffer),
+            back_project: group(dev, &params, &k.back_project, &pc_buffer),
+            update: group(dev, &params, &k.update, &pc_buffer),
+            weight_grad: group(dev, &params, &k.weight_grad, &pc_buffer),
+            adam,
+        }
+    }
+
+    /// The adapter this model runs on.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// Replaces the weights (and resets nothing else).
+    pub fn upload(&mut self, net: &Network<f32>) {
+        let q = &self.ctx.queue;
+        let w = &net.weights;
+        let h = self.arch.hidden;
+        q.write_buffer(&self.bufs.w[0], 0, bytemuck::cast_slice(&w[0].data));
+        let hidden: Vec<f32> = w[1..h].iter().flat_map(|m| m.data.iter().copied()).collect();
+        if !hidden.is_empty() {
+            q.write_buffer(&self.bufs.w[1], 0, bytemuck::cast_slice(&hidden));
+        }
+        q.write_buffer(&self.bufs.w[2], 0, bytemuck::cast_slice(&w[h].data));
+    }
+
+    fn base_params(&self) -> Params {
+        let a = &self.arch;
+        let c = &self.adam;
+        let t = self.adam_steps as i32;
+        Params {
+            batch: self.batch as u32,
+            d: a.input as u32,
+            n: a.width as u32,
+            o: a.output as u32,
+            h: a.hidden as u32,
+            act: a.act.code(),
+            skips: a.skips as u32,
+            a_in: self.scalings.a_in as f32,
+            a_h: self.scalings.a_hidden as f32,
+            a_out: self.scalings.a_out as f32,
+            eta_z: self.eta_z as f32,
+            lr: self.lr as f32,
+            beta1: c.beta1 as f32,
+            beta2: c.beta2 as f32,
+            eps: c.eps as f32,
+            bc1: (1.0 - c.beta1.powi(t)) as f32,
+            bc2: (1.0 - c.beta2.powi(t)) as f32,
+            ..Default::default()
+        }
+    }
+
+    /// The parameter table of one iteration: slots `0 … H−1` the forward layers, `H … H+T` the
+    /// inference steps, then three Adam slots.
+    fn params_table(&self) -> Vec<u8> {
+        let (h, t) = (self.arch.hidden, self.steps);
+        let base = self.base_params();
+        let mut slots: Vec<Params> = (1..=h).map(|l| Params { layer: l as u32, ..base }).collect();
+        slots.push(Params { layer: h as u32 + 1, ..base });
+        slots.extend((0..=t).map(|step| Params {
+            from_layer: first_active_layer(h, step) as u32,
+            step: step as u32,
+            update: (step < t) as u32,
+            ..base
+        }));
+        let counts = [
+            self.arch.width * self.arch.input,
+            (h - 1) * self.arch.width * self.arch.width,
+            self.arch.output * self.arch.width,
+        ];
+        slots.extend(counts.iter().map(|&c| Params { count: c as u32, ..base }));
+        let mut table = vec![0u8; slots.len() * PARAMS_STRIDE as usize];
+        for (i, s) in slots.iter().enumerate() {
+            let at = i * PARAMS_STRIDE as usize;
+            table[at..at + std::mem::size_of::<Params>()].copy_from_slice(bytemuck::bytes_of(s));
+        }
+        table
+    }
+
+    fn dispatch(
+        pass: &mut wgpu::ComputePass<'_>,
+        k: &Kernel,
+        g: &wgpu::BindGroup,
+        slot: usize,
+        dims: [usize; 3],
+        n: &mut usize,
+    ) {
+        pass.set_pipeline(&k.pipeline);
+        pass.set_bind_group(0, g, &[(slot as u64 * PARAMS_STRIDE) as u32]);
+        pass.dispatch_workgroups(dims[0] as u32, dims[1] as u32, dims[2] as u32);
+        *n += 1;
+    }
+
+    /// Records one training iteration; returns how many dispatches each inference step took.
+    fn record(&self, enc: &mut wgpu::CommandEncoder) -> (usize, Vec<usize>) {
+        let (h, t) = (self.arch.hidden, self.steps);
+        let (b, n, o, d) = (self.batch, self.arch.width, self.arch.output, self.arch.input);
+        let (k, g) = (&self.kernels, &self.groups);
+        let tiles = |v: usize| v.div_ceil(TILE as usize);
+        enc.clear_buffer(&self.bufs.e, 0, None);
+        enc.clear_buffer(&self.bufs.back, 0, None);
+        let mut pass = enc
+            .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("pc iteration"), timestamp_writes: None });
+        let mut count = 0;
+        for l in 1..=h {
+            Self::dispatch(&mut pass, &k.forward, &g.forward, l - 1, [tiles(n), tiles(b), 1], &mut count);
+        }
+        let mut per_step = Vec::with_capacity(t);
+        for step in 0..=t {
+            let before = count;
+            let slot = h + 1 + step;
+            Self::dispatch(&mut pass, &k.errors, &g.errors, slot, [tiles(n.max(o)), tiles(b), h + 1], &mut count);
+            if step < t {
+                Self::dispatch(&mut pass, &k.back_project, &g.back_project, slot, [tiles(n), tiles(b), h], &mut count);
+            }
+            let elems = (b * n).div_ceil(ELEMENTWISE_WG as usize);
+            Self::dispatch(&mut pass, &k.update, &g.update, slot, [elems, 1, 2 * h + 1], &mut count);
+            if step < t {
+                per_step.push(count - before);
+            }
+        }
+        let last = h + 1 + t;
+        Self::dispatch(
+            &mut pass,
+            &k.weight_grad,
+            &g.weight_grad,
+            last,
+            [tiles(d.max(n)), tiles(n.max(o)), h + 1],
+            &mut count,
+        );
+        let counts = [n * d, (h - 1) * n * n, o * n];
+        for (i, c) in counts.iter().enumerate() {
+            let groups = c.div_ceil(ELEMENTWISE_WG as usize).clamp(1, 65_535);
+            Self::dispatch(&mut pass, &k.adam, &g.adam[i], last + 1 + i, [groups, 1, 1], &mut count);
+        }
+        drop(pass);
+        (count, per_step)
+    }
+
+    /// Dispatches per inference step of the last recording (the same for every step and depth).
+    pub fn dispatches_per_inference_step(&self) -> usize {
+        DISPATCHES_PER_INFERENCE_STEP
+    }
+
+    /// Records one iteration into a throwaway encoder and counts its dispatches (total, per step).
+    pub fn count_dispatches(&self) -> (usize, Vec<usize>) {
+        let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("count") });
+        self.record(&mut enc)
+    }
+
+    /// One training iteration on `(x, y)`: one encoder, one submit, then the energy table is read
+    /// back (natively, waiting for it).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn train_step(&mut self, x: &Mat<f32>, y: &Mat<f32>) -> Result<IterationReport, GpuError> {
+        self.ctx.check_lost()?;
+        assert_eq!((x.rows, y.rows), (self.batch, self.batch), "GpuModel::train_step: batch size is fixed at creation");
+        self.adam_steps += 1;
+        let q = &self.ctx.queue;
+        q.write_buffer(&self.bufs.params, 0, &self.params_table());
+        q.write_buffer(&self.bufs.io, 0, bytemuck::cast_slice(&x.data));
+        q.write_buffer(&self.bufs.io, (x.data.len() * 4) as u64, bytemuck::cast_slice(&y.data));
+        let mut enc =
+            self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("iteration") });
+        let (count, _) = self.record(&mut enc);
+        self.dispatches_last_iteration = count;
+        enc.copy_buffer_to_buffer(&self.bufs.energy, 0, &self.bufs.energy_read, 0, None);
+        q.submit([enc.finish()]);
+        let flat = self.read_mapped(&self.bufs.energy_read)?;
+        let l = self.arch.hidden + 1;
+        let rows: Vec<Vec<f64>> =
+            flat.chunks(l).take(self.steps + 1).map(|r| r.iter().map(|&v| v as f64).collect()).collect();
+        let loss = rows[0][l - 1];
+        Ok(IterationReport {
+            loss,
+            objective: rows[0].iter().sum(),
+            energies_ffwd: rows[0].clone(),
+            energies_post: rows[self.steps].clone(),
+            finite: rows.iter().flatten().all(|v| v.is_finite()),
+            energy_steps: rows,
+            act_rms: Vec::new(),
+            rel_dw: Vec::new(),
+        })
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn read_mapped(&self, staging: &wgpu::Buffer) -> Result<Vec<f32>, GpuError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Readback(e.to_string()))?;
+        rx.recv().map_err(|e| GpuError::Readback(e.to_string()))?.map_err(|e| GpuError::Readback(e.to_string()))?;
+        let data = {
+            let view = staging.get_mapped_range(..).map_err(|e| GpuError::Readback(e.to_string()))?;
+            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+        };
+        staging.unmap();
+        self.ctx.check_lost()?;
+        Ok(data)
+    }
+
+    /// Reads `len` floats of a storage buffer back (natively, waiting).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn download(&self, src: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
+        let size = bytes_f32(len);
+        let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("download"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc =
+            self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("download") });
+        enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
+        self.ctx.queue.submit([enc.finish()]);
+        let mut v = self.read_mapped(&staging)?;
+        v.truncate(len);
+        Ok(v)
+    }
+
+    /// The current weights as a CPU network.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn network(&self) -> Result<Network<f32>, GpuError> {
+        let a = self.arch;
+        let (n, d, o, h) = (a.width, a.input, a.output, a.hidden);
+        let w1 = self.download(&self.bufs.w[0], n * d)?;
+        let wh = self.download(&self.bufs.w[1], (h - 1) * n * n)?;
+        let wo = self.download(&self.bufs.w[2], o * n)?;
+        let mut weights = vec![Mat { rows: n, cols: d, data: w1 }];
+        weights.extend(wh.chunks(n * n).take(h - 1).map(|c| Mat { rows: n, cols: n, data: c.to_vec() }));
+        weights.push(Mat { rows: o, cols: n, data: wo });
+        Network::from_weights(a, self.scalings, weights).map_err(GpuError::Readback)
+    }
+
+    /// The activities after the last iteration's inference, `z_1 … z_H`.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn activities(&self) -> Result<Vec<Mat<f32>>, GpuError> {
+        let (b, n, h) = (self.batch, self.arch.width, self.arch.hidden);
+        let z = self.download(&self.bufs.z, h * b * n)?;
+        Ok(z.chunks(b * n).map(|c| Mat { rows: b, cols: n, data: c.to_vec() }).collect())
+    }
+
+    /// The last iteration's weight gradients, `∂F/∂W_1 … ∂F/∂W_L`.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn weight_grads(&self) -> Result<Vec<Mat<f32>>, GpuError> {
+        let a = self.arch;
+        let (n, d, o, h) = (a.width, a.input, a.output, a.hidden);
+        let mut out = vec![Mat { rows: n, cols: d, data: self.download(&self.bufs.g[0], n * d)? }];
+        let gh = self.download(&self.bufs.g[1], (h - 1) * n * n)?;
+        out.extend(gh.chunks(n * n).take(h - 1).map(|c| Mat { rows: n, cols: n, data: c.to_vec() }));
+        out.push(Mat { rows: o, cols: n, data: self.download(&self.bufs.g[2], o * n)? });
+        Ok(out)
+    }
+}

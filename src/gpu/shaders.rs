@@ -1,0 +1,14 @@
+//! The one table naming every `.wgsl` file. Each kernel module is `common.wgsl` followed by its
+//! own file, so shared structs and φ are written once.
+
+/// `common.wgsl`: φ, φ', φ'' and the `Params` struct.
+pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
+/// `pc.wgsl`: forward, errors, back_project, update, weight_grad.
+pub const PC: &str = include_str!("../../shaders/pc.wgsl");
+/// `adam.wgsl`: Adam.
+pub const ADAM: &str = include_str!("../../shaders/adam.wgsl");
+
+/// Every kernel module by name, as compiled (common prefix included).
+pub fn modules() -> Vec<(&'static str, String)> {
+    vec![("pc", format!("{COMMON}\n{PC}")), ("adam", format!("{COMMON}\n{ADAM}"))]
+}

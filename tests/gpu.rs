@@ -1,0 +1,211 @@
+//! The GPU backend against the CPU reference, on whatever adapter wgpu finds (Mesa's lavapipe in
+//! CI). With `PCLAB_REQUIRE_GPU=1` a missing adapter fails these tests instead of skipping them.
+//!
+//! Tolerances (f32 against f32; the kernels sum in a different order than the CPU's GEMM):
+//! energies and activities 1e-4 of their scale; gradients 1e-3 of the largest gradient of the
+//! quantity over all layers; weights after Adam within 1.0·η_w (Adam turns round-off-sized
+//! gradients into steps of order η_w, see `tests/reference.rs`).
+
+mod common;
+
+use common::*;
+use pclab::gpu::{GpuContext, GpuModel, DISPATCHES_PER_INFERENCE_STEP};
+use pclab::pcn::learn::AdamConfig;
+use pclab::pcn::network::seeded_rng;
+use pclab::pcn::train::{Learning, Model};
+use pclab::pcn::{Activation, Arch, Mat, Network, Param};
+use rand_distr::{Distribution, StandardNormal};
+use std::sync::Arc;
+
+fn gpu() -> Option<Arc<GpuContext>> {
+    match pclab::session::backend::shared_gpu() {
+        Ok(c) => Some(c),
+        Err(e) if std::env::var("PCLAB_REQUIRE_GPU").as_deref() == Ok("1") => {
+            panic!("PCLAB_REQUIRE_GPU=1 but no GPU: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping GPU test: {e}");
+            None
+        }
+    }
+}
+
+fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+    pollster::block_on(f)
+}
+
+fn batch(arch: &Arch, b: usize, seed: u64) -> (Mat<f32>, Mat<f32>) {
+    let mut rng = seeded_rng(seed, 7);
+    let x: Vec<f32> = (0..b * arch.input)
+        .map(|_| {
+            let v: f64 = StandardNormal.sample(&mut rng);
+            v as f32
+        })
+        .collect();
+    let mut y = Mat::zeros(b, arch.output);
+    for r in 0..b {
+        y.data[r * arch.output + (r * 7 + 3) % arch.output] = 1.0;
+    }
+    (Mat::from_vec(b, arch.input, x).expect("shape"), y)
+}
+
+fn json_mats(m: &[Mat<f32>]) -> serde_json::Value {
+    serde_json::Value::Array(
+        m.iter()
+            .map(|m| serde_json::json!({"rows": m.rows, "cols": m.cols, "data": m.data.iter().map(|&v| v as f64).collect::<Vec<_>>()}))
+            .collect(),
+    )
+}
+
+/// Two chained iterations on the GPU and on the CPU from the same weights and batches.
+fn parity(arch: Arch, b: usize, steps: usize, lr: f64) -> Checker {
+    let ctx = gpu().expect("checked by the caller");
+    let net: Network<f32> = Network::init(arch, 3);
+    let eta_z = 0.3;
+    let mut cpu = Model::new(net.clone(), Learning::Pc { eta_z, steps }, lr, AdamConfig::default());
+    let mut g = block(GpuModel::new(ctx, &net, b, steps, eta_z, lr, AdamConfig::default())).expect("GPU model");
+    let mut c = Checker::new();
+    for it in 0..2 {
+        let (x, y) = batch(&arch, b, it);
+        let want = cpu.train_step(&x, &y);
+        let got = g.train_step(&x, &y).expect("GPU iteration");
+        let p = format!("{arch:?} B={b} T={steps} iteration {it}: ");
+        let flat = |r: &Vec<Vec<f64>>| r.iter().flatten().copied().collect::<Vec<f64>>();
+        c.values(&format!("{p}energies per step"), &flat(&got.energy_steps), &flat(&want.energy_steps), 1e-4);
+        c.mats(&format!("{p}final activities"), &g.activities().expect("z"), &json_mats(&cpu.z), Scale::Own, 1e-4);
+        c.mats(
+            &format!("{p}weight grads"),
+            &g.weight_grads().expect("grads"),
+            &json_mats(&cpu.grads),
+            Scale::Quantity,
+            1e-3,
+        );
+        let weights = g.network().expect("weights").weights;
+        c.mats(&format!("{p}weights after Adam"), &weights, &json_mats(&cpu.net.weights), Scale::Fixed(lr), 1.0);
+    }
+    c
+}
+
+fn report(name: &str, c: &Checker) {
+    if c.failures.is_empty() {
+        println!("{name} gpu ok max_rel_err={:.3e}", c.max_err);
+    } else {
+        println!("{name} gpu FAILED max_rel_err={:.3e}", c.max_err);
+        for f in &c.failures {
+            println!("  {f}");
+        }
+    }
+}
+
+#[test]
+fn whole_iterations_match_the_cpu_reference_at_odd_sizes() {
+    if gpu().is_none() {
+        return;
+    }
+    let a = |input, width, hidden, output, act, skips, param| Arch { input, width, hidden, output, act, skips, param };
+    let cases = [
+        (a(30, 33, 2, 10, Activation::Relu, true, Param::Mupc), 37, 2),
+        (a(30, 20, 1, 3, Activation::Tanh, true, Param::Sp), 65, 1),
+        (a(7, 1, 3, 2, Activation::Linear, false, Param::Sp), 5, 3),
+        (a(12, 17, 4, 10, Activation::LeakyRelu, true, Param::Mupc), 19, 6),
+        (a(12, 16, 5, 4, Activation::Silu, false, Param::Mupc), 16, 3),
+        (a(12, 16, 64, 10, Activation::Gelu, true, Param::Mupc), 8, 64),
+    ];
+    let mut failed = Vec::new();
+    for (arch, b, steps) in cases {
+        let c = parity(arch, b, steps, 0.01);
+        let name = format!("parity {} N={} H={} B={b} T={steps}", arch.act, arch.width, arch.hidden);
+        report(&name, &c);
+        if !c.failures.is_empty() {
+            failed.push(name);
+        }
+    }
+    assert!(failed.is_empty(), "{failed:?}");
+}
+
+#[test]
+fn every_pc_fixture_matches_on_the_gpu() {
+    let Some(ctx) = gpu() else { return };
+    let mut failed = Vec::new();
+    let mut files = json_files(&shared_reference("pcn"));
+    if let Ok(dir) = std::env::var("PCLAB_REFERENCE_DIR") {
+        files.extend(json_files(std::path::Path::new(&dir)));
+    }
+    for path in files {
+        let fx = load(&path);
+        let name = fx["name"].as_str().unwrap_or("?").to_string();
+        if fx["kind"] == "bp" {
+            println!("fixture {name} gpu not run: backprop is not on the GPU backend yet");
+            continue;
+        }
+        if fx["kind"] != "pc" {
+            continue;
+        }
+        let cfg = &fx["config"];
+        let (lr, eta_z) = (f(&cfg["weight_lr"]), f(&cfg["activity_lr"]));
+        let steps = cfg["inference_steps"].as_u64().expect("steps") as usize;
+        let net: Network<f32> = network(&fx, "weights_init");
+        let iterations = fx["iterations"].as_array().expect("iterations");
+        let b = mat::<f32>(&iterations[0]["x"]).rows;
+        let mut g = block(GpuModel::new(ctx.clone(), &net, b, steps, eta_z, lr, adam(cfg))).expect("GPU model");
+        let mut c = Checker::new();
+        for (k, it) in iterations.iter().enumerate() {
+            if k > 0 {
+                // As the CPU's f32 check: each iteration restarts from the fixture's weights.
+                let w = mats::<f32>(&iterations[k - 1]["weights_after"]);
+                g.upload(&Network::from_weights(net.arch, net.scalings, w).expect("weights"));
+            }
+            let p = format!("iteration {k} ");
+            let report = g.train_step(&mat(&it["x"]), &mat(&it["y"])).expect("GPU iteration");
+            let inf = &it["inference"];
+            let totals: Vec<f64> = report.energy_steps.iter().map(|s| s.iter().sum()).collect();
+            c.values(&format!("{p}inference energies"), &totals, &floats(&inf["energies"]), 1e-5);
+            c.mats(
+                &format!("{p}final activities"),
+                &g.activities().expect("z"),
+                &inf["activities_final"],
+                Scale::Own,
+                1e-5,
+            );
+            c.mats(
+                &format!("{p}weight grads"),
+                &g.weight_grads().expect("grads"),
+                &it["weight_grads"],
+                Scale::Quantity,
+                1e-3,
+            );
+            let w = g.network().expect("weights").weights;
+            c.mats(&format!("{p}weights after Adam"), &w, &it["weights_after"], Scale::Fixed(lr), 1.0);
+        }
+        report(&format!("fixture {name}"), &c);
+        if !c.failures.is_empty() {
+            failed.push(name);
+        }
+    }
+    assert!(failed.is_empty(), "{failed:?}");
+}
+
+#[test]
+fn dispatches_per_inference_step_do_not_depend_on_depth() {
+    let Some(ctx) = gpu() else { return };
+    let mut per_step = Vec::new();
+    for h in [8, 64] {
+        let arch = Arch {
+            input: 20,
+            width: 16,
+            hidden: h,
+            output: 10,
+            act: Activation::Relu,
+            skips: true,
+            param: Param::Mupc,
+        };
+        let net: Network<f32> = Network::init(arch, 0);
+        let g = block(GpuModel::new(ctx.clone(), &net, 8, h, 0.5, 0.1, AdamConfig::default())).expect("model");
+        let (total, steps) = g.count_dispatches();
+        assert_eq!(steps.len(), h, "one count per inference step");
+        assert!(steps.iter().all(|&s| s == DISPATCHES_PER_INFERENCE_STEP), "H={h}: {steps:?}");
+        println!("H={h}: {} dispatches per inference step, {total} per iteration", steps[0]);
+        per_step.push(steps[0]);
+    }
+    assert_eq!(per_step[0], per_step[1]);
+}
