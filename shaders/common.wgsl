@@ -69,5 +69,5 @@ struct Params {
     from_layer: u32, step: u32, update: u32, count: u32,
     a_in: f32, a_h: f32, a_out: f32, eta_z: f32,
     lr: f32, beta1: f32, beta2: f32, eps: f32,
-    bc1: f32, bc2: f32, pad0: f32, pad1: f32,
+    bc1: f32, bc2: f32, grad_scale: f32, pad1: f32,
 }

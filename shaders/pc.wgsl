@@ -27,12 +27,16 @@
 @group(0) @binding(11) var<storage, read_write> yhat: array<f32>;
 @group(0) @binding(12) var<storage, read_write> go: array<f32>;
 
-const TILE: u32 = 16u;
+// Matrix kernels: a workgroup of 8×8 threads computes a 32×32 output tile, each thread a 4×4
+// block, stepping through the summed dimension 16 at a time via workgroup memory.
+// Keep TM in sync with TILE in src/gpu/kernels.rs.
+const TM: u32 = 32u;
+const TK: u32 = 16u;
 // Elementwise kernels' workgroup size; keep equal to ELEMENTWISE_WG in src/gpu/kernels.rs.
 override WG: u32 = 256u;
 
-var<workgroup> ta: array<array<f32, 16>, 16>;
-var<workgroup> tb: array<array<f32, 16>, 16>;
+var<workgroup> sa: array<f32, 512>;   // [TK][TM], k-major
+var<workgroup> sb: array<f32, 512>;   // [TK][TM], k-major
 var<workgroup> red: array<f32, 256>;
 
 fn big_l() -> u32 { return p.h + 1u; }
@@ -60,115 +64,201 @@ fn in_at(l: u32, b: u32, i: u32) -> f32 {
     return phi(p.act, z[zoff(l - 2u) + b * p.n + i]);
 }
 
-// Σ_i in(b, i) W_l[o, i] for this thread's (b = row, o = col): the prediction's matrix product.
-fn pred_tile(l: u32, lid: vec3<u32>, wid: vec3<u32>) -> f32 {
-    let row = wid.y * TILE + lid.y;
-    let wrow = wid.x * TILE + lid.y;
+// The three products of a PC iteration, C = A·B with (rows, summed, cols); each stages its own
+// operands (so each entry point binds only the buffers it reads) and shares the 4×4 register tile:
+//   prediction        in_l (B, in) · W_lᵀ            → (B, out)
+//   back-projection   e_l (B, out) · W_l             → (B, in)
+//   weight gradient   e_lᵀ (out, B) · in_l (B, in)   → (out, in)
+// Staging: thread t loads 8 of the 512 entries of each 32×16 operand slab (k fastest).
+
+// acc[4i + j] += Σ_kk sa[kk][lid.y·4 + i] · sb[kk][lid.x·4 + j]
+fn fma_tile(acc: ptr<function, array<f32, 16>>, lid: vec3<u32>) {
+    for (var kk = 0u; kk < TK; kk++) {
+        let ab = kk * TM + lid.y * 4u;
+        let bb = kk * TM + lid.x * 4u;
+        let av = vec4<f32>(sa[ab], sa[ab + 1u], sa[ab + 2u], sa[ab + 3u]);
+        let bv = vec4<f32>(sb[bb], sb[bb + 1u], sb[bb + 2u], sb[bb + 3u]);
+        for (var i = 0u; i < 4u; i++) {
+            (*acc)[4u * i] += av[i] * bv.x;
+            (*acc)[4u * i + 1u] += av[i] * bv.y;
+            (*acc)[4u * i + 2u] += av[i] * bv.z;
+            (*acc)[4u * i + 3u] += av[i] * bv.w;
+        }
+    }
+}
+
+fn pred_tile(l: u32, lid: vec3<u32>, wid: vec3<u32>) -> array<f32, 16> {
+    let r0 = wid.y * TM;
+    let c0 = wid.x * TM;
+    let t = lid.y * 8u + lid.x;
     let kdim = in_dim(l);
     let odim = out_dim(l);
-    var acc = 0.0;
-    for (var k0 = 0u; k0 < kdim; k0 += TILE) {
-        let k = k0 + lid.x;
-        var av = 0.0;
-        if (row < p.batch && k < kdim) { av = in_at(l, row, k); }
-        ta[lid.y][lid.x] = av;
-        var bv = 0.0;
-        if (wrow < odim && k < kdim) { bv = w_at(l, wrow, k); }
-        tb[lid.x][lid.y] = bv;
+    var acc: array<f32, 16>;
+    for (var k0 = 0u; k0 < kdim; k0 += TK) {
+        for (var q = 0u; q < 8u; q++) {
+            let idx = t + q * 64u;
+            let kk = idx % TK;
+            let rr = idx / TK;
+            let k = k0 + kk;
+            var av = 0.0;
+            if (r0 + rr < p.batch && k < kdim) { av = in_at(l, r0 + rr, k); }
+            sa[kk * TM + rr] = av;
+            var bv = 0.0;
+            if (c0 + rr < odim && k < kdim) { bv = w_at(l, c0 + rr, k); }
+            sb[kk * TM + rr] = bv;
+        }
         workgroupBarrier();
-        for (var j = 0u; j < TILE; j++) { acc += ta[lid.y][j] * tb[j][lid.x]; }
+        fma_tile(&acc, lid);
+        workgroupBarrier();
+    }
+    return acc;
+}
+
+fn back_tile(l: u32, lid: vec3<u32>, wid: vec3<u32>) -> array<f32, 16> {
+    let r0 = wid.y * TM;
+    let c0 = wid.x * TM;
+    let t = lid.y * 8u + lid.x;
+    let kdim = out_dim(l);
+    let idim = in_dim(l);
+    var acc: array<f32, 16>;
+    for (var k0 = 0u; k0 < kdim; k0 += TK) {
+        for (var q = 0u; q < 8u; q++) {
+            let idx = t + q * 64u;
+            let kk = idx % TK;
+            let rr = idx / TK;
+            let k = k0 + kk;
+            var av = 0.0;
+            if (r0 + rr < p.batch && k < kdim) { av = e[eoff(l) + (r0 + rr) * kdim + k]; }
+            sa[kk * TM + rr] = av;
+            var bv = 0.0;
+            if (c0 + rr < idim && k < kdim) { bv = w_at(l, k, c0 + rr); }
+            sb[kk * TM + rr] = bv;
+        }
+        workgroupBarrier();
+        fma_tile(&acc, lid);
+        workgroupBarrier();
+    }
+    return acc;
+}
+
+fn wgrad_tile(l: u32, lid: vec3<u32>, wid: vec3<u32>) -> array<f32, 16> {
+    let r0 = wid.y * TM;
+    let c0 = wid.x * TM;
+    let t = lid.y * 8u + lid.x;
+    let odim = out_dim(l);
+    let idim = in_dim(l);
+    var acc: array<f32, 16>;
+    for (var k0 = 0u; k0 < p.batch; k0 += TK) {
+        for (var q = 0u; q < 8u; q++) {
+            let idx = t + q * 64u;
+            let kk = idx % TK;
+            let rr = idx / TK;
+            let k = k0 + kk;
+            var av = 0.0;
+            if (r0 + rr < odim && k < p.batch) { av = e[eoff(l) + k * odim + r0 + rr]; }
+            sa[kk * TM + rr] = av;
+            var bv = 0.0;
+            if (c0 + rr < idim && k < p.batch) { bv = in_at(l, k, c0 + rr); }
+            sb[kk * TM + rr] = bv;
+        }
+        workgroupBarrier();
+        fma_tile(&acc, lid);
         workgroupBarrier();
     }
     return acc;
 }
 
 // forward: layer p.layer of the feedforward pass (twin: pcn::forward::forward_into).
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(8, 8)
 fn forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let l = p.layer;
     let acc = pred_tile(l, lid, wid);
-    let row = wid.y * TILE + lid.y;
-    let col = wid.x * TILE + lid.x;
-    if (row >= p.batch || col >= out_dim(l)) { return; }
-    let v = scale(l) * acc;
-    if (l == 1u) {
-        z[row * p.n + col] = v;
-        z[zoff(p.h) + row * p.n + col] = v;
-    } else if (l == big_l()) {
-        yhat[row * p.o + col] = v;
-    } else {
-        let prev = z[zoff(l - 2u) + row * p.n + col];
-        z[zoff(l - 1u) + row * p.n + col] = tau() * prev + v;
+    for (var q = 0u; q < 16u; q++) {
+        let row = wid.y * TM + lid.y * 4u + q / 4u;
+        let col = wid.x * TM + lid.x * 4u + q % 4u;
+        if (row >= p.batch || col >= out_dim(l)) { continue; }
+        let v = scale(l) * acc[q];
+        if (l == 1u) {
+            z[row * p.n + col] = v;
+            z[zoff(p.h) + row * p.n + col] = v;
+        } else if (l == big_l()) {
+            yhat[row * p.o + col] = v;
+        } else {
+            let prev = z[zoff(l - 2u) + row * p.n + col];
+            z[zoff(l - 1u) + row * p.n + col] = tau() * prev + v;
+        }
     }
 }
 
 // errors: e_l for every layer l ≥ p.from_layer at once (twin: pcn::energy::errors_into).
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(8, 8)
 fn errors(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let l = wid.z + 1u;
-    if (l < p.from_layer || wid.x * TILE >= out_dim(l)) { return; }
-    let row = wid.y * TILE + lid.y;
-    let col = wid.x * TILE + lid.x;
+    if (l < p.from_layer || wid.x * TM >= out_dim(l)) { return; }
     if (l == 1u) {
-        if (row < p.batch && col < p.n) {
-            let i = row * p.n + col;
-            e[i] = z[i] - z[zoff(p.h) + i];
+        for (var q = 0u; q < 16u; q++) {
+            let row = wid.y * TM + lid.y * 4u + q / 4u;
+            let col = wid.x * TM + lid.x * 4u + q % 4u;
+            if (row < p.batch && col < p.n) {
+                let i = row * p.n + col;
+                e[i] = z[i] - z[zoff(p.h) + i];
+            }
         }
         return;
     }
     let acc = pred_tile(l, lid, wid);
-    if (row >= p.batch || col >= out_dim(l)) { return; }
-    let pred = scale(l) * acc;
-    if (l == big_l()) {
-        e[eoff(l) + row * p.o + col] = io[p.batch * p.d + row * p.o + col] - pred;
-    } else {
-        let i = row * p.n + col;
-        e[eoff(l) + i] = z[zoff(l - 1u) + i] - (tau() * z[zoff(l - 2u) + i] + pred);
+    for (var q = 0u; q < 16u; q++) {
+        let row = wid.y * TM + lid.y * 4u + q / 4u;
+        let col = wid.x * TM + lid.x * 4u + q % 4u;
+        if (row >= p.batch || col >= out_dim(l)) { continue; }
+        let pred = scale(l) * acc[q];
+        if (l == big_l()) {
+            e[eoff(l) + row * p.o + col] = io[p.batch * p.d + row * p.o + col] - pred;
+        } else {
+            let i = row * p.n + col;
+            e[eoff(l) + i] = z[zoff(l - 1u) + i] - (tau() * z[zoff(l - 2u) + i] + pred);
+        }
     }
 }
 
 // back: back_k = e_{k+1} W_{k+1} for every hidden layer k (twin: the `with_back` product of
 // pcn::energy::errors_into).
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(8, 8)
 fn back_project(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let k = wid.z + 1u;
     let l = k + 1u;
     if (l < p.from_layer) { return; }
-    let row = wid.y * TILE + lid.y;   // batch row
-    let col = wid.x * TILE + lid.x;   // input feature i of W_l
-    let kdim = out_dim(l);            // summed over the outputs o of W_l
-    var acc = 0.0;
-    for (var k0 = 0u; k0 < kdim; k0 += TILE) {
-        let o = k0 + lid.x;
-        var av = 0.0;
-        if (row < p.batch && o < kdim) { av = e[eoff(l) + row * kdim + o]; }
-        ta[lid.y][lid.x] = av;
-        let ob = k0 + lid.y;
-        var bv = 0.0;
-        if (ob < kdim && col < p.n) { bv = w_at(l, ob, col); }
-        tb[lid.y][lid.x] = bv;
-        workgroupBarrier();
-        for (var j = 0u; j < TILE; j++) { acc += ta[lid.y][j] * tb[j][lid.x]; }
-        workgroupBarrier();
+    let acc = back_tile(l, lid, wid);
+    for (var q = 0u; q < 16u; q++) {
+        let row = wid.y * TM + lid.y * 4u + q / 4u;
+        let col = wid.x * TM + lid.x * 4u + q % 4u;
+        if (row < p.batch && col < p.n) { back[(k - 1u) * p.batch * p.n + row * p.n + col] = acc[q]; }
     }
-    if (row < p.batch && col < p.n) { back[(k - 1u) * p.batch * p.n + row * p.n + col] = acc; }
 }
 
 // update: z_k ← z_k − η_z ∂F/∂z_k for every hidden layer (slices z < H), and E_l into row p.step of
 // `energy` (slices H … H+L−1, one workgroup each). Twin: pcn::infer::infer_step.
 @compute @workgroup_size(WG)
-fn update(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+fn update(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
     let bn = p.batch * p.n;
     if (wid.z < p.h) {
         let k = wid.z + 1u;
-        let idx = wid.x * WG + lid.x;
         // ∂F/∂z_k involves e_k and e_{k+1}: zero below layer from − 1.
-        if (p.update == 0u || idx >= bn || k + 1u < p.from_layer) { return; }
-        let zi = zoff(k - 1u) + idx;
-        let zv = z[zi];
-        var g = e[eoff(k) + idx] - scale(k + 1u) * dphi(p.act, zv) * back[(k - 1u) * bn + idx];
-        if (k < p.h) { g -= tau() * e[eoff(k + 1u) + idx]; }
-        z[zi] = zv - p.eta_z * (g / f32(p.batch));
+        if (p.update == 0u || k + 1u < p.from_layer) { return; }
+        let a_next = scale(k + 1u);
+        let t = tau() * select(0.0, 1.0, k < p.h);
+        let ea = select(eoff(k), eoff(k + 1u), k < p.h);
+        let step = p.eta_z / f32(p.batch);
+        for (var idx = wid.x * WG + lid.x; idx < bn; idx += nwg.x * WG) {
+            let zi = zoff(k - 1u) + idx;
+            let zv = z[zi];
+            let g = e[eoff(k) + idx] - t * e[ea + idx] - a_next * dphi(p.act, zv) * back[(k - 1u) * bn + idx];
+            z[zi] = zv - step * g;
+        }
         return;
     }
     if (wid.x != 0u) { return; }
@@ -188,37 +278,45 @@ fn update(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     if (lid.x == 0u) { energy[p.step * big_l() + l - 1u] = 0.5 * red[0] / f32(p.batch); }
 }
 
+// bp_back: one step of backprop's backward pass, layer p.layer = l ≥ 2 (twin: pcn::bp). With
+// ê_L = y − ŷ (from `errors`) it forms ê_{l−1} = τ ê_l + a_l (ê_l W_l) ⊙ φ'(z_{l−1}) (no τ term
+// out of the output layer); the gradients are then weight_grad's with grad_scale = 2/O, since
+// backprop's δ_l = −(2/(B·O)) ê_l.
+@compute @workgroup_size(8, 8)
+fn bp_back(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let l = p.layer;
+    let acc = back_tile(l, lid, wid);
+    let t = select(tau(), 0.0, l == big_l());
+    for (var q = 0u; q < 16u; q++) {
+        let row = wid.y * TM + lid.y * 4u + q / 4u;
+        let col = wid.x * TM + lid.x * 4u + q % 4u;
+        if (row >= p.batch || col >= p.n) { continue; }
+        let i = row * p.n + col;
+        var carried = 0.0;
+        if (l < big_l()) { carried = t * e[eoff(l) + i]; }
+        e[eoff(l - 1u) + i] = carried + scale(l) * acc[q] * dphi(p.act, z[zoff(l - 2u) + i]);
+    }
+}
+
 // weight_grad: ∂F/∂W_l = −(a_l/B) e_lᵀ in_l for every layer (twin: pcn::learn::weight_grads_into).
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(8, 8)
 fn weight_grad(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let l = wid.z + 1u;
     let odim = out_dim(l);
     let idim = in_dim(l);
-    if (wid.y * TILE >= odim || wid.x * TILE >= idim) { return; }
-    let orow = wid.y * TILE + lid.y;
-    let icol = wid.x * TILE + lid.x;
-    var acc = 0.0;
-    for (var b0 = 0u; b0 < p.batch; b0 += TILE) {
-        // ta[o][b] = e_l[b, o];  tb[b][i] = in_l(b, i)
-        let ob = wid.y * TILE + lid.x;
-        let bb = b0 + lid.y;
-        var av = 0.0;
-        if (ob < odim && bb < p.batch) { av = e[eoff(l) + bb * odim + ob]; }
-        ta[lid.x][lid.y] = av;
-        var bv = 0.0;
-        if (bb < p.batch && icol < idim) { bv = in_at(l, bb, icol); }
-        tb[lid.y][lid.x] = bv;
-        workgroupBarrier();
-        for (var j = 0u; j < TILE; j++) { acc += ta[lid.y][j] * tb[j][lid.x]; }
-        workgroupBarrier();
-    }
-    if (orow >= odim || icol >= idim) { return; }
-    let g = -(scale(l) / f32(p.batch)) * acc;
-    if (l == 1u) {
-        g1[orow * p.d + icol] = g;
-    } else if (l == big_l()) {
-        go[orow * p.n + icol] = g;
-    } else {
-        gh[(l - 2u) * p.n * p.n + orow * p.n + icol] = g;
+    if (wid.y * TM >= odim || wid.x * TM >= idim) { return; }
+    let acc = wgrad_tile(l, lid, wid);
+    let s = -(p.grad_scale * scale(l) / f32(p.batch));
+    for (var q = 0u; q < 16u; q++) {
+        let orow = wid.y * TM + lid.y * 4u + q / 4u;
+        let icol = wid.x * TM + lid.x * 4u + q % 4u;
+        if (orow >= odim || icol >= idim) { continue; }
+        if (l == 1u) {
+            g1[orow * p.d + icol] = s * acc[q];
+        } else if (l == big_l()) {
+            go[orow * p.n + icol] = s * acc[q];
+        } else {
+            gh[(l - 2u) * p.n * p.n + orow * p.n + icol] = s * acc[q];
+        }
     }
 }

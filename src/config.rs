@@ -18,6 +18,8 @@ pub const MAX_DEPTH: usize = 1024;
 pub const MAX_WIDTH: usize = 4096;
 /// Largest number of inference steps `T` accepted.
 pub const MAX_STEPS: usize = 100_000;
+/// Most memory a run's network may take on the CPU (weights, gradients, two Adam moments).
+pub const MAX_NETWORK_BYTES: u64 = 8 << 30;
 
 /// A learning rule: predictive coding or backprop, under a parameterisation. Serialised by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -228,6 +230,11 @@ impl RunConfig {
         if self.rules.is_empty() {
             return Err(ConfigError::NoRules);
         }
+        let params = self.arch(self.rules[0].rule).parameter_count() as u64;
+        let bytes = params.saturating_mul(4 * 4);
+        if bytes > MAX_NETWORK_BYTES {
+            return Err(ConfigError::TooLarge { width: self.width, depth: self.depth, gb: bytes as f64 / 1e9 });
+        }
         for (i, r) in self.rules.iter().enumerate() {
             if self.rules[..i].iter().any(|o| o.rule == r.rule) {
                 return Err(ConfigError::DuplicateRule(r.rule.name()));
@@ -292,6 +299,19 @@ pub enum ConfigError {
     /// No rule at all.
     #[error("no rule to train: give at least one of mupc, sp, bp_mup, bp_sp")]
     NoRules,
+    /// A network that would not fit in memory.
+    #[error(
+        "a network of width {width} and depth {depth} needs {gb:.1} GB for its weights, gradients and Adam \
+         state; the limit is 8.6 GB: lower the width or the depth"
+    )]
+    TooLarge {
+        /// N.
+        width: usize,
+        /// H.
+        depth: usize,
+        /// Gigabytes needed.
+        gb: f64,
+    },
     /// A preset nobody knows.
     #[error("unknown preset '{0}': expected one of {list}", list = Preset::NAMES.join(", "))]
     UnknownPreset(String),
@@ -395,6 +415,8 @@ mod tests {
         );
         assert!(bad(|c| c.rules[0].eta_z = f64::NAN).contains("η_z for mupc"));
         assert_eq!(bad(|c| c.rules.clear()), ConfigError::NoRules.to_string());
+        let big = bad(|c| (c.width, c.depth) = (4096, 1024));
+        assert!(big.contains("width 4096 and depth 1024 needs 274.7 GB"), "{big}");
     }
 
     #[test]

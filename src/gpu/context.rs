@@ -17,6 +17,9 @@ pub struct GpuContext {
     /// The limits the device was created with (the adapter's own).
     pub limits: wgpu::Limits,
     lost: Arc<Mutex<Option<String>>>,
+    /// The compiled kernels, shared by every model on this device. Compiled once, here, so the
+    /// error scopes that catch shader errors (a per-device stack) never interleave.
+    pub(crate) kernels: Arc<super::kernels::Kernels>,
 }
 
 impl GpuContext {
@@ -58,7 +61,8 @@ impl GpuContext {
                 *l = Some(format!("{reason:?}: {msg}"));
             }
         });
-        Ok(GpuContext { device, queue, info, limits, lost })
+        let kernels = Arc::new(super::kernels::Kernels::new(&device).await?);
+        Ok(GpuContext { device, queue, info, limits, lost, kernels })
     }
 
     /// [`GpuContext::new`], blocking (native only).

@@ -10,8 +10,8 @@ use std::num::NonZeroU64;
 /// Workgroup size of the elementwise kernels (`override WG` in the WGSL; the energy reduction
 /// assumes a power of two ≤ 256).
 pub const ELEMENTWISE_WG: u32 = 256;
-/// Side of the square tiles of the matrix kernels (`const TILE` in `pc.wgsl`).
-pub const TILE: u32 = 16;
+/// Side of the square output tiles of the matrix kernels (`const TM` in `pc.wgsl`).
+pub const TILE: u32 = 32;
 
 /// Storage bindings of `pc.wgsl` (see the buffer list at the top of that file).
 pub mod binding {
@@ -65,6 +65,8 @@ pub struct Kernels {
     pub update: Kernel,
     /// Weight gradients of all layers.
     pub weight_grad: Kernel,
+    /// One layer of backprop's backward pass.
+    pub bp_back: Kernel,
     /// Adam over one weight buffer (bindings: w, g, m, v).
     pub adam: Kernel,
 }
@@ -134,6 +136,7 @@ impl Kernels {
             back_project: kernel(device, &pc, "back_project", &[W1, WH, WO, E, BACK]),
             update: kernel(device, &pc, "update", &[Z, E, BACK, ENERGY]),
             weight_grad: kernel(device, &pc, "weight_grad", &[IO, Z, E, G1, GH, GO]),
+            bp_back: kernel(device, &pc, "bp_back", &[Z, W1, WH, WO, E]),
             adam: kernel(device, &adam, "adam", &[1, 2, 3, 4]),
         };
         match scope.pop().await {

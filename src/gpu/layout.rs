@@ -51,8 +51,9 @@ pub struct Params {
     pub bc1: f32,
     /// `1 − β₂ᵗ`.
     pub bc2: f32,
-    /// Padding.
-    pub pad0: f32,
+    /// Factor on the weight gradients: 1 for PC; 2/O for BP, whose backward pass propagates
+    /// `y − ŷ` and folds the loss's `2/(B·O)` in here.
+    pub grad_scale: f32,
     /// Padding.
     pub pad1: f32,
 }

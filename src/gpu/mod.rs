@@ -4,8 +4,8 @@
 //! The plan that makes deep networks fast: PC inference updates every layer from the previous
 //! step's values, so each stage covers **all layers in one dispatch** (workgroup grid z = layer).
 //! One inference step is three dispatches whatever the depth (errors, back-projections, gradient
-//! + update with the energy reductions), and a whole training iteration — feedforward, `T` steps,
-//! weight gradients, Adam — is one command encoder and one submit. Weights are created by
+//! and update with the energy reductions), and a whole training iteration — feedforward, `T`
+//! steps, weight gradients, Adam — is one command encoder and one submit. Weights are created by
 //! [`crate::pcn::network`] and uploaded, so CPU and GPU runs from one seed are comparable step by
 //! step.
 

@@ -1,10 +1,14 @@
 //! A PC network on the GPU: buffers, bind groups, and one training iteration recorded into one
 //! command encoder and submitted once.
 //!
-//! Per iteration: `H` forward dispatches (the forward pass is sequential in depth), then per
+//! PC, per iteration: `H` forward dispatches (the forward pass is sequential in depth), then per
 //! inference step three dispatches whatever the depth — errors (all layers), back-projections (all
 //! layers), gradient + update with the energy reductions (all layers) — then two at the final
-//! activities (errors, energies), one weight-gradient dispatch and three Adam dispatches.
+//! activities (errors, energies), one weight-gradient dispatch and three Adam dispatches:
+//! `H + 3T + 6`.
+//!
+//! Backprop is sequential in depth: `H` forward dispatches, the output error and its energy (2),
+//! one backward dispatch per layer (`H`), the weight gradients (1) and Adam (3): `2H + 6`.
 
 use super::context::GpuContext;
 use super::kernels::{binding, Kernel, Kernels, ELEMENTWISE_WG, TILE};
@@ -12,9 +16,14 @@ use super::layout::{Params, PARAMS_STRIDE};
 use super::GpuError;
 use crate::pcn::infer::first_active_layer;
 use crate::pcn::learn::AdamConfig;
-use crate::pcn::train::IterationReport;
+use crate::pcn::train::{IterationReport, Learning};
 use crate::pcn::{Arch, Mat, Network, Scalings};
 use std::sync::Arc;
+
+/// Workgroups per hidden layer in the update dispatch (each strides over the layer).
+const UPDATE_GROUPS_PER_LAYER: usize = 16;
+/// Workgroups of an Adam dispatch (each strides over the buffer).
+const ADAM_GROUPS: usize = 256;
 
 /// Dispatches of one inference step (errors, back-projections, gradient + update), for any depth.
 pub const DISPATCHES_PER_INFERENCE_STEP: usize = 3;
@@ -42,6 +51,7 @@ struct BindGroups {
     back_project: wgpu::BindGroup,
     update: wgpu::BindGroup,
     weight_grad: wgpu::BindGroup,
+    bp_back: wgpu::BindGroup,
     adam: [wgpu::BindGroup; 3],
 }
 
@@ -49,10 +59,12 @@ struct BindGroups {
 #[derive(Debug)]
 pub struct GpuModel {
     ctx: Arc<GpuContext>,
-    kernels: Kernels,
+    kernels: Arc<Kernels>,
     arch: Arch,
     scalings: Scalings,
     batch: usize,
+    /// PC (with `steps` and `eta_z`) or BP (`steps = 0`).
+    bp: bool,
     steps: usize,
     eta_z: f64,
     lr: f64,
@@ -69,43 +81,25 @@ fn bytes_f32(n: usize) -> u64 {
 }
 
 impl GpuModel {
-    /// Uploads `net` and allocates everything an iteration with batch `batch` and `steps`
-    /// inference steps needs. Refuses, before allocating, a configuration whose buffers exceed the
-    /// adapter's limits, naming the sizes.
+    /// Uploads `net` and allocates everything an iteration with batch `batch` needs, for PC
+    /// (`T` inference steps) or backprop. Refuses, before allocating, a configuration whose
+    /// buffers exceed the adapter's limits, naming the sizes.
     pub async fn new(
         ctx: Arc<GpuContext>,
         net: &Network<f32>,
         batch: usize,
-        steps: usize,
-        eta_z: f64,
+        learning: Learning,
         lr: f64,
         adam: AdamConfig,
     ) -> Result<Self, GpuError> {
-        ctx.check_lost()?;
+        let (bp, steps, eta_z) = match learning {
+            Learning::Pc { eta_z, steps } => (false, steps, eta_z),
+            Learning::Bp => (true, 0, 0.0),
+        };
+        Self::check_fits(&ctx, &net.arch, batch, steps)?;
         let a = net.arch;
         let (b, d, n, o, h) = (batch, a.input, a.width, a.output, a.hidden);
-        let sizes = [
-            ("weights W_2…W_H", bytes_f32((h - 1) * n * n)),
-            ("weights W_1", bytes_f32(n * d)),
-            ("activities", bytes_f32((h + 1) * b * n)),
-            ("errors", bytes_f32(h * b * n + b * o)),
-        ];
-        let lim = &ctx.limits;
-        let max = (lim.max_storage_buffer_binding_size as u64).min(lim.max_buffer_size);
-        if let Some((what, size)) = sizes.iter().find(|(_, s)| *s > max) {
-            return Err(GpuError::TooLarge(format!(
-                "{what} need {:.1} MB in one buffer; this adapter allows {:.1} MB (N={n}, H={h}, B={b})",
-                *size as f64 / 1e6,
-                max as f64 / 1e6
-            )));
-        }
-        let wg_limit = lim.max_compute_workgroups_per_dimension as usize;
-        if (b.div_ceil(TILE as usize)).max(2 * h + 1).max((b * n).div_ceil(ELEMENTWISE_WG as usize)) > wg_limit {
-            return Err(GpuError::TooLarge(format!(
-                "B={b}, N={n}, H={h} needs more than {wg_limit} workgroups per dimension"
-            )));
-        }
-        let kernels = Kernels::new(&ctx.device).await?;
+        let kernels = ctx.kernels.clone();
         let dev = &ctx.device;
         let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
         let buf = |label: &str, size: u64, usage| {
@@ -142,6 +136,7 @@ impl GpuModel {
             arch: a,
             scalings: net.scalings,
             batch,
+            bp,
             steps,
             eta_z,
             lr,
@@ -153,6 +148,36 @@ impl GpuModel {
         };
         model.upload(net);
         Ok(model)
+    }
+
+    /// Refuses a configuration whose buffers or dispatches exceed the adapter's limits, naming the
+    /// sizes — before anything is allocated, on the CPU or the GPU.
+    pub fn check_fits(ctx: &GpuContext, a: &Arch, batch: usize, steps: usize) -> Result<(), GpuError> {
+        ctx.check_lost()?;
+        let (b, d, n, o, h) = (batch, a.input, a.width, a.output, a.hidden);
+        let sizes = [
+            ("weights W_2…W_H", bytes_f32((h - 1) * n * n)),
+            ("weights W_1", bytes_f32(n * d)),
+            ("activities", bytes_f32((h + 1) * b * n)),
+            ("errors", bytes_f32(h * b * n + b * o)),
+            ("energy table", bytes_f32((steps + 1) * (h + 1))),
+        ];
+        let lim = &ctx.limits;
+        let max = lim.max_storage_buffer_binding_size.min(lim.max_buffer_size);
+        if let Some((what, size)) = sizes.iter().find(|(_, s)| *s > max) {
+            return Err(GpuError::TooLarge(format!(
+                "{what} need {:.1} MB in one buffer; this adapter allows {:.1} MB (N={n}, H={h}, B={b})",
+                *size as f64 / 1e6,
+                max as f64 / 1e6
+            )));
+        }
+        let wg_limit = lim.max_compute_workgroups_per_dimension as usize;
+        if b.div_ceil(TILE as usize).max(2 * h + 1) > wg_limit {
+            return Err(GpuError::TooLarge(format!(
+                "B={b}, H={h} needs more than {wg_limit} workgroups per dimension"
+            )));
+        }
+        Ok(())
     }
 
     fn bind_groups(dev: &wgpu::Device, k: &Kernels, b: &Buffers) -> BindGroups {
@@ -211,6 +236,7 @@ impl GpuModel {
             back_project: group(dev, &params, &k.back_project, &pc_buffer),
             update: group(dev, &params, &k.update, &pc_buffer),
             weight_grad: group(dev, &params, &k.weight_grad, &pc_buffer),
+            bp_back: group(dev, &params, &k.bp_back, &pc_buffer),
             adam,
         }
     }
@@ -255,6 +281,7 @@ impl GpuModel {
             eps: c.eps as f32,
             bc1: (1.0 - c.beta1.powi(t)) as f32,
             bc2: (1.0 - c.beta2.powi(t)) as f32,
+            grad_scale: if self.bp { 2.0 / a.output as f32 } else { 1.0 },
             ..Default::default()
         }
     }
@@ -266,8 +293,9 @@ impl GpuModel {
         let base = self.base_params();
         let mut slots: Vec<Params> = (1..=h).map(|l| Params { layer: l as u32, ..base }).collect();
         slots.push(Params { layer: h as u32 + 1, ..base });
+        // BP: its one "step" computes the output error ê_L = y − ŷ and E_L, nothing moves.
         slots.extend((0..=t).map(|step| Params {
-            from_layer: first_active_layer(h, step) as u32,
+            from_layer: if self.bp { h as u32 + 1 } else { first_active_layer(h, step) as u32 },
             step: step as u32,
             update: (step < t) as u32,
             ..base
@@ -322,13 +350,20 @@ impl GpuModel {
             if step < t {
                 Self::dispatch(&mut pass, &k.back_project, &g.back_project, slot, [tiles(n), tiles(b), h], &mut count);
             }
-            let elems = (b * n).div_ceil(ELEMENTWISE_WG as usize);
+            // A few workgroups per layer, each striding over its layer's B·N entries.
+            let elems = (b * n).div_ceil(ELEMENTWISE_WG as usize).min(UPDATE_GROUPS_PER_LAYER);
             Self::dispatch(&mut pass, &k.update, &g.update, slot, [elems, 1, 2 * h + 1], &mut count);
             if step < t {
                 per_step.push(count - before);
             }
         }
         let last = h + 1 + t;
+        if self.bp {
+            // Backprop is sequential in depth: one dispatch per layer, from the output down.
+            for l in (2..=h + 1).rev() {
+                Self::dispatch(&mut pass, &k.bp_back, &g.bp_back, l - 1, [tiles(n), tiles(b), 1], &mut count);
+            }
+        }
         Self::dispatch(
             &mut pass,
             &k.weight_grad,
@@ -339,7 +374,7 @@ impl GpuModel {
         );
         let counts = [n * d, (h - 1) * n * n, o * n];
         for (i, c) in counts.iter().enumerate() {
-            let groups = c.div_ceil(ELEMENTWISE_WG as usize).clamp(1, 65_535);
+            let groups = c.div_ceil(ELEMENTWISE_WG as usize).clamp(1, ADAM_GROUPS);
             Self::dispatch(&mut pass, &k.adam, &g.adam[i], last + 1 + i, [groups, 1, 1], &mut count);
         }
         drop(pass);
@@ -357,10 +392,9 @@ impl GpuModel {
         self.record(&mut enc)
     }
 
-    /// One training iteration on `(x, y)`: one encoder, one submit, then the energy table is read
-    /// back (natively, waiting for it).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn train_step(&mut self, x: &Mat<f32>, y: &Mat<f32>) -> Result<IterationReport, GpuError> {
+    /// One training iteration on `(x, y)`: one encoder, one submit, then the energy table comes
+    /// back asynchronously (natively the device is polled; on the web nothing blocks).
+    pub async fn train_step(&mut self, x: &Mat<f32>, y: &Mat<f32>) -> Result<IterationReport, GpuError> {
         self.ctx.check_lost()?;
         assert_eq!((x.rows, y.rows), (self.batch, self.batch), "GpuModel::train_step: batch size is fixed at creation");
         self.adam_steps += 1;
@@ -374,31 +408,40 @@ impl GpuModel {
         self.dispatches_last_iteration = count;
         enc.copy_buffer_to_buffer(&self.bufs.energy, 0, &self.bufs.energy_read, 0, None);
         q.submit([enc.finish()]);
-        let flat = self.read_mapped(&self.bufs.energy_read)?;
+        let flat = self.read_mapped(&self.bufs.energy_read).await?;
         let l = self.arch.hidden + 1;
         let rows: Vec<Vec<f64>> =
             flat.chunks(l).take(self.steps + 1).map(|r| r.iter().map(|&v| v as f64).collect()).collect();
         let loss = rows[0][l - 1];
+        let finite = rows.iter().flatten().all(|v| v.is_finite());
+        if self.bp {
+            let objective = 2.0 * loss / self.arch.output as f64;
+            return Ok(IterationReport { loss, objective, finite, ..Default::default() });
+        }
         Ok(IterationReport {
             loss,
             objective: rows[0].iter().sum(),
             energies_ffwd: rows[0].clone(),
             energies_post: rows[self.steps].clone(),
-            finite: rows.iter().flatten().all(|v| v.is_finite()),
+            finite,
             energy_steps: rows,
             act_rms: Vec::new(),
             rel_dw: Vec::new(),
         })
     }
 
-    #[cfg(not(target_arch = "wasm32"))]
-    fn read_mapped(&self, staging: &wgpu::Buffer) -> Result<Vec<f32>, GpuError> {
-        let (tx, rx) = std::sync::mpsc::channel();
+    /// Maps a staging buffer and copies its floats out (natively the device is polled until the
+    /// map completes; on the web the browser completes it and nothing blocks).
+    async fn read_mapped(&self, staging: &wgpu::Buffer) -> Result<Vec<f32>, GpuError> {
+        let (tx, rx) = futures_channel::oneshot::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
+        #[cfg(not(target_arch = "wasm32"))]
         self.ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Readback(e.to_string()))?;
-        rx.recv().map_err(|e| GpuError::Readback(e.to_string()))?.map_err(|e| GpuError::Readback(e.to_string()))?;
+        rx.await
+            .map_err(|_| GpuError::Readback("the map callback was dropped".into()))?
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
         let data = {
             let view = staging.get_mapped_range(..).map_err(|e| GpuError::Readback(e.to_string()))?;
             bytemuck::cast_slice::<u8, f32>(&view).to_vec()
@@ -408,9 +451,8 @@ impl GpuModel {
         Ok(data)
     }
 
-    /// Reads `len` floats of a storage buffer back (natively, waiting).
-    #[cfg(not(target_arch = "wasm32"))]
-    fn download(&self, src: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
+    /// Reads `len` floats of a storage buffer back.
+    async fn download(&self, src: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
         let size = bytes_f32(len);
         let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("download"),
@@ -422,19 +464,18 @@ impl GpuModel {
             self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("download") });
         enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
         self.ctx.queue.submit([enc.finish()]);
-        let mut v = self.read_mapped(&staging)?;
+        let mut v = self.read_mapped(&staging).await?;
         v.truncate(len);
         Ok(v)
     }
 
     /// The current weights as a CPU network.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn network(&self) -> Result<Network<f32>, GpuError> {
+    pub async fn network(&self) -> Result<Network<f32>, GpuError> {
         let a = self.arch;
         let (n, d, o, h) = (a.width, a.input, a.output, a.hidden);
-        let w1 = self.download(&self.bufs.w[0], n * d)?;
-        let wh = self.download(&self.bufs.w[1], (h - 1) * n * n)?;
-        let wo = self.download(&self.bufs.w[2], o * n)?;
+        let w1 = self.download(&self.bufs.w[0], n * d).await?;
+        let wh = self.download(&self.bufs.w[1], (h - 1) * n * n).await?;
+        let wo = self.download(&self.bufs.w[2], o * n).await?;
         let mut weights = vec![Mat { rows: n, cols: d, data: w1 }];
         weights.extend(wh.chunks(n * n).take(h - 1).map(|c| Mat { rows: n, cols: n, data: c.to_vec() }));
         weights.push(Mat { rows: o, cols: n, data: wo });
@@ -442,22 +483,20 @@ impl GpuModel {
     }
 
     /// The activities after the last iteration's inference, `z_1 … z_H`.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn activities(&self) -> Result<Vec<Mat<f32>>, GpuError> {
+    pub async fn activities(&self) -> Result<Vec<Mat<f32>>, GpuError> {
         let (b, n, h) = (self.batch, self.arch.width, self.arch.hidden);
-        let z = self.download(&self.bufs.z, h * b * n)?;
+        let z = self.download(&self.bufs.z, h * b * n).await?;
         Ok(z.chunks(b * n).map(|c| Mat { rows: b, cols: n, data: c.to_vec() }).collect())
     }
 
     /// The last iteration's weight gradients, `∂F/∂W_1 … ∂F/∂W_L`.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn weight_grads(&self) -> Result<Vec<Mat<f32>>, GpuError> {
+    pub async fn weight_grads(&self) -> Result<Vec<Mat<f32>>, GpuError> {
         let a = self.arch;
         let (n, d, o, h) = (a.width, a.input, a.output, a.hidden);
-        let mut out = vec![Mat { rows: n, cols: d, data: self.download(&self.bufs.g[0], n * d)? }];
-        let gh = self.download(&self.bufs.g[1], (h - 1) * n * n)?;
+        let mut out = vec![Mat { rows: n, cols: d, data: self.download(&self.bufs.g[0], n * d).await? }];
+        let gh = self.download(&self.bufs.g[1], (h - 1) * n * n).await?;
         out.extend(gh.chunks(n * n).take(h - 1).map(|c| Mat { rows: n, cols: n, data: c.to_vec() }));
-        out.push(Mat { rows: o, cols: n, data: self.download(&self.bufs.g[2], o * n)? });
+        out.push(Mat { rows: o, cols: n, data: self.download(&self.bufs.g[2], o * n).await? });
         Ok(out)
     }
 }

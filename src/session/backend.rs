@@ -38,6 +38,11 @@ pub fn shared_gpu() -> Result<std::sync::Arc<crate::gpu::GpuContext>, GpuError> 
 impl Backend {
     /// Builds a rule's model from the shared seed: every rule starts from weights drawn the same way.
     pub fn new(config: &RunConfig, rs: &RuleSettings) -> Result<Self, BackendError> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if config.backend == BackendKind::Gpu {
+            let steps = if rs.rule.is_pc() { config.inference_steps() } else { 0 };
+            crate::gpu::GpuModel::check_fits(&*shared_gpu()?, &config.arch(rs.rule), config.batch, steps)?;
+        }
         let net = Network::init(config.arch(rs.rule), config.seed);
         let learning = if rs.rule.is_pc() {
             Learning::Pc { eta_z: rs.eta_z, steps: config.inference_steps() }
@@ -57,20 +62,12 @@ impl Backend {
         net: &Network<f32>,
         learning: Learning,
     ) -> Result<Self, BackendError> {
-        let Learning::Pc { eta_z, steps } = learning else {
-            return Err(GpuError::Unsupported(format!(
-                "{} (backprop) does not run on the GPU backend yet; use --backend cpu for it",
-                rs.rule
-            ))
-            .into());
-        };
         let ctx = shared_gpu()?;
         let model = pollster::block_on(crate::gpu::GpuModel::new(
             ctx,
             net,
             config.batch,
-            steps,
-            eta_z,
+            learning,
             rs.lr,
             AdamConfig::default(),
         ))?;
@@ -96,7 +93,7 @@ impl Backend {
         match self {
             Backend::Cpu(m) => Ok(m.train_step(x, y)),
             #[cfg(not(target_arch = "wasm32"))]
-            Backend::Gpu(m) => Ok(m.train_step(x, y)?),
+            Backend::Gpu(m) => Ok(pollster::block_on(m.train_step(x, y))?),
         }
     }
 
@@ -106,7 +103,7 @@ impl Backend {
         match self {
             Backend::Cpu(m) => Ok(predict(&m.net, x)),
             #[cfg(not(target_arch = "wasm32"))]
-            Backend::Gpu(m) => Ok(predict(&m.network()?, x)),
+            Backend::Gpu(m) => Ok(predict(&pollster::block_on(m.network())?, x)),
         }
     }
 }
