@@ -12,6 +12,8 @@
 //   energy E_l per inference step: row t (0 … T), column l − 1
 //   g1    ∂F/∂W_1       gh   ∂F/∂W_2 … ∂F/∂W_H       go   ∂F/∂W_L
 //   yhat  ŷ (B, O) of the last forward pass
+//   stats activation RMS per hidden layer (H), then ‖W_l‖² before and ‖ΔW_l‖² of the Adam update
+//         (L each; written by adam.wgsl's adam_stats)
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> io: array<f32>;
@@ -26,6 +28,7 @@
 @group(0) @binding(10) var<storage, read_write> gh: array<f32>;
 @group(0) @binding(11) var<storage, read_write> yhat: array<f32>;
 @group(0) @binding(12) var<storage, read_write> go: array<f32>;
+@group(0) @binding(13) var<storage, read_write> stats: array<f32>;
 
 // Matrix kernels: a workgroup of 8×8 threads computes a 32×32 output tile, each thread a 4×4
 // block, stepping through the summed dimension 16 at a time via workgroup memory.
@@ -319,4 +322,23 @@ fn weight_grad(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
             gh[(l - 2u) * p.n * p.n + orow * p.n + icol] = s * acc[q];
         }
     }
+}
+
+// act_rms: the forward pass's scale, √(mean z_l²) per hidden layer into stats[l − 1] (one
+// workgroup per layer; twin: pcn::forward::rms).
+@compute @workgroup_size(WG)
+fn act_rms(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let count = p.batch * p.n;
+    var s = 0.0;
+    for (var i = lid.x; i < count; i += WG) {
+        let v = z[zoff(wid.z) + i];
+        s += v * v;
+    }
+    red[lid.x] = s;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+        if (lid.x < stride) { red[lid.x] += red[lid.x + stride]; }
+        workgroupBarrier();
+    }
+    if (lid.x == 0u) { stats[wid.z] = sqrt(red[0] / f32(count)); }
 }

@@ -73,6 +73,9 @@ fn parity(arch: Arch, b: usize, steps: usize, lr: f64) -> Checker {
         let p = format!("{arch:?} B={b} T={steps} iteration {it}: ");
         let flat = |r: &Vec<Vec<f64>>| r.iter().flatten().copied().collect::<Vec<f64>>();
         c.values(&format!("{p}energies per step"), &flat(&got.energy_steps), &flat(&want.energy_steps), 1e-4);
+        c.values(&format!("{p}activation RMS"), &got.act_rms, &want.act_rms, 1e-4);
+        // ‖ΔW‖/‖W‖: loose for the same Adam-amplified round-off as the weights.
+        c.values(&format!("{p}relative weight change"), &got.rel_dw, &want.rel_dw, 5e-2);
         c.mats(
             &format!("{p}final activities"),
             &block(g.activities()).expect("z"),
@@ -299,6 +302,8 @@ fn backprop_iterations_match_the_cpu_reference() {
             let got = block(g.train_step(&x, &y)).expect("GPU iteration");
             c.scalar(&format!("iteration {it} loss"), got.loss, want.loss, 1e-5);
             c.scalar(&format!("iteration {it} objective"), got.objective, want.objective, 1e-5);
+            c.values(&format!("iteration {it} activation RMS"), &got.act_rms, &want.act_rms, 1e-4);
+            c.values(&format!("iteration {it} relative weight change"), &got.rel_dw, &want.rel_dw, 1e-3);
             c.mats(
                 &format!("iteration {it} weight grads"),
                 &block(g.weight_grads()).expect("grads"),

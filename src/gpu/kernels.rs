@@ -39,6 +39,8 @@ pub mod binding {
     pub const YHAT: u32 = 11;
     /// ∂F/∂W_L.
     pub const GO: u32 = 12;
+    /// Activation RMS, weight and update norms.
+    pub const STATS: u32 = 13;
 }
 
 /// A compute pipeline with its bind-group layout and the storage bindings it takes.
@@ -67,8 +69,12 @@ pub struct Kernels {
     pub weight_grad: Kernel,
     /// One layer of backprop's backward pass.
     pub bp_back: Kernel,
+    /// RMS of every hidden activity after the forward pass.
+    pub act_rms: Kernel,
     /// Adam over one weight buffer (bindings: w, g, m, v).
     pub adam: Kernel,
+    /// Norms of the weights and of the update, per matrix (bindings: w, g, m, v, stats).
+    pub adam_stats: Kernel,
 }
 
 fn kernel(device: &wgpu::Device, module: &wgpu::ShaderModule, entry: &str, bindings: &'static [u32]) -> Kernel {
@@ -137,7 +143,9 @@ impl Kernels {
             update: kernel(device, &pc, "update", &[Z, E, BACK, ENERGY]),
             weight_grad: kernel(device, &pc, "weight_grad", &[IO, Z, E, G1, GH, GO]),
             bp_back: kernel(device, &pc, "bp_back", &[Z, W1, WH, WO, E]),
+            act_rms: kernel(device, &pc, "act_rms", &[Z, STATS]),
             adam: kernel(device, &adam, "adam", &[1, 2, 3, 4]),
+            adam_stats: kernel(device, &adam, "adam_stats", &[1, 3, 4, 5]),
         };
         match scope.pop().await {
             Some(e) => Err(GpuError::Shader(e.to_string())),

@@ -41,7 +41,9 @@ struct Buffers {
     back: wgpu::Buffer,
     energy: wgpu::Buffer,
     yhat: wgpu::Buffer,
-    energy_read: wgpu::Buffer,
+    stats: wgpu::Buffer,
+    /// Staging for the energy table followed by the stats.
+    read: wgpu::Buffer,
 }
 
 #[derive(Debug)]
@@ -52,7 +54,9 @@ struct BindGroups {
     update: wgpu::BindGroup,
     weight_grad: wgpu::BindGroup,
     bp_back: wgpu::BindGroup,
+    act_rms: wgpu::BindGroup,
     adam: [wgpu::BindGroup; 3],
+    adam_stats: [wgpu::BindGroup; 3],
 }
 
 /// A PC network, its Adam state and the buffers of one batch size, on the GPU.
@@ -110,7 +114,8 @@ impl GpuModel {
             let names = ["W_1", "W_2..W_H", "W_L"];
             [0, 1, 2].map(|i| buf(&format!("{prefix} {}", names[i]), bytes_f32(shapes[i]), storage))
         };
-        let slots = (h + steps + 5) as u64;
+        let slots = (h + steps + 8) as u64;
+        let (energy_len, stats_len) = ((steps + 1) * (h + 1), h + 2 * (h + 1));
         let bufs = Buffers {
             params: buf("params", slots * PARAMS_STRIDE, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST),
             io: buf("x, y", bytes_f32(b * (d + o)), storage),
@@ -121,11 +126,12 @@ impl GpuModel {
             v: trio("adam v"),
             e: buf("e", bytes_f32(h * b * n + b * o), storage),
             back: buf("back", bytes_f32(h * b * n), storage),
-            energy: buf("energy", bytes_f32((steps + 1) * (h + 1)), storage),
+            energy: buf("energy", bytes_f32(energy_len), storage),
             yhat: buf("yhat", bytes_f32(b * o), storage),
-            energy_read: buf(
-                "energy readback",
-                bytes_f32((steps + 1) * (h + 1)),
+            stats: buf("stats", bytes_f32(stats_len), storage),
+            read: buf(
+                "metrics readback",
+                bytes_f32(energy_len + stats_len),
                 wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             ),
         };
@@ -195,6 +201,7 @@ impl GpuModel {
                 G1 => &b.g[0],
                 GH => &b.g[1],
                 GO => &b.g[2],
+                STATS => &b.stats,
                 _ => &b.yhat,
             }
         };
@@ -230,6 +237,14 @@ impl GpuModel {
                 _ => &b.v[i],
             })
         });
+        let adam_stats = [0, 1, 2].map(|i| {
+            group(dev, &params, &k.adam_stats, &|id| match id {
+                1 => &b.w[i],
+                3 => &b.m[i],
+                4 => &b.v[i],
+                _ => &b.stats,
+            })
+        });
         BindGroups {
             forward: group(dev, &params, &k.forward, &pc_buffer),
             errors: group(dev, &params, &k.errors, &pc_buffer),
@@ -237,7 +252,9 @@ impl GpuModel {
             update: group(dev, &params, &k.update, &pc_buffer),
             weight_grad: group(dev, &params, &k.weight_grad, &pc_buffer),
             bp_back: group(dev, &params, &k.bp_back, &pc_buffer),
+            act_rms: group(dev, &params, &k.act_rms, &pc_buffer),
             adam,
+            adam_stats,
         }
     }
 
@@ -300,12 +317,14 @@ impl GpuModel {
             update: (step < t) as u32,
             ..base
         }));
-        let counts = [
-            self.arch.width * self.arch.input,
-            (h - 1) * self.arch.width * self.arch.width,
-            self.arch.output * self.arch.width,
-        ];
-        slots.extend(counts.iter().map(|&c| Params { count: c as u32, ..base }));
+        let (n, d, o) = (self.arch.width, self.arch.input, self.arch.output);
+        // Adam over each buffer, then its per-matrix stats (first matrix index, size of one matrix).
+        slots.extend([n * d, (h - 1) * n * n, o * n].iter().map(|&c| Params { count: c as u32, ..base }));
+        slots.extend([(0, n * d), (1, n * n), (h, o * n)].iter().map(|&(first, c)| Params {
+            layer: first as u32,
+            count: c as u32,
+            ..base
+        }));
         let mut table = vec![0u8; slots.len() * PARAMS_STRIDE as usize];
         for (i, s) in slots.iter().enumerate() {
             let at = i * PARAMS_STRIDE as usize;
@@ -342,6 +361,7 @@ impl GpuModel {
         for l in 1..=h {
             Self::dispatch(&mut pass, &k.forward, &g.forward, l - 1, [tiles(n), tiles(b), 1], &mut count);
         }
+        Self::dispatch(&mut pass, &k.act_rms, &g.act_rms, 0, [1, 1, h], &mut count);
         let mut per_step = Vec::with_capacity(t);
         for step in 0..=t {
             let before = count;
@@ -377,6 +397,11 @@ impl GpuModel {
             let groups = c.div_ceil(ELEMENTWISE_WG as usize).clamp(1, ADAM_GROUPS);
             Self::dispatch(&mut pass, &k.adam, &g.adam[i], last + 1 + i, [groups, 1, 1], &mut count);
         }
+        for (i, matrices) in [1, h - 1, 1].into_iter().enumerate() {
+            if matrices > 0 {
+                Self::dispatch(&mut pass, &k.adam_stats, &g.adam_stats[i], last + 4 + i, [1, 1, matrices], &mut count);
+            }
+        }
         drop(pass);
         (count, per_step)
     }
@@ -406,17 +431,33 @@ impl GpuModel {
             self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("iteration") });
         let (count, _) = self.record(&mut enc);
         self.dispatches_last_iteration = count;
-        enc.copy_buffer_to_buffer(&self.bufs.energy, 0, &self.bufs.energy_read, 0, None);
+        let energy_bytes = self.bufs.energy.size();
+        enc.copy_buffer_to_buffer(&self.bufs.energy, 0, &self.bufs.read, 0, None);
+        enc.copy_buffer_to_buffer(&self.bufs.stats, 0, &self.bufs.read, energy_bytes, None);
         q.submit([enc.finish()]);
-        let flat = self.read_mapped(&self.bufs.energy_read).await?;
-        let l = self.arch.hidden + 1;
+        let all = self.read_mapped(&self.bufs.read).await?;
+        let (flat, stats) = all.split_at(energy_bytes as usize / 4);
+        let (h, l) = (self.arch.hidden, self.arch.hidden + 1);
+        let act_rms: Vec<f64> = stats[..h].iter().map(|&v| v as f64).collect();
+        let rel_dw: Vec<f64> = (0..l)
+            .map(|m| {
+                let (w2, d2) = (stats[h + m] as f64, stats[h + l + m] as f64);
+                if !(w2.is_finite() && d2.is_finite()) {
+                    f64::NAN
+                } else if w2 > 0.0 {
+                    (d2 / w2).sqrt()
+                } else {
+                    d2.sqrt()
+                }
+            })
+            .collect();
         let rows: Vec<Vec<f64>> =
             flat.chunks(l).take(self.steps + 1).map(|r| r.iter().map(|&v| v as f64).collect()).collect();
         let loss = rows[0][l - 1];
-        let finite = rows.iter().flatten().all(|v| v.is_finite());
+        let finite = rows.iter().flatten().all(|v| v.is_finite()) && rel_dw.iter().all(|r| r.is_finite());
         if self.bp {
             let objective = 2.0 * loss / self.arch.output as f64;
-            return Ok(IterationReport { loss, objective, finite, ..Default::default() });
+            return Ok(IterationReport { loss, objective, finite, act_rms, rel_dw, ..Default::default() });
         }
         Ok(IterationReport {
             loss,
@@ -425,8 +466,8 @@ impl GpuModel {
             energies_post: rows[self.steps].clone(),
             finite,
             energy_steps: rows,
-            act_rms: Vec::new(),
-            rel_dw: Vec::new(),
+            act_rms,
+            rel_dw,
         })
     }
 
