@@ -12,6 +12,7 @@
 //   energy E_l per inference step: row t (0 … T), column l − 1
 //   g1    ∂F/∂W_1       gh   ∂F/∂W_2 … ∂F/∂W_H       go   ∂F/∂W_L
 //   yhat  ŷ (B, O) of the last forward pass
+//   labels, correct   test labels (B) and the running count of correct predictions (evaluation)
 //   stats activation RMS per hidden layer (H), then ‖W_l‖² before and ‖ΔW_l‖² of the Adam update
 //         (L each; written by adam.wgsl's adam_stats)
 
@@ -29,6 +30,8 @@
 @group(0) @binding(11) var<storage, read_write> yhat: array<f32>;
 @group(0) @binding(12) var<storage, read_write> go: array<f32>;
 @group(0) @binding(13) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(14) var<storage, read_write> labels: array<u32>;
+@group(0) @binding(15) var<storage, read_write> correct: array<atomic<u32>>;
 
 // Matrix kernels: a workgroup of 8×8 threads computes a 32×32 output tile, each thread a 4×4
 // block, stepping through the summed dimension 16 at a time via workgroup memory.
@@ -341,4 +344,21 @@ fn act_rms(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) 
         workgroupBarrier();
     }
     if (lid.x == 0u) { stats[wid.z] = sqrt(red[0] / f32(count)); }
+}
+
+// accuracy: argmax ŷ == label for each of the p.batch rows, counted into correct[0] (test
+// accuracy is the feedforward pass only; twin: session::accuracy). Ties go to the first maximum.
+@compute @workgroup_size(WG)
+fn accuracy(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let row = gid.x;
+    if (row >= p.batch) { return; }
+    // As the CPU: strictly greater than everything before, so NaNs are never chosen and a row
+    // of NaNs counts as wrong.
+    var best = p.o;
+    var best_v = -3.40282347e38;
+    for (var j = 0u; j < p.o; j++) {
+        let v = yhat[row * p.o + j];
+        if (v > best_v) { best = j; best_v = v; }
+    }
+    if (best == labels[row]) { atomicAdd(&correct[0], 1u); }
 }

@@ -345,3 +345,22 @@ fn a_configuration_too_large_for_the_adapter_is_refused_with_its_sizes() {
     assert!(e.contains("does not fit the GPU") && e.contains("MB") && e.contains("N=4096, H=1024"), "{e}");
     println!("{e}");
 }
+
+#[test]
+fn test_accuracy_on_the_gpu_matches_the_cpu_over_several_chunks() {
+    let Some(ctx) = gpu() else { return };
+    let data = mnist();
+    let (x, _) = data.test.range::<f32>(0, 1234);
+    let labels = &data.test.labels[..1234];
+    for (act, param) in [(Activation::Relu, Param::Mupc), (Activation::Tanh, Param::Sp)] {
+        let arch = Arch { input: 784, width: 24, hidden: 3, output: 10, act, skips: true, param };
+        let net: Network<f32> = Network::init(arch, 9);
+        let cpu = pclab::session::session::accuracy(&pclab::pcn::forward::predict(&net, &x), labels);
+        let mut g =
+            block(GpuModel::new(ctx.clone(), &net, 8, Learning::Bp, 0.01, AdamConfig::default())).expect("model");
+        let got = block(g.accuracy(&x, labels)).expect("GPU accuracy");
+        println!("{act} {param:?}: test accuracy cpu {cpu:.2} % gpu {got:.2} % on 1234 images");
+        // Rows whose two largest outputs tie to f32 round-off may flip: allow two of 1234.
+        assert!((cpu - got).abs() <= 2.0 * 100.0 / 1234.0 + 1e-9, "cpu {cpu} gpu {got}");
+    }
+}

@@ -41,6 +41,10 @@ pub mod binding {
     pub const GO: u32 = 12;
     /// Activation RMS, weight and update norms.
     pub const STATS: u32 = 13;
+    /// Test labels.
+    pub const LABELS: u32 = 14;
+    /// Count of correct predictions.
+    pub const CORRECT: u32 = 15;
 }
 
 /// A compute pipeline with its bind-group layout and the storage bindings it takes.
@@ -71,6 +75,8 @@ pub struct Kernels {
     pub bp_back: Kernel,
     /// RMS of every hidden activity after the forward pass.
     pub act_rms: Kernel,
+    /// Argmax of ŷ against the labels, counted.
+    pub accuracy: Kernel,
     /// Adam over one weight buffer (bindings: w, g, m, v).
     pub adam: Kernel,
     /// Norms of the weights and of the update, per matrix (bindings: w, g, m, v, stats).
@@ -144,6 +150,7 @@ impl Kernels {
             weight_grad: kernel(device, &pc, "weight_grad", &[IO, Z, E, G1, GH, GO]),
             bp_back: kernel(device, &pc, "bp_back", &[Z, W1, WH, WO, E]),
             act_rms: kernel(device, &pc, "act_rms", &[Z, STATS]),
+            accuracy: kernel(device, &pc, "accuracy", &[YHAT, LABELS, CORRECT]),
             adam: kernel(device, &adam, "adam", &[1, 2, 3, 4]),
             adam_stats: kernel(device, &adam, "adam_stats", &[1, 3, 4, 5]),
         };

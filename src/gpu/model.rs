@@ -78,6 +78,7 @@ pub struct GpuModel {
     groups: BindGroups,
     /// Dispatches recorded by the last iteration.
     pub dispatches_last_iteration: usize,
+    eval: Option<EvalBuffers>,
 }
 
 fn bytes_f32(n: usize) -> u64 {
@@ -151,6 +152,7 @@ impl GpuModel {
             bufs,
             groups,
             dispatches_last_iteration: 0,
+            eval: None,
         };
         model.upload(net);
         Ok(model)
@@ -539,5 +541,127 @@ impl GpuModel {
         out.extend(gh.chunks(n * n).take(h - 1).map(|c| Mat { rows: n, cols: n, data: c.to_vec() }));
         out.push(Mat { rows: o, cols: n, data: self.download(&self.bufs.g[2], o * n).await? });
         Ok(out)
+    }
+}
+
+/// Buffers for evaluating the feedforward pass on chunks of `rows` test images.
+#[derive(Debug)]
+struct EvalBuffers {
+    rows: usize,
+    params: wgpu::Buffer,
+    x: wgpu::Buffer,
+    labels: wgpu::Buffer,
+    correct: wgpu::Buffer,
+    read: wgpu::Buffer,
+    forward: wgpu::BindGroup,
+    accuracy: wgpu::BindGroup,
+}
+
+impl GpuModel {
+    /// Rows per evaluation chunk: as many as fit the adapter's binding limit, at most 1000.
+    fn eval_rows(&self, total: usize) -> usize {
+        let (n, h) = (self.arch.width, self.arch.hidden);
+        let lim = &self.ctx.limits;
+        let max = lim.max_storage_buffer_binding_size.min(lim.max_buffer_size) as usize;
+        (max / (4 * (h + 1) * n).max(1)).clamp(1, 1000).min(total.max(1))
+    }
+
+    fn eval_buffers(&self, rows: usize) -> EvalBuffers {
+        let dev = &self.ctx.device;
+        let (a, k) = (&self.arch, &self.kernels);
+        let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+        let buf = |label: &str, size: u64, usage| {
+            dev.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false })
+        };
+        let uniform = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST;
+        let params = buf("eval params", (a.hidden + 2) as u64 * PARAMS_STRIDE, uniform);
+        let x = buf("eval x", bytes_f32(rows * a.input), storage);
+        let z = buf("eval z", bytes_f32((a.hidden + 1) * rows * a.width), storage);
+        let yhat = buf("eval yhat", bytes_f32(rows * a.output), storage);
+        let labels = buf("eval labels", bytes_f32(rows), storage);
+        let correct = buf("eval correct", 4, storage);
+        let read = buf("eval readback", 4, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
+        let entries = |kernel: &Kernel| -> wgpu::BindGroup {
+            let params_entry = wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &params,
+                    offset: 0,
+                    size: std::num::NonZeroU64::new(std::mem::size_of::<Params>() as u64),
+                }),
+            };
+            let list: Vec<_> = std::iter::once(params_entry)
+                .chain(kernel.bindings.iter().map(|&id| {
+                    use binding::*;
+                    let b = match id {
+                        IO => &x,
+                        Z => &z,
+                        W1 => &self.bufs.w[0],
+                        WH => &self.bufs.w[1],
+                        WO => &self.bufs.w[2],
+                        LABELS => &labels,
+                        CORRECT => &correct,
+                        _ => &yhat,
+                    };
+                    wgpu::BindGroupEntry { binding: id, resource: b.as_entire_binding() }
+                }))
+                .collect();
+            dev.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("eval"),
+                layout: &kernel.layout,
+                entries: &list,
+            })
+        };
+        let (forward, accuracy) = (entries(&k.forward), entries(&k.accuracy));
+        EvalBuffers { rows, params, x, labels, correct, read, forward, accuracy }
+    }
+
+    /// Test accuracy in percent: the feedforward pass and argmax on the GPU, over `x` in chunks,
+    /// counting rows whose prediction is the label.
+    pub async fn accuracy(&mut self, x: &Mat<f32>, labels: &[u8]) -> Result<f64, GpuError> {
+        self.ctx.check_lost()?;
+        let total = x.rows.min(labels.len());
+        let rows = self.eval_rows(total);
+        if self.eval.as_ref().is_none_or(|e| e.rows != rows) {
+            self.eval = Some(self.eval_buffers(rows));
+        }
+        let Some(ev) = self.eval.as_ref() else { return Err(GpuError::Readback("no evaluation buffers".into())) };
+        let (q, h, d) = (&self.ctx.queue, self.arch.hidden, self.arch.input);
+        q.write_buffer(&ev.correct, 0, &[0; 4]);
+        for start in (0..total).step_by(rows) {
+            let m = rows.min(total - start);
+            let base = Params { batch: m as u32, ..self.base_params() };
+            let mut table = vec![0u8; (h + 2) * PARAMS_STRIDE as usize];
+            for l in 1..=h + 1 {
+                let at = (l - 1) * PARAMS_STRIDE as usize;
+                let slot = Params { layer: l as u32, ..base };
+                table[at..at + std::mem::size_of::<Params>()].copy_from_slice(bytemuck::bytes_of(&slot));
+            }
+            q.write_buffer(&ev.params, 0, &table);
+            q.write_buffer(&ev.x, 0, bytemuck::cast_slice(&x.data[start * d..(start + m) * d]));
+            let chunk_labels: Vec<u32> = labels[start..start + m].iter().map(|&l| l as u32).collect();
+            q.write_buffer(&ev.labels, 0, bytemuck::cast_slice(&chunk_labels));
+            let mut enc =
+                self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("eval") });
+            {
+                let mut pass = enc
+                    .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("eval"), timestamp_writes: None });
+                let (k, mut count) = (&self.kernels, 0);
+                let tiles = |v: usize| v.div_ceil(TILE as usize);
+                for l in 1..=h + 1 {
+                    let cols = if l == h + 1 { self.arch.output } else { self.arch.width };
+                    Self::dispatch(&mut pass, &k.forward, &ev.forward, l - 1, [tiles(cols), tiles(m), 1], &mut count);
+                }
+                let groups = m.div_ceil(ELEMENTWISE_WG as usize);
+                Self::dispatch(&mut pass, &k.accuracy, &ev.accuracy, h, [groups, 1, 1], &mut count);
+            }
+            if start + m >= total {
+                enc.copy_buffer_to_buffer(&ev.correct, 0, &ev.read, 0, 4);
+            }
+            q.submit([enc.finish()]);
+        }
+        let read = self.read_mapped(&ev.read).await?;
+        let correct = read.first().map(|v| v.to_bits()).unwrap_or(0);
+        Ok(100.0 * correct as f64 / total.max(1) as f64)
     }
 }

@@ -7,6 +7,7 @@ use crate::pcn::forward::predict;
 use crate::pcn::learn::AdamConfig;
 use crate::pcn::train::{IterationReport, Learning, Model};
 use crate::pcn::{Mat, Network};
+use crate::session::session::accuracy;
 use thiserror::Error;
 
 /// A backend that cannot be used, or failed.
@@ -97,13 +98,13 @@ impl Backend {
         }
     }
 
-    /// `ŷ` of the feedforward pass (GPU runs: the weights are read back and the reference's
-    /// forward pass evaluates them).
-    pub fn predict(&self, x: &Mat<f32>) -> Result<Mat<f32>, BackendError> {
+    /// Test accuracy in percent: the feedforward pass, argmax against the labels, on the run's
+    /// own device.
+    pub fn accuracy(&mut self, x: &Mat<f32>, labels: &[u8]) -> Result<f64, BackendError> {
         match self {
-            Backend::Cpu(m) => Ok(predict(&m.net, x)),
+            Backend::Cpu(m) => Ok(accuracy(&predict(&m.net, x), labels)),
             #[cfg(not(target_arch = "wasm32"))]
-            Backend::Gpu(m) => Ok(predict(&pollster::block_on(m.network())?, x)),
+            Backend::Gpu(m) => Ok(pollster::block_on(m.accuracy(x, labels))?),
         }
     }
 }

@@ -119,9 +119,8 @@ impl Session {
         self.runs
             .iter_mut()
             .filter(|r| r.is_running())
-            .map(|run| match run.backend.predict(x) {
-                Ok(y_hat) => {
-                    let test_accuracy = accuracy(&y_hat, &test.labels);
+            .map(|run| match run.backend.accuracy(x, &test.labels) {
+                Ok(test_accuracy) => {
                     run.accuracy.push(iteration, test_accuracy);
                     let train_loss = run.last.as_ref().map_or(f64::NAN, |r| r.loss);
                     Event::Eval(EvalSample { rule: run.name(), iteration, test_accuracy, train_loss })
