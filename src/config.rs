@@ -150,6 +150,14 @@ pub struct RunConfig {
     pub seed: u64,
     /// CPU or GPU.
     pub backend: BackendKind,
+    /// GPU runs read their metrics back every this many iterations (pipelined; the CPU reports
+    /// every iteration).
+    #[serde(default = "one")]
+    pub metrics_every: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Default η_w per rule (the paper's Fig. 1 values at H = 8).
@@ -191,6 +199,7 @@ impl Default for RunConfig {
             eval_every: 100,
             seed: 0,
             backend: BackendKind::Cpu,
+            metrics_every: 1,
         }
     }
 }
@@ -227,6 +236,7 @@ impl RunConfig {
         range("batch size (B)", self.batch, 1, train_len.max(1))?;
         range("iterations", self.iterations, 1, usize::MAX)?;
         range("evaluation interval", self.eval_every, 1, usize::MAX)?;
+        range("metrics interval", self.metrics_every, 1, usize::MAX)?;
         if self.rules.is_empty() {
             return Err(ConfigError::NoRules);
         }
@@ -357,6 +367,7 @@ impl Preset {
                     eval_every: 300,
                     seed: 0,
                     backend: BackendKind::Cpu,
+                    metrics_every: 1,
                 }
             }
             Preset::Tutorial => RunConfig {
@@ -371,6 +382,7 @@ impl Preset {
                 eval_every: 100,
                 seed: 0,
                 backend: BackendKind::Cpu,
+                metrics_every: 1,
             },
         }
     }

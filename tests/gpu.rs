@@ -216,6 +216,15 @@ fn dispatches_per_inference_step_do_not_depend_on_depth() {
         let learning = Learning::Pc { eta_z: 0.5, steps: h };
         let g = block(GpuModel::new(ctx.clone(), &net, 8, learning, 0.1, AdamConfig::default())).expect("model");
         let (total, steps) = g.count_dispatches();
+        // Pipelined iterations never have more than two metrics readbacks in flight.
+        let mut g = g;
+        let (x, y) = batch(&arch, 8, 1);
+        for _ in 0..6 {
+            g.submit_step(&x, &y).expect("submit");
+            assert!(g.readbacks_in_flight() <= 2);
+        }
+        let reports = g.ready_reports(true).expect("reports");
+        assert!(g.readbacks_in_flight() == 0 && !reports.is_empty());
         assert_eq!(steps.len(), h, "one count per inference step");
         assert!(steps.iter().all(|&s| s == DISPATCHES_PER_INFERENCE_STEP), "H={h}: {steps:?}");
         println!("H={h}: {} dispatches per inference step, {total} per iteration", steps[0]);
@@ -229,21 +238,27 @@ fn mnist() -> Arc<pclab::data::Mnist> {
     Arc::new(pclab::data::Mnist::load_dir(&dir).expect("MNIST"))
 }
 
-/// Losses and test accuracies of a session's runs, iteration by iteration.
+/// Losses (by iteration, then rule) and test accuracies of a session's runs. GPU reports arrive
+/// pipelined, so they are sorted by the iteration they describe.
 fn trace(config: pclab::config::RunConfig, data: Arc<pclab::data::Mnist>) -> (Vec<f64>, Vec<f64>) {
     use pclab::session::{Event, Session};
+    let order: Vec<&str> = config.rules.iter().map(|r| r.rule.name()).collect();
     let mut s = Session::new(config, data).expect("session");
     let (mut losses, mut accs) = (Vec::new(), Vec::new());
     while !s.is_finished() {
         for ev in s.step() {
             match ev {
-                Event::Iteration(i) => losses.push(i.report.loss),
+                Event::Iteration(i) => {
+                    let rule = order.iter().position(|&r| r == i.rule).expect("known rule");
+                    losses.push((i.iteration, rule, i.report.loss));
+                }
                 Event::Eval(e) => accs.push(e.test_accuracy),
                 other => panic!("{other:?}"),
             }
         }
     }
-    (losses, accs)
+    losses.sort_by_key(|&(it, rule, _)| (it, rule));
+    (losses.into_iter().map(|(.., l)| l).collect(), accs)
 }
 
 #[test]

@@ -25,6 +25,9 @@ const UPDATE_GROUPS_PER_LAYER: usize = 16;
 /// Workgroups of an Adam dispatch (each strides over the buffer).
 const ADAM_GROUPS: usize = 256;
 
+/// Metrics readbacks that may be in flight at once.
+pub const MAX_READBACKS_IN_FLIGHT: usize = 2;
+
 /// Dispatches of one inference step (errors, back-projections, gradient + update), for any depth.
 pub const DISPATCHES_PER_INFERENCE_STEP: usize = 3;
 
@@ -42,8 +45,18 @@ struct Buffers {
     energy: wgpu::Buffer,
     yhat: wgpu::Buffer,
     stats: wgpu::Buffer,
-    /// Staging for the energy table followed by the stats.
-    read: wgpu::Buffer,
+    /// Staging ring for the energy table followed by the stats: one per readback in flight.
+    read: [wgpu::Buffer; MAX_READBACKS_IN_FLIGHT],
+}
+
+/// A metrics readback in flight.
+#[derive(Debug)]
+struct Pending {
+    iteration: usize,
+    slot: usize,
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    submission: wgpu::SubmissionIndex,
+    mapped: futures_channel::oneshot::Receiver<Result<(), wgpu::BufferAsyncError>>,
 }
 
 #[derive(Debug)]
@@ -79,6 +92,11 @@ pub struct GpuModel {
     /// Dispatches recorded by the last iteration.
     pub dispatches_last_iteration: usize,
     eval: Option<EvalBuffers>,
+    /// Iterations submitted so far.
+    iterations: usize,
+    /// Read the metrics back every this many iterations.
+    metrics_every: usize,
+    pending: std::collections::VecDeque<Pending>,
 }
 
 fn bytes_f32(n: usize) -> u64 {
@@ -130,11 +148,13 @@ impl GpuModel {
             energy: buf("energy", bytes_f32(energy_len), storage),
             yhat: buf("yhat", bytes_f32(b * o), storage),
             stats: buf("stats", bytes_f32(stats_len), storage),
-            read: buf(
-                "metrics readback",
-                bytes_f32(energy_len + stats_len),
-                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            ),
+            read: [0, 1].map(|i| {
+                buf(
+                    &format!("metrics readback {i}"),
+                    bytes_f32(energy_len + stats_len),
+                    wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                )
+            }),
         };
         let groups = Self::bind_groups(dev, &kernels, &bufs);
         let mut model = GpuModel {
@@ -153,6 +173,9 @@ impl GpuModel {
             groups,
             dispatches_last_iteration: 0,
             eval: None,
+            iterations: 0,
+            metrics_every: 1,
+            pending: std::collections::VecDeque::new(),
         };
         model.upload(net);
         Ok(model)
@@ -419,12 +442,40 @@ impl GpuModel {
         self.record(&mut enc)
     }
 
-    /// One training iteration on `(x, y)`: one encoder, one submit, then the energy table comes
-    /// back asynchronously (natively the device is polled; on the web nothing blocks).
-    pub async fn train_step(&mut self, x: &Mat<f32>, y: &Mat<f32>) -> Result<IterationReport, GpuError> {
+    /// Metrics readbacks currently in flight (never more than [`MAX_READBACKS_IN_FLIGHT`]).
+    pub fn readbacks_in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Reads the metrics (energies, activation RMS, weight change) back every `k` iterations
+    /// (default 1); the others return nothing.
+    pub fn set_metrics_every(&mut self, k: usize) {
+        self.metrics_every = k.max(1);
+    }
+
+    /// Submits one training iteration on `(x, y)`: one encoder, one submit, nothing waited for.
+    /// When metrics are due they are copied to a staging buffer and mapped asynchronously; at most
+    /// [`MAX_READBACKS_IN_FLIGHT`] are in flight. When both are, natively this waits for the
+    /// oldest (the queue keeps the newest iteration), and on the web this iteration's metrics are
+    /// skipped rather than block. Reports come from [`GpuModel::ready_reports`].
+    pub fn submit_step(&mut self, x: &Mat<f32>, y: &Mat<f32>) -> Result<(), GpuError> {
         self.ctx.check_lost()?;
-        assert_eq!((x.rows, y.rows), (self.batch, self.batch), "GpuModel::train_step: batch size is fixed at creation");
+        assert_eq!(
+            (x.rows, y.rows),
+            (self.batch, self.batch),
+            "GpuModel::submit_step: batch size is fixed at creation"
+        );
         self.adam_steps += 1;
+        self.iterations += 1;
+        let mut want_metrics = self.iterations % self.metrics_every == 0;
+        if want_metrics && self.pending.len() >= MAX_READBACKS_IN_FLIGHT {
+            #[cfg(not(target_arch = "wasm32"))]
+            self.wait_oldest()?;
+            #[cfg(target_arch = "wasm32")]
+            {
+                want_metrics = false;
+            }
+        }
         let q = &self.ctx.queue;
         q.write_buffer(&self.bufs.params, 0, &self.params_table());
         q.write_buffer(&self.bufs.io, 0, bytemuck::cast_slice(&x.data));
@@ -433,12 +484,93 @@ impl GpuModel {
             self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("iteration") });
         let (count, _) = self.record(&mut enc);
         self.dispatches_last_iteration = count;
-        let energy_bytes = self.bufs.energy.size();
-        enc.copy_buffer_to_buffer(&self.bufs.energy, 0, &self.bufs.read, 0, None);
-        enc.copy_buffer_to_buffer(&self.bufs.stats, 0, &self.bufs.read, energy_bytes, None);
-        q.submit([enc.finish()]);
-        let all = self.read_mapped(&self.bufs.read).await?;
-        let (flat, stats) = all.split_at(energy_bytes as usize / 4);
+        let busy: Vec<usize> = self.pending.iter().map(|p| p.slot).collect();
+        let slot = (0..MAX_READBACKS_IN_FLIGHT).find(|s| !busy.contains(s));
+        want_metrics &= slot.is_some();
+        if let (true, Some(slot)) = (want_metrics, slot) {
+            let energy_bytes = self.bufs.energy.size();
+            enc.copy_buffer_to_buffer(&self.bufs.energy, 0, &self.bufs.read[slot], 0, None);
+            enc.copy_buffer_to_buffer(&self.bufs.stats, 0, &self.bufs.read[slot], energy_bytes, None);
+            let submission = q.submit([enc.finish()]);
+            let (tx, mapped) = futures_channel::oneshot::channel();
+            self.bufs.read[slot].map_async(wgpu::MapMode::Read, .., move |r| {
+                let _ = tx.send(r);
+            });
+            self.pending.push_back(Pending { iteration: self.iterations, slot, submission, mapped });
+        } else {
+            q.submit([enc.finish()]);
+        }
+        Ok(())
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn wait_oldest(&self) -> Result<(), GpuError> {
+        if let Some(p) = self.pending.front() {
+            let wait = wgpu::PollType::Wait { submission_index: Some(p.submission.clone()), timeout: None };
+            self.ctx.device.poll(wait).map_err(|e| GpuError::Readback(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The reports whose readbacks have landed, oldest first, with the iteration (from 1) each
+    /// describes. With `wait` (native only) every readback in flight is waited for first.
+    pub fn ready_reports(&mut self, wait: bool) -> Result<Vec<(usize, IterationReport)>, GpuError> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let poll = if wait && !self.pending.is_empty() {
+                wgpu::PollType::wait_indefinitely()
+            } else {
+                wgpu::PollType::Poll
+            };
+            self.ctx.device.poll(poll).map_err(|e| GpuError::Readback(e.to_string()))?;
+        }
+        #[cfg(target_arch = "wasm32")]
+        let _ = wait;
+        let mut out = Vec::new();
+        while let Some(p) = self.pending.front_mut() {
+            match p.mapped.try_recv() {
+                Ok(None) => break,
+                Ok(Some(r)) => r.map_err(|e| GpuError::Readback(e.to_string()))?,
+                Err(_) => return Err(GpuError::Readback("the map callback was dropped".into())),
+            }
+            let Some(p) = self.pending.pop_front() else { break };
+            let staging = &self.bufs.read[p.slot];
+            let all: Vec<f32> = {
+                let view = staging.get_mapped_range(..).map_err(|e| GpuError::Readback(e.to_string()))?;
+                bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+            };
+            staging.unmap();
+            out.push((p.iteration, self.report(&all)));
+        }
+        self.ctx.check_lost()?;
+        Ok(out)
+    }
+
+    /// One iteration, waiting for its metrics (tests, the CPU-like synchronous use).
+    pub async fn train_step(&mut self, x: &Mat<f32>, y: &Mat<f32>) -> Result<IterationReport, GpuError> {
+        let every = std::mem::replace(&mut self.metrics_every, 1);
+        self.submit_step(x, y)?;
+        self.metrics_every = every;
+        #[cfg(not(target_arch = "wasm32"))]
+        let reports = self.ready_reports(true)?;
+        #[cfg(target_arch = "wasm32")]
+        let reports = {
+            let mut got = Vec::new();
+            while got.is_empty() && !self.pending.is_empty() {
+                if let Some(p) = self.pending.back_mut() {
+                    let _ = (&mut p.mapped).await;
+                }
+                got = self.ready_reports(false)?;
+            }
+            got
+        };
+        reports.into_iter().last().map(|(_, r)| r).ok_or_else(|| GpuError::Readback("no metrics came back".into()))
+    }
+
+    /// The report of one metrics readback: energies, then activation RMS and weight norms.
+    fn report(&self, all: &[f32]) -> IterationReport {
+        let energy_len = self.bufs.energy.size() as usize / 4;
+        let (flat, stats) = all.split_at(energy_len);
         let (h, l) = (self.arch.hidden, self.arch.hidden + 1);
         let act_rms: Vec<f64> = stats[..h].iter().map(|&v| v as f64).collect();
         let rel_dw: Vec<f64> = (0..l)
@@ -459,9 +591,9 @@ impl GpuModel {
         let finite = rows.iter().flatten().all(|v| v.is_finite()) && rel_dw.iter().all(|r| r.is_finite());
         if self.bp {
             let objective = 2.0 * loss / self.arch.output as f64;
-            return Ok(IterationReport { loss, objective, finite, act_rms, rel_dw, ..Default::default() });
+            return IterationReport { loss, objective, finite, act_rms, rel_dw, ..Default::default() };
         }
-        Ok(IterationReport {
+        IterationReport {
             loss,
             objective: rows[0].iter().sum(),
             energies_ffwd: rows[0].clone(),
@@ -470,7 +602,7 @@ impl GpuModel {
             energy_steps: rows,
             act_rms,
             rel_dw,
-        })
+        }
     }
 
     /// Maps a staging buffer and copies its floats out (natively the device is polled until the

@@ -89,12 +89,31 @@ impl Backend {
         }
     }
 
-    /// One training iteration.
-    pub fn train_step(&mut self, x: &Mat<f32>, y: &Mat<f32>) -> Result<IterationReport, BackendError> {
+    /// One training iteration, the `iteration`-th (from 1). Returns the reports that are ready,
+    /// each with the iteration it describes: the CPU's at once; a GPU run's when their readback
+    /// lands (pipelined, usually an iteration or two later — see [`Backend::flush`]).
+    pub fn train_step(
+        &mut self,
+        iteration: usize,
+        x: &Mat<f32>,
+        y: &Mat<f32>,
+    ) -> Result<Vec<(usize, IterationReport)>, BackendError> {
         match self {
-            Backend::Cpu(m) => Ok(m.train_step(x, y)),
+            Backend::Cpu(m) => Ok(vec![(iteration, m.train_step(x, y))]),
             #[cfg(not(target_arch = "wasm32"))]
-            Backend::Gpu(m) => Ok(pollster::block_on(m.train_step(x, y))?),
+            Backend::Gpu(m) => {
+                m.submit_step(x, y)?;
+                Ok(m.ready_reports(false)?)
+            }
+        }
+    }
+
+    /// Every report still in flight (waits for the device natively).
+    pub fn flush(&mut self) -> Result<Vec<(usize, IterationReport)>, BackendError> {
+        match self {
+            Backend::Cpu(_) => Ok(Vec::new()),
+            #[cfg(not(target_arch = "wasm32"))]
+            Backend::Gpu(m) => Ok(m.ready_reports(true)?),
         }
     }
 

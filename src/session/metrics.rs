@@ -12,7 +12,8 @@ pub struct IterationSample {
     pub iteration: usize,
     /// Epoch the batch came from, from 0.
     pub epoch: usize,
-    /// Wall-clock milliseconds of this rule's iteration.
+    /// Wall-clock milliseconds of the session step in which this report arrived (for a CPU run,
+    /// its iteration; a GPU run is pipelined, so its throughput is `Run::total_ms / iterations`).
     pub ms: f64,
     /// What the iteration measured.
     pub report: IterationReport,

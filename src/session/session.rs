@@ -77,9 +77,18 @@ impl Session {
         self.iteration += 1;
         let iteration = self.iteration;
         let mut events = Vec::with_capacity(self.runs.len() + 1);
+        let last = iteration >= self.config.iterations;
         for run in self.runs.iter_mut().filter(|r| r.is_running()) {
             let t0 = Instant::now();
-            let report = match run.backend.train_step(&x, &y) {
+            let reports = run.backend.train_step(iteration, &x, &y).and_then(|mut r| {
+                if last {
+                    r.extend(run.backend.flush()?);
+                }
+                Ok(r)
+            });
+            let ms = t0.elapsed().as_secs_f64() * 1e3;
+            run.total_ms += ms;
+            let reports = match reports {
                 Ok(r) => r,
                 Err(e) => {
                     let message = e.to_string();
@@ -88,22 +97,25 @@ impl Session {
                     continue;
                 }
             };
-            let ms = t0.elapsed().as_secs_f64() * 1e3;
-            run.total_ms += ms;
-            if report.finite {
-                run.loss.push(iteration, report.loss);
-            } else {
-                run.status = RunStatus::Diverged { iteration };
-                events.push(Event::Diverged { rule: run.name(), iteration });
+            for (at, report) in reports {
+                if !run.is_running() {
+                    break; // reports after a divergence describe a run that has stopped
+                }
+                if report.finite {
+                    run.loss.push(at, report.loss);
+                } else {
+                    run.status = RunStatus::Diverged { iteration: at };
+                    events.push(Event::Diverged { rule: run.name(), iteration: at });
+                }
+                events.push(Event::Iteration(IterationSample {
+                    rule: run.name(),
+                    iteration: at,
+                    epoch,
+                    ms,
+                    report: report.clone(),
+                }));
+                run.last = Some(report);
             }
-            events.push(Event::Iteration(IterationSample {
-                rule: run.name(),
-                iteration,
-                epoch,
-                ms,
-                report: report.clone(),
-            }));
-            run.last = Some(report);
         }
         if iteration % self.config.eval_every == 0 || iteration == self.config.iterations {
             events.extend(self.evaluate());
