@@ -11,12 +11,13 @@ WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(
 APT_PACKAGES := mesa-vulkan-drivers libvulkan1 chromium
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help serve test tools system-deps lint unit web e2e bench
+.PHONY: help serve test tools system-deps lint unit web e2e bench bench-gpu
 
 help:
 	@echo "make serve   build the web app in release and serve it on http://127.0.0.1:8080"
 	@echo "make test    fmt, clippy (native + wasm32), every test, the web build, the browser tests"
 	@echo "make bench   pclab bench at H = 8, 32, 128 (μPC, N = 128, T = H, B = 64) on the CPU"
+	@echo "make bench-gpu  the paper's 128-layer configuration (N = 512, H = T = 128, B = 64) on the GPU"
 
 # The Rust-side tools: the wasm32 target, Trunk and wasm-bindgen-cli at the pinned versions.
 tools:
@@ -62,3 +63,10 @@ test: tools system-deps lint unit web e2e
 bench:
 	cargo build --release
 	for h in 8 32 128; do ./target/release/pclab bench --rules mupc --depth $$h --width 128 --steps $$h --batch 64 --backend cpu --json; done
+
+# The paper's 128-layer configuration on the GPU (≈ 1.1 TFLOP per iteration nominal). Set
+# WGPU_ADAPTER_NAME to choose among several adapters.
+bench-gpu:
+	cargo build --release
+	./target/release/pclab bench --rules mupc --depth 128 --width 512 --steps 128 --batch 64 --backend gpu --warmup 3 --reps 20 --json
+	./target/release/pclab bench --rules mupc --depth 32 --width 128 --steps 32 --batch 64 --backend gpu --json

@@ -77,29 +77,35 @@ fn in_at(l: u32, b: u32, i: u32) -> f32 {
 //   weight gradient   e_lᵀ (out, B) · in_l (B, in)   → (out, in)
 // Staging: thread t loads 8 of the 512 entries of each 32×16 operand slab (k fastest).
 
-// acc[4i + j] += Σ_kk sa[kk][lid.y·4 + i] · sb[kk][lid.x·4 + j]
-fn fma_tile(acc: ptr<function, array<f32, 16>>, lid: vec3<u32>) {
+// acc[i][j] += Σ_kk sa[kk][lid.y·4 + i] · sb[kk][lid.x·4 + j]  (written out: constant indices
+// keep the accumulators in registers on every compiler, software ones included)
+fn fma_tile(acc: ptr<function, array<vec4<f32>, 4>>, lid: vec3<u32>) {
+    var a0 = (*acc)[0];
+    var a1 = (*acc)[1];
+    var a2 = (*acc)[2];
+    var a3 = (*acc)[3];
     for (var kk = 0u; kk < TK; kk++) {
         let ab = kk * TM + lid.y * 4u;
         let bb = kk * TM + lid.x * 4u;
-        let av = vec4<f32>(sa[ab], sa[ab + 1u], sa[ab + 2u], sa[ab + 3u]);
         let bv = vec4<f32>(sb[bb], sb[bb + 1u], sb[bb + 2u], sb[bb + 3u]);
-        for (var i = 0u; i < 4u; i++) {
-            (*acc)[4u * i] += av[i] * bv.x;
-            (*acc)[4u * i + 1u] += av[i] * bv.y;
-            (*acc)[4u * i + 2u] += av[i] * bv.z;
-            (*acc)[4u * i + 3u] += av[i] * bv.w;
-        }
+        a0 += sa[ab] * bv;
+        a1 += sa[ab + 1u] * bv;
+        a2 += sa[ab + 2u] * bv;
+        a3 += sa[ab + 3u] * bv;
     }
+    (*acc)[0] = a0;
+    (*acc)[1] = a1;
+    (*acc)[2] = a2;
+    (*acc)[3] = a3;
 }
 
-fn pred_tile(l: u32, lid: vec3<u32>, wid: vec3<u32>) -> array<f32, 16> {
+fn pred_tile(l: u32, lid: vec3<u32>, wid: vec3<u32>) -> array<vec4<f32>, 4> {
     let r0 = wid.y * TM;
     let c0 = wid.x * TM;
     let t = lid.y * 8u + lid.x;
     let kdim = in_dim(l);
     let odim = out_dim(l);
-    var acc: array<f32, 16>;
+    var acc: array<vec4<f32>, 4>;
     for (var k0 = 0u; k0 < kdim; k0 += TK) {
         for (var q = 0u; q < 8u; q++) {
             let idx = t + q * 64u;
@@ -120,13 +126,13 @@ fn pred_tile(l: u32, lid: vec3<u32>, wid: vec3<u32>) -> array<f32, 16> {
     return acc;
 }
 
-fn back_tile(l: u32, lid: vec3<u32>, wid: vec3<u32>) -> array<f32, 16> {
+fn back_tile(l: u32, lid: vec3<u32>, wid: vec3<u32>) -> array<vec4<f32>, 4> {
     let r0 = wid.y * TM;
     let c0 = wid.x * TM;
     let t = lid.y * 8u + lid.x;
     let kdim = out_dim(l);
     let idim = in_dim(l);
-    var acc: array<f32, 16>;
+    var acc: array<vec4<f32>, 4>;
     for (var k0 = 0u; k0 < kdim; k0 += TK) {
         for (var q = 0u; q < 8u; q++) {
             let idx = t + q * 64u;
@@ -147,13 +153,13 @@ fn back_tile(l: u32, lid: vec3<u32>, wid: vec3<u32>) -> array<f32, 16> {
     return acc;
 }
 
-fn wgrad_tile(l: u32, lid: vec3<u32>, wid: vec3<u32>) -> array<f32, 16> {
+fn wgrad_tile(l: u32, lid: vec3<u32>, wid: vec3<u32>) -> array<vec4<f32>, 4> {
     let r0 = wid.y * TM;
     let c0 = wid.x * TM;
     let t = lid.y * 8u + lid.x;
     let odim = out_dim(l);
     let idim = in_dim(l);
-    var acc: array<f32, 16>;
+    var acc: array<vec4<f32>, 4>;
     for (var k0 = 0u; k0 < p.batch; k0 += TK) {
         for (var q = 0u; q < 8u; q++) {
             let idx = t + q * 64u;
@@ -183,7 +189,7 @@ fn forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) 
         let row = wid.y * TM + lid.y * 4u + q / 4u;
         let col = wid.x * TM + lid.x * 4u + q % 4u;
         if (row >= p.batch || col >= out_dim(l)) { continue; }
-        let v = scale(l) * acc[q];
+        let v = scale(l) * acc[q / 4u][q % 4u];
         if (l == 1u) {
             z[row * p.n + col] = v;
             z[zoff(p.h) + row * p.n + col] = v;
@@ -217,7 +223,7 @@ fn errors(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
         let row = wid.y * TM + lid.y * 4u + q / 4u;
         let col = wid.x * TM + lid.x * 4u + q % 4u;
         if (row >= p.batch || col >= out_dim(l)) { continue; }
-        let pred = scale(l) * acc[q];
+        let pred = scale(l) * acc[q / 4u][q % 4u];
         if (l == big_l()) {
             e[eoff(l) + row * p.o + col] = io[p.batch * p.d + row * p.o + col] - pred;
         } else {
@@ -238,7 +244,7 @@ fn back_project(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
     for (var q = 0u; q < 16u; q++) {
         let row = wid.y * TM + lid.y * 4u + q / 4u;
         let col = wid.x * TM + lid.x * 4u + q % 4u;
-        if (row < p.batch && col < p.n) { back[(k - 1u) * p.batch * p.n + row * p.n + col] = acc[q]; }
+        if (row < p.batch && col < p.n) { back[(k - 1u) * p.batch * p.n + row * p.n + col] = acc[q / 4u][q % 4u]; }
     }
 }
 
@@ -300,7 +306,7 @@ fn bp_back(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) 
         let i = row * p.n + col;
         var carried = 0.0;
         if (l < big_l()) { carried = t * e[eoff(l) + i]; }
-        e[eoff(l - 1u) + i] = carried + scale(l) * acc[q] * dphi(p.act, z[zoff(l - 2u) + i]);
+        e[eoff(l - 1u) + i] = carried + scale(l) * acc[q / 4u][q % 4u] * dphi(p.act, z[zoff(l - 2u) + i]);
     }
 }
 
@@ -318,11 +324,11 @@ fn weight_grad(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
         let icol = wid.x * TM + lid.x * 4u + q % 4u;
         if (orow >= odim || icol >= idim) { continue; }
         if (l == 1u) {
-            g1[orow * p.d + icol] = s * acc[q];
+            g1[orow * p.d + icol] = s * acc[q / 4u][q % 4u];
         } else if (l == big_l()) {
-            go[orow * p.n + icol] = s * acc[q];
+            go[orow * p.n + icol] = s * acc[q / 4u][q % 4u];
         } else {
-            gh[(l - 2u) * p.n * p.n + orow * p.n + icol] = s * acc[q];
+            gh[(l - 2u) * p.n * p.n + orow * p.n + icol] = s * acc[q / 4u][q % 4u];
         }
     }
 }
