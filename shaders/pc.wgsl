@@ -33,16 +33,16 @@
 @group(0) @binding(14) var<storage, read_write> labels: array<u32>;
 @group(0) @binding(15) var<storage, read_write> correct: array<atomic<u32>>;
 
-// Matrix kernels: a workgroup of 8×8 threads computes a 32×32 output tile, each thread a 4×4
-// block, stepping through the summed dimension 16 at a time via workgroup memory.
-// Keep TM in sync with TILE in src/gpu/kernels.rs.
-const TM: u32 = 32u;
-const TK: u32 = 16u;
+// Matrix kernels: a workgroup of (TM/4)×(TM/4) threads computes a TM×TM output tile, each
+// thread a 4×4 block, stepping through the summed dimension TK at a time via workgroup memory.
+// Overridable per pipeline; the host sets both (src/gpu/kernels.rs: TILE, TILE_K).
+override TM: u32 = 32u;
+override TK: u32 = 16u;
 // Elementwise kernels' workgroup size; keep equal to ELEMENTWISE_WG in src/gpu/kernels.rs.
 override WG: u32 = 256u;
 
-var<workgroup> sa: array<f32, 512>;   // [TK][TM], k-major
-var<workgroup> sb: array<f32, 512>;   // [TK][TM], k-major
+var<workgroup> sa: array<f32, TM * TK>;   // [TK][TM], k-major
+var<workgroup> sb: array<f32, TM * TK>;   // [TK][TM], k-major
 var<workgroup> red: array<f32, 256>;
 
 fn big_l() -> u32 { return p.h + 1u; }
@@ -102,13 +102,13 @@ fn fma_tile(acc: ptr<function, array<vec4<f32>, 4>>, lid: vec3<u32>) {
 fn pred_tile(l: u32, lid: vec3<u32>, wid: vec3<u32>) -> array<vec4<f32>, 4> {
     let r0 = wid.y * TM;
     let c0 = wid.x * TM;
-    let t = lid.y * 8u + lid.x;
+    let t = lid.y * (TM / 4u) + lid.x;
     let kdim = in_dim(l);
     let odim = out_dim(l);
     var acc: array<vec4<f32>, 4>;
     for (var k0 = 0u; k0 < kdim; k0 += TK) {
-        for (var q = 0u; q < 8u; q++) {
-            let idx = t + q * 64u;
+        for (var q = 0u; q < (TM * TK) / ((TM / 4u) * (TM / 4u)); q++) {
+            let idx = t + q * (TM / 4u) * (TM / 4u);
             let kk = idx % TK;
             let rr = idx / TK;
             let k = k0 + kk;
@@ -129,13 +129,13 @@ fn pred_tile(l: u32, lid: vec3<u32>, wid: vec3<u32>) -> array<vec4<f32>, 4> {
 fn back_tile(l: u32, lid: vec3<u32>, wid: vec3<u32>) -> array<vec4<f32>, 4> {
     let r0 = wid.y * TM;
     let c0 = wid.x * TM;
-    let t = lid.y * 8u + lid.x;
+    let t = lid.y * (TM / 4u) + lid.x;
     let kdim = out_dim(l);
     let idim = in_dim(l);
     var acc: array<vec4<f32>, 4>;
     for (var k0 = 0u; k0 < kdim; k0 += TK) {
-        for (var q = 0u; q < 8u; q++) {
-            let idx = t + q * 64u;
+        for (var q = 0u; q < (TM * TK) / ((TM / 4u) * (TM / 4u)); q++) {
+            let idx = t + q * (TM / 4u) * (TM / 4u);
             let kk = idx % TK;
             let rr = idx / TK;
             let k = k0 + kk;
@@ -156,13 +156,13 @@ fn back_tile(l: u32, lid: vec3<u32>, wid: vec3<u32>) -> array<vec4<f32>, 4> {
 fn wgrad_tile(l: u32, lid: vec3<u32>, wid: vec3<u32>) -> array<vec4<f32>, 4> {
     let r0 = wid.y * TM;
     let c0 = wid.x * TM;
-    let t = lid.y * 8u + lid.x;
+    let t = lid.y * (TM / 4u) + lid.x;
     let odim = out_dim(l);
     let idim = in_dim(l);
     var acc: array<vec4<f32>, 4>;
     for (var k0 = 0u; k0 < p.batch; k0 += TK) {
-        for (var q = 0u; q < 8u; q++) {
-            let idx = t + q * 64u;
+        for (var q = 0u; q < (TM * TK) / ((TM / 4u) * (TM / 4u)); q++) {
+            let idx = t + q * (TM / 4u) * (TM / 4u);
             let kk = idx % TK;
             let rr = idx / TK;
             let k = k0 + kk;
@@ -181,7 +181,7 @@ fn wgrad_tile(l: u32, lid: vec3<u32>, wid: vec3<u32>) -> array<vec4<f32>, 4> {
 }
 
 // forward: layer p.layer of the feedforward pass (twin: pcn::forward::forward_into).
-@compute @workgroup_size(8, 8)
+@compute @workgroup_size(TM / 4u, TM / 4u)
 fn forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let l = p.layer;
     let acc = pred_tile(l, lid, wid);
@@ -203,7 +203,7 @@ fn forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) 
 }
 
 // errors: e_l for every layer l ≥ p.from_layer at once (twin: pcn::energy::errors_into).
-@compute @workgroup_size(8, 8)
+@compute @workgroup_size(TM / 4u, TM / 4u)
 fn errors(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let l = wid.z + 1u;
     if (l < p.from_layer || wid.x * TM >= out_dim(l)) { return; }
@@ -235,7 +235,7 @@ fn errors(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
 
 // back: back_k = e_{k+1} W_{k+1} for every hidden layer k (twin: the `with_back` product of
 // pcn::energy::errors_into).
-@compute @workgroup_size(8, 8)
+@compute @workgroup_size(TM / 4u, TM / 4u)
 fn back_project(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let k = wid.z + 1u;
     let l = k + 1u;
@@ -294,7 +294,7 @@ fn update(
 // ê_L = y − ŷ (from `errors`) it forms ê_{l−1} = τ ê_l + a_l (ê_l W_l) ⊙ φ'(z_{l−1}) (no τ term
 // out of the output layer); the gradients are then weight_grad's with grad_scale = 2/O, since
 // backprop's δ_l = −(2/(B·O)) ê_l.
-@compute @workgroup_size(8, 8)
+@compute @workgroup_size(TM / 4u, TM / 4u)
 fn bp_back(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let l = p.layer;
     let acc = back_tile(l, lid, wid);
@@ -311,7 +311,7 @@ fn bp_back(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) 
 }
 
 // weight_grad: ∂F/∂W_l = −(a_l/B) e_lᵀ in_l for every layer (twin: pcn::learn::weight_grads_into).
-@compute @workgroup_size(8, 8)
+@compute @workgroup_size(TM / 4u, TM / 4u)
 fn weight_grad(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let l = wid.z + 1u;
     let odim = out_dim(l);

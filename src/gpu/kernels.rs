@@ -10,8 +10,12 @@ use std::num::NonZeroU64;
 /// Workgroup size of the elementwise kernels (`override WG` in the WGSL; the energy reduction
 /// assumes a power of two ≤ 256).
 pub const ELEMENTWISE_WG: u32 = 256;
-/// Side of the square output tiles of the matrix kernels (`const TM` in `pc.wgsl`).
+/// Side of the square output tiles of the matrix kernels (`override TM` in `pc.wgsl`); a
+/// multiple of 4 (each thread computes a 4×4 block).
 pub const TILE: u32 = 32;
+/// Depth of the slabs the matrix kernels stage through workgroup memory (`override TK`); with
+/// `TILE`, `TILE·TILE_K` must be a multiple of `(TILE/4)²`.
+pub const TILE_K: u32 = 16;
 
 /// Storage bindings of `pc.wgsl` (see the buffer list at the top of that file).
 pub mod binding {
@@ -61,6 +65,8 @@ pub struct Kernel {
 /// Every kernel of a PC training iteration.
 #[derive(Debug)]
 pub struct Kernels {
+    /// Output tile side of the matrix kernels these pipelines were built with.
+    pub tile: u32,
     /// One layer of the feedforward pass.
     pub forward: Kernel,
     /// Errors of all layers.
@@ -83,7 +89,13 @@ pub struct Kernels {
     pub adam_stats: Kernel,
 }
 
-fn kernel(device: &wgpu::Device, module: &wgpu::ShaderModule, entry: &str, bindings: &'static [u32]) -> Kernel {
+fn kernel(
+    device: &wgpu::Device,
+    module: &wgpu::ShaderModule,
+    constants: &[(&str, f64)],
+    entry: &str,
+    bindings: &'static [u32],
+) -> Kernel {
     let uniform = wgpu::BindGroupLayoutEntry {
         binding: 0,
         visibility: wgpu::ShaderStages::COMPUTE,
@@ -118,13 +130,30 @@ fn kernel(device: &wgpu::Device, module: &wgpu::ShaderModule, entry: &str, bindi
         layout: Some(&pipeline_layout),
         module,
         entry_point: Some(entry),
-        compilation_options: wgpu::PipelineCompilationOptions {
-            constants: &[("WG", ELEMENTWISE_WG as f64)],
-            zero_initialize_workgroup_memory: false,
-        },
+        compilation_options: wgpu::PipelineCompilationOptions { constants, zero_initialize_workgroup_memory: false },
         cache: None,
     });
     Kernel { pipeline, layout, bindings }
+}
+
+/// The matrix tile sizes: [`TILE`] and [`TILE_K`], or `PCLAB_GPU_TILE=TM,TK` for tuning on a
+/// given adapter (TM a multiple of 4 up to 64, TK up to 64; anything else is ignored).
+fn tile_sizes() -> (u32, u32) {
+    let parsed = std::env::var("PCLAB_GPU_TILE").ok().and_then(|v| {
+        let (a, b) = v.split_once(',')?;
+        Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?))
+    });
+    match parsed {
+        Some((tm, tk))
+            if tm % 4 == 0
+                && (4..=64).contains(&tm)
+                && (1..=64).contains(&tk)
+                && (tm * tk) % ((tm / 4) * (tm / 4)) == 0 =>
+        {
+            (tm, tk)
+        }
+        _ => (TILE, TILE_K),
+    }
 }
 
 impl Kernels {
@@ -142,17 +171,21 @@ impl Kernels {
             })
         };
         let (pc, adam) = (module("pc"), module("adam"));
+        let (tile, tile_k) = tile_sizes();
+        let pc_consts: &[(&str, f64)] = &[("WG", ELEMENTWISE_WG as f64), ("TM", tile as f64), ("TK", tile_k as f64)];
+        let adam_consts: &[(&str, f64)] = &[("WG", ELEMENTWISE_WG as f64)];
         let kernels = Kernels {
-            forward: kernel(device, &pc, "forward", &[IO, Z, W1, WH, WO, YHAT]),
-            errors: kernel(device, &pc, "errors", &[IO, Z, W1, WH, WO, E]),
-            back_project: kernel(device, &pc, "back_project", &[W1, WH, WO, E, BACK]),
-            update: kernel(device, &pc, "update", &[Z, E, BACK, ENERGY]),
-            weight_grad: kernel(device, &pc, "weight_grad", &[IO, Z, E, G1, GH, GO]),
-            bp_back: kernel(device, &pc, "bp_back", &[Z, W1, WH, WO, E]),
-            act_rms: kernel(device, &pc, "act_rms", &[Z, STATS]),
-            accuracy: kernel(device, &pc, "accuracy", &[YHAT, LABELS, CORRECT]),
-            adam: kernel(device, &adam, "adam", &[1, 2, 3, 4]),
-            adam_stats: kernel(device, &adam, "adam_stats", &[1, 3, 4, 5]),
+            tile,
+            forward: kernel(device, &pc, pc_consts, "forward", &[IO, Z, W1, WH, WO, YHAT]),
+            errors: kernel(device, &pc, pc_consts, "errors", &[IO, Z, W1, WH, WO, E]),
+            back_project: kernel(device, &pc, pc_consts, "back_project", &[W1, WH, WO, E, BACK]),
+            update: kernel(device, &pc, pc_consts, "update", &[Z, E, BACK, ENERGY]),
+            weight_grad: kernel(device, &pc, pc_consts, "weight_grad", &[IO, Z, E, G1, GH, GO]),
+            bp_back: kernel(device, &pc, pc_consts, "bp_back", &[Z, W1, WH, WO, E]),
+            act_rms: kernel(device, &pc, pc_consts, "act_rms", &[Z, STATS]),
+            accuracy: kernel(device, &pc, pc_consts, "accuracy", &[YHAT, LABELS, CORRECT]),
+            adam: kernel(device, &adam, adam_consts, "adam", &[1, 2, 3, 4]),
+            adam_stats: kernel(device, &adam, adam_consts, "adam_stats", &[1, 3, 4, 5]),
         };
         match scope.pop().await {
             Some(e) => Err(GpuError::Shader(e.to_string())),

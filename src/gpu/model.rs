@@ -11,7 +11,7 @@
 //! one backward dispatch per layer (`H`), the weight gradients (1) and Adam (3): `2H + 6`.
 
 use super::context::GpuContext;
-use super::kernels::{binding, Kernel, Kernels, ELEMENTWISE_WG, TILE};
+use super::kernels::{binding, Kernel, Kernels, ELEMENTWISE_WG};
 use super::layout::{Params, PARAMS_STRIDE};
 use super::GpuError;
 use crate::pcn::infer::first_active_layer;
@@ -203,7 +203,7 @@ impl GpuModel {
             )));
         }
         let wg_limit = lim.max_compute_workgroups_per_dimension as usize;
-        if b.div_ceil(TILE as usize).max(2 * h + 1) > wg_limit {
+        if b.div_ceil(ctx.kernels.tile as usize).max(2 * h + 1) > wg_limit {
             return Err(GpuError::TooLarge(format!(
                 "B={b}, H={h} needs more than {wg_limit} workgroups per dimension"
             )));
@@ -377,7 +377,7 @@ impl GpuModel {
         let (h, t) = (self.arch.hidden, self.steps);
         let (b, n, o, d) = (self.batch, self.arch.width, self.arch.output, self.arch.input);
         let (k, g) = (&self.kernels, &self.groups);
-        let tiles = |v: usize| v.div_ceil(TILE as usize);
+        let tiles = |v: usize| v.div_ceil(self.kernels.tile as usize);
         enc.clear_buffer(&self.bufs.e, 0, None);
         enc.clear_buffer(&self.bufs.back, 0, None);
         let mut pass = enc
@@ -779,7 +779,7 @@ impl GpuModel {
                 let mut pass = enc
                     .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("eval"), timestamp_writes: None });
                 let (k, mut count) = (&self.kernels, 0);
-                let tiles = |v: usize| v.div_ceil(TILE as usize);
+                let tiles = |v: usize| v.div_ceil(self.kernels.tile as usize);
                 for l in 1..=h + 1 {
                     let cols = if l == h + 1 { self.arch.output } else { self.arch.width };
                     Self::dispatch(&mut pass, &k.forward, &ev.forward, l - 1, [tiles(cols), tiles(m), 1], &mut count);
