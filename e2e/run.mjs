@@ -62,6 +62,17 @@ await test("the page loads the wasm and shows its name, version and WebGPU adapt
   if (process.env.PCLAB_REQUIRE_GPU === "1") check(state === "found", `PCLAB_REQUIRE_GPU=1 but: ${text}`);
 });
 
+await test("the WGSL kernels run under the browser's WebGPU and match the CPU reference", async (page) => {
+  await page.goto(url);
+  await page.waitForFunction(() => ["ok", "failed", "skipped"].includes(document.querySelector("#gpu-check")?.dataset.state),
+    null, { timeout: 120000 });
+  const state = await page.getAttribute("#gpu-check", "data-state");
+  const text = await page.textContent("#gpu-check");
+  console.log(`     gpu check (${state}): ${text}`);
+  check(state !== "failed", text);
+  if (process.env.PCLAB_REQUIRE_GPU === "1") check(state === "ok", `PCLAB_REQUIRE_GPU=1 but: ${text}`);
+});
+
 await browser.close();
 server.close();
 process.exit(failed ? 1 : 0);

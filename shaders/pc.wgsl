@@ -361,7 +361,7 @@ fn accuracy(@builtin(global_invocation_id) gid: vec3<u32>) {
     // As the CPU: strictly greater than everything before, so NaNs are never chosen and a row
     // of NaNs counts as wrong.
     var best = p.o;
-    var best_v = -3.40282347e38;
+    var best_v = -3.4028234e38; // -f32::MAX (rounded down: Tint rejects literals beyond f32)
     for (var j = 0u; j < p.o; j++) {
         let v = yhat[row * p.o + j];
         if (v > best_v) { best = j; best_v = v; }

@@ -60,6 +60,27 @@ async fn describe_adapter() -> Result<String, String> {
     Ok(text)
 }
 
+/// Runs the kernels' self-check on the browser's WebGPU and shows the outcome.
+async fn gpu_check() {
+    set_text("gpu-check", "Checking the GPU kernels against the CPU reference…");
+    // The page is single-threaded: the Arc only satisfies GpuModel's shared ownership.
+    #[allow(clippy::arc_with_non_send_sync)]
+    let outcome = match crate::gpu::GpuContext::new().await {
+        Ok(ctx) => crate::gpu::self_check(std::sync::Arc::new(ctx)).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(text) => {
+            set_text("gpu-check", &format!("GPU check: {text}"));
+            set_state("gpu-check", "ok");
+        }
+        Err(e) => {
+            set_text("gpu-check", &format!("GPU check failed: {e}"));
+            set_state("gpu-check", "failed");
+        }
+    }
+}
+
 /// Runs when the wasm module loads.
 #[wasm_bindgen(start)]
 pub fn start() {
@@ -70,10 +91,13 @@ pub fn start() {
             Ok(desc) => {
                 set_text("adapter", &format!("WebGPU adapter: {desc}"));
                 set_state("adapter", "found");
+                gpu_check().await;
             }
             Err(why) => {
                 set_text("adapter", &why);
                 set_state("adapter", "missing");
+                set_text("gpu-check", "The GPU kernels cannot run here; the CPU reference still can.");
+                set_state("gpu-check", "skipped");
             }
         }
     });

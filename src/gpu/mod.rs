@@ -19,3 +19,48 @@ pub mod shaders;
 pub use context::GpuContext;
 pub use error::GpuError;
 pub use model::{GpuModel, DISPATCHES_PER_INFERENCE_STEP};
+
+/// One μPC iteration of a small seeded network on the GPU and on the CPU reference, compared:
+/// `Ok(text)` describes the agreement, `Err` says what failed or differed. The web page runs this
+/// to show that the WGSL kernels compile and agree under the browser's own WebGPU.
+pub async fn self_check(ctx: std::sync::Arc<GpuContext>) -> Result<String, GpuError> {
+    use crate::pcn::learn::AdamConfig;
+    use crate::pcn::network::seeded_rng;
+    use crate::pcn::train::{Learning, Model};
+    use crate::pcn::{Activation, Arch, Mat, Network, Param};
+    use rand_distr::{Distribution, StandardNormal};
+
+    let arch =
+        Arch { input: 20, width: 16, hidden: 4, output: 10, act: Activation::Relu, skips: true, param: Param::Mupc };
+    let b = 8;
+    let mut rng = seeded_rng(3, 9);
+    let x: Vec<f32> = (0..b * arch.input)
+        .map(|_| {
+            let v: f64 = StandardNormal.sample(&mut rng);
+            v as f32
+        })
+        .collect();
+    let x = Mat { rows: b, cols: arch.input, data: x };
+    let mut y = Mat::zeros(b, arch.output);
+    for r in 0..b {
+        y.data[r * arch.output + r % arch.output] = 1.0;
+    }
+    let net: Network<f32> = Network::init(arch, 1);
+    let learning = Learning::Pc { eta_z: 0.5, steps: arch.hidden };
+    let want = Model::new(net.clone(), learning, 0.1, AdamConfig::default()).train_step(&x, &y);
+    let mut gpu = GpuModel::new(ctx, &net, b, learning, 0.1, AdamConfig::default()).await?;
+    let got = gpu.train_step(&x, &y).await?;
+    let (f_cpu, f_gpu) = (want.energies_post.iter().sum::<f64>(), got.energies_post.iter().sum::<f64>());
+    let rel = (want.loss - got.loss).abs().max((f_cpu - f_gpu).abs()) / want.loss.abs().max(1e-12);
+    if rel <= 1e-4 {
+        Ok(format!(
+            "a μPC iteration (H=4, {} dispatches, one submit) matches the CPU reference: loss {:.6} vs {:.6}, energy after inference {:.6} vs {:.6}",
+            gpu.dispatches_last_iteration, got.loss, want.loss, f_gpu, f_cpu
+        ))
+    } else {
+        Err(GpuError::Readback(format!(
+            "the GPU disagrees with the CPU reference: loss {} vs {}, energy after inference {f_gpu} vs {f_cpu}",
+            got.loss, want.loss
+        )))
+    }
+}

@@ -57,6 +57,8 @@ struct Pending {
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     submission: wgpu::SubmissionIndex,
     mapped: futures_channel::oneshot::Receiver<Result<(), wgpu::BufferAsyncError>>,
+    /// The map's outcome once it has been awaited (rather than polled) for.
+    landed: Option<Result<(), wgpu::BufferAsyncError>>,
 }
 
 #[derive(Debug)]
@@ -496,7 +498,7 @@ impl GpuModel {
             self.bufs.read[slot].map_async(wgpu::MapMode::Read, .., move |r| {
                 let _ = tx.send(r);
             });
-            self.pending.push_back(Pending { iteration: self.iterations, slot, submission, mapped });
+            self.pending.push_back(Pending { iteration: self.iterations, slot, submission, mapped, landed: None });
         } else {
             q.submit([enc.finish()]);
         }
@@ -528,11 +530,15 @@ impl GpuModel {
         let _ = wait;
         let mut out = Vec::new();
         while let Some(p) = self.pending.front_mut() {
-            match p.mapped.try_recv() {
-                Ok(None) => break,
-                Ok(Some(r)) => r.map_err(|e| GpuError::Readback(e.to_string()))?,
-                Err(_) => return Err(GpuError::Readback("the map callback was dropped".into())),
-            }
+            let outcome = match p.landed.take() {
+                Some(r) => r,
+                None => match p.mapped.try_recv() {
+                    Ok(None) => break,
+                    Ok(Some(r)) => r,
+                    Err(_) => return Err(GpuError::Readback("the map callback was dropped".into())),
+                },
+            };
+            outcome.map_err(|e| GpuError::Readback(e.to_string()))?;
             let Some(p) = self.pending.pop_front() else { break };
             let staging = &self.bufs.read[p.slot];
             let all: Vec<f32> = {
@@ -557,8 +563,9 @@ impl GpuModel {
         let reports = {
             let mut got = Vec::new();
             while got.is_empty() && !self.pending.is_empty() {
-                if let Some(p) = self.pending.back_mut() {
-                    let _ = (&mut p.mapped).await;
+                if let Some(p) = self.pending.front_mut() {
+                    let r = (&mut p.mapped).await;
+                    p.landed = Some(r.map_err(|_| GpuError::Readback("the map callback was dropped".into()))?);
                 }
                 got = self.ready_reports(false)?;
             }
