@@ -323,7 +323,8 @@ fn train(a: TrainArgs) -> Result<(), String> {
                 _ => r.name().to_string(),
             })
             .collect();
-        bar.set_message(msg.join(" · "));
+        let epoch = session.iteration() as f64 / session.batches_per_epoch().max(1) as f64;
+        bar.set_message(format!("epoch {epoch:.2} · {}", msg.join(" · ")));
         bar.set_position(session.iteration() as u64);
     }
     bar.finish_and_clear();

@@ -433,11 +433,6 @@ impl GpuModel {
         (count, per_step)
     }
 
-    /// Dispatches per inference step of the last recording (the same for every step and depth).
-    pub fn dispatches_per_inference_step(&self) -> usize {
-        DISPATCHES_PER_INFERENCE_STEP
-    }
-
     /// Records one iteration into a throwaway encoder and counts its dispatches (total, per step).
     pub fn count_dispatches(&self) -> (usize, Vec<usize>) {
         let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("count") });

@@ -63,16 +63,6 @@ impl<T: Real> Mat<T> {
         sum_sq(&self.data)
     }
 
-    /// Frobenius norm.
-    pub fn norm(&self) -> T {
-        self.sum_sq().sqrt()
-    }
-
-    /// Converts every entry to another float type.
-    pub fn cast<U: Real>(&self) -> Mat<U> {
-        Mat { rows: self.rows, cols: self.cols, data: self.data.iter().map(|&v| U::of(v.f64())).collect() }
-    }
-
     /// True when every entry is finite.
     pub fn all_finite(&self) -> bool {
         self.data.iter().all(|v| v.is_finite())
