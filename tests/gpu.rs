@@ -98,9 +98,9 @@ fn parity(arch: Arch, b: usize, steps: usize, lr: f64) -> Checker {
 
 fn report(name: &str, c: &Checker) {
     if c.failures.is_empty() {
-        println!("{name} gpu ok max_rel_err={:.3e}", c.max_err);
+        println!("{name} gpu ok {}", c.summary());
     } else {
-        println!("{name} gpu FAILED max_rel_err={:.3e}", c.max_err);
+        println!("{name} gpu FAILED {}", c.summary());
         for f in &c.failures {
             println!("  {f}");
         }

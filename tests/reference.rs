@@ -185,9 +185,9 @@ fn every_fixture_matches_in_f64_and_f32() {
         ] {
             if c.failures.is_empty() {
                 let note = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
-                println!("fixture {name} {label} ok max_rel_err={:.3e}{note}", c.max_err);
+                println!("fixture {name} {label} ok {}{note}", c.summary());
             } else {
-                println!("fixture {name} {label} FAILED max_rel_err={:.3e}", c.max_err);
+                println!("fixture {name} {label} FAILED {}", c.summary());
                 for m in &c.failures {
                     println!("  {m}");
                 }

@@ -98,17 +98,32 @@ fn max_abs(v: &[f64]) -> f64 {
 pub struct Checker {
     pub max_err: f64,
     pub failures: Vec<String>,
+    /// Largest error per quantity ("weight grads", "final activities", …), over layers and iterations.
+    pub by_quantity: std::collections::BTreeMap<String, f64>,
 }
 
 impl Checker {
     pub fn new() -> Self {
-        Checker { max_err: 0.0, failures: Vec::new() }
+        Checker { max_err: 0.0, failures: Vec::new(), by_quantity: Default::default() }
+    }
+
+    /// `max_rel_err=… (quantity err, …)`: the overall figure, then each quantity's.
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = self.by_quantity.iter().map(|(k, v)| format!("{k} {v:.1e}")).collect();
+        format!("max_rel_err={:.3e} ({})", self.max_err, parts.join(", "))
     }
 
     fn values_scaled<T: Real>(&mut self, what: &str, got: &[T], want: &[f64], scale: f64, tol: f64) {
         assert_eq!(got.len(), want.len(), "{what}: length");
         let e = got.iter().zip(want).map(|(g, w)| (g.f64() - w).abs() / scale).fold(0.0, f64::max);
         self.max_err = self.max_err.max(e);
+        let quantity = what.split('[').next().unwrap_or(what);
+        let quantity = match quantity.strip_prefix("iteration ") {
+            Some(rest) => rest.split_once(' ').map_or(rest, |(_, q)| q),
+            None => quantity,
+        };
+        let slot = self.by_quantity.entry(quantity.trim().to_string()).or_insert(0.0);
+        *slot = slot.max(e);
         if (e > tol || e.is_nan()) && self.failures.len() < 8 {
             let (i, g, w) = got
                 .iter()
