@@ -219,12 +219,16 @@ fn dispatches_per_inference_step_do_not_depend_on_depth() {
         // Pipelined iterations never have more than two metrics readbacks in flight.
         let mut g = g;
         let (x, y) = batch(&arch, 8, 1);
-        for _ in 0..6 {
-            g.submit_step(&x, &y).expect("submit");
+        let mut reports = Vec::new();
+        for it in 1..=6 {
+            g.submit_step(it, &x, &y).expect("submit");
             assert!(g.readbacks_in_flight() <= 2);
+            reports.extend(g.ready_reports(false).expect("reports"));
         }
-        let reports = g.ready_reports(true).expect("reports");
-        assert!(g.readbacks_in_flight() == 0 && !reports.is_empty());
+        reports.extend(g.ready_reports(true).expect("reports"));
+        assert_eq!(g.readbacks_in_flight(), 0);
+        let iterations: Vec<usize> = reports.iter().map(|(it, _)| *it).collect();
+        assert_eq!(iterations, [1, 2, 3, 4, 5, 6], "every iteration's metrics arrive, in order");
         assert_eq!(steps.len(), h, "one count per inference step");
         assert!(steps.iter().all(|&s| s == DISPATCHES_PER_INFERENCE_STEP), "H={h}: {steps:?}");
         println!("H={h}: {} dispatches per inference step, {total} per iteration", steps[0]);

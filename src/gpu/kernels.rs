@@ -85,7 +85,7 @@ pub struct Kernels {
     pub accuracy: Kernel,
     /// Adam over one weight buffer (bindings: w, g, m, v).
     pub adam: Kernel,
-    /// Norms of the weights and of the update, per matrix (bindings: w, g, m, v, stats).
+    /// Norms of the weights and of the update, per matrix (bindings: w, m, v, stats).
     pub adam_stats: Kernel,
 }
 

@@ -4,11 +4,12 @@
 //! PC, per iteration: `H` forward dispatches (the forward pass is sequential in depth), then per
 //! inference step three dispatches whatever the depth — errors (all layers), back-projections (all
 //! layers), gradient + update with the energy reductions (all layers) — then two at the final
-//! activities (errors, energies), one weight-gradient dispatch and three Adam dispatches:
-//! `H + 3T + 6`.
+//! activities (errors, energies), the activation RMS, one weight-gradient dispatch, three Adam
+//! dispatches and three for the update norms (two when `H = 1`): `H + 3T + 10`.
 //!
 //! Backprop is sequential in depth: `H` forward dispatches, the output error and its energy (2),
-//! one backward dispatch per layer (`H`), the weight gradients (1) and Adam (3): `2H + 6`.
+//! one backward dispatch per layer (`H`), the activation RMS, the weight gradients, Adam and the
+//! update norms: `2H + 10`.
 
 use super::context::GpuContext;
 use super::kernels::{binding, Kernel, Kernels, ELEMENTWISE_WG};
@@ -99,6 +100,8 @@ pub struct GpuModel {
     /// Read the metrics back every this many iterations.
     metrics_every: usize,
     pending: std::collections::VecDeque<Pending>,
+    /// Reports read back but not yet handed out.
+    ready: std::collections::VecDeque<(usize, IterationReport)>,
 }
 
 fn bytes_f32(n: usize) -> u64 {
@@ -178,6 +181,7 @@ impl GpuModel {
             iterations: 0,
             metrics_every: 1,
             pending: std::collections::VecDeque::new(),
+            ready: std::collections::VecDeque::new(),
         };
         model.upload(net);
         Ok(model)
@@ -330,8 +334,9 @@ impl GpuModel {
         }
     }
 
-    /// The parameter table of one iteration: slots `0 … H−1` the forward layers, `H … H+T` the
-    /// inference steps, then three Adam slots.
+    /// The parameter table of one iteration: slots `0 … H` the forward layers `1 … L` (also the
+    /// backward layers of BP), `H+1 … H+1+T` the inference steps, then three Adam slots and three
+    /// Adam-stats slots.
     fn params_table(&self) -> Vec<u8> {
         let (h, t) = (self.arch.hidden, self.steps);
         let base = self.base_params();
@@ -455,7 +460,8 @@ impl GpuModel {
     /// [`MAX_READBACKS_IN_FLIGHT`] are in flight. When both are, natively this waits for the
     /// oldest (the queue keeps the newest iteration), and on the web this iteration's metrics are
     /// skipped rather than block. Reports come from [`GpuModel::ready_reports`].
-    pub fn submit_step(&mut self, x: &Mat<f32>, y: &Mat<f32>) -> Result<(), GpuError> {
+    /// `iteration` (from 1) is what the reports of this step will be filed under.
+    pub fn submit_step(&mut self, iteration: usize, x: &Mat<f32>, y: &Mat<f32>) -> Result<(), GpuError> {
         self.ctx.check_lost()?;
         assert_eq!(
             (x.rows, y.rows),
@@ -464,14 +470,13 @@ impl GpuModel {
         );
         self.adam_steps += 1;
         self.iterations += 1;
-        let mut want_metrics = self.iterations % self.metrics_every == 0;
+        let want_metrics = self.iterations % self.metrics_every == 0;
         if want_metrics && self.pending.len() >= MAX_READBACKS_IN_FLIGHT {
+            // Natively wait for the oldest readback and move it out, freeing its staging buffer;
+            // on the web only take what has landed (if nothing has, this step's metrics are skipped).
             #[cfg(not(target_arch = "wasm32"))]
             self.wait_oldest()?;
-            #[cfg(target_arch = "wasm32")]
-            {
-                want_metrics = false;
-            }
+            self.collect_landed()?;
         }
         let q = &self.ctx.queue;
         q.write_buffer(&self.bufs.params, 0, &self.params_table());
@@ -483,7 +488,6 @@ impl GpuModel {
         self.dispatches_last_iteration = count;
         let busy: Vec<usize> = self.pending.iter().map(|p| p.slot).collect();
         let slot = (0..MAX_READBACKS_IN_FLIGHT).find(|s| !busy.contains(s));
-        want_metrics &= slot.is_some();
         if let (true, Some(slot)) = (want_metrics, slot) {
             let energy_bytes = self.bufs.energy.size();
             enc.copy_buffer_to_buffer(&self.bufs.energy, 0, &self.bufs.read[slot], 0, None);
@@ -493,7 +497,7 @@ impl GpuModel {
             self.bufs.read[slot].map_async(wgpu::MapMode::Read, .., move |r| {
                 let _ = tx.send(r);
             });
-            self.pending.push_back(Pending { iteration: self.iterations, slot, submission, mapped, landed: None });
+            self.pending.push_back(Pending { iteration, slot, submission, mapped, landed: None });
         } else {
             q.submit([enc.finish()]);
         }
@@ -509,8 +513,32 @@ impl GpuModel {
         Ok(())
     }
 
-    /// The reports whose readbacks have landed, oldest first, with the iteration (from 1) each
-    /// describes. With `wait` (native only) every readback in flight is waited for first.
+    /// Moves every readback that has landed, oldest first, from `pending` into `ready`, unmapping
+    /// its staging buffer whatever happens.
+    fn collect_landed(&mut self) -> Result<(), GpuError> {
+        while let Some(p) = self.pending.front_mut() {
+            let outcome = match p.landed.take() {
+                Some(r) => r,
+                None => match p.mapped.try_recv() {
+                    Ok(None) => break,
+                    Ok(Some(r)) => r,
+                    Err(_) => Err(wgpu::BufferAsyncError),
+                },
+            };
+            let Some(p) = self.pending.pop_front() else { break };
+            outcome.map_err(|e| GpuError::Readback(format!("iteration {}: {e}", p.iteration)))?;
+            let staging = &self.bufs.read[p.slot];
+            let all = staging.get_mapped_range(..).map(|view| bytemuck::cast_slice::<u8, f32>(&view).to_vec());
+            staging.unmap();
+            let all = all.map_err(|e| GpuError::Readback(e.to_string()))?;
+            let report = self.report(&all);
+            self.ready.push_back((p.iteration, report));
+        }
+        Ok(())
+    }
+
+    /// The reports whose readbacks have landed, oldest first, with the iteration each describes.
+    /// With `wait` (native only) every readback in flight is waited for first.
     pub fn ready_reports(&mut self, wait: bool) -> Result<Vec<(usize, IterationReport)>, GpuError> {
         #[cfg(not(target_arch = "wasm32"))]
         {
@@ -523,35 +551,18 @@ impl GpuModel {
         }
         #[cfg(target_arch = "wasm32")]
         let _ = wait;
-        let mut out = Vec::new();
-        while let Some(p) = self.pending.front_mut() {
-            let outcome = match p.landed.take() {
-                Some(r) => r,
-                None => match p.mapped.try_recv() {
-                    Ok(None) => break,
-                    Ok(Some(r)) => r,
-                    Err(_) => return Err(GpuError::Readback("the map callback was dropped".into())),
-                },
-            };
-            outcome.map_err(|e| GpuError::Readback(e.to_string()))?;
-            let Some(p) = self.pending.pop_front() else { break };
-            let staging = &self.bufs.read[p.slot];
-            let all: Vec<f32> = {
-                let view = staging.get_mapped_range(..).map_err(|e| GpuError::Readback(e.to_string()))?;
-                bytemuck::cast_slice::<u8, f32>(&view).to_vec()
-            };
-            staging.unmap();
-            out.push((p.iteration, self.report(&all)));
-        }
+        self.collect_landed()?;
         self.ctx.check_lost()?;
-        Ok(out)
+        Ok(self.ready.drain(..).collect())
     }
 
     /// One iteration, waiting for its metrics (tests, the CPU-like synchronous use).
     pub async fn train_step(&mut self, x: &Mat<f32>, y: &Mat<f32>) -> Result<IterationReport, GpuError> {
         let every = std::mem::replace(&mut self.metrics_every, 1);
-        self.submit_step(x, y)?;
+        let iteration = self.iterations + 1;
+        let submitted = self.submit_step(iteration, x, y);
         self.metrics_every = every;
+        submitted?;
         #[cfg(not(target_arch = "wasm32"))]
         let reports = self.ready_reports(true)?;
         #[cfg(target_arch = "wasm32")]
@@ -566,7 +577,11 @@ impl GpuModel {
             }
             got
         };
-        reports.into_iter().last().map(|(_, r)| r).ok_or_else(|| GpuError::Readback("no metrics came back".into()))
+        reports
+            .into_iter()
+            .find(|(at, _)| *at == iteration)
+            .map(|(_, r)| r)
+            .ok_or_else(|| GpuError::Readback(format!("the metrics of iteration {iteration} did not come back")))
     }
 
     /// The report of one metrics readback: energies, then activation RMS and weight norms.

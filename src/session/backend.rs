@@ -102,7 +102,7 @@ impl Backend {
             Backend::Cpu(m) => Ok(vec![(iteration, m.train_step(x, y))]),
             #[cfg(not(target_arch = "wasm32"))]
             Backend::Gpu(m) => {
-                m.submit_step(x, y)?;
+                m.submit_step(iteration, x, y)?;
                 Ok(m.ready_reports(false)?)
             }
         }

@@ -7,6 +7,7 @@ use super::metrics::{EvalSample, Event, IterationSample};
 use super::run::{Run, RunStatus};
 use crate::config::{ConfigError, RunConfig};
 use crate::data::{Batcher, Mnist};
+use crate::pcn::train::IterationReport;
 use crate::pcn::Mat;
 use std::sync::Arc;
 use thiserror::Error;
@@ -72,52 +73,34 @@ impl Session {
     /// One training iteration of every live run on the next batch, plus an evaluation when one is
     /// due (every `eval_every` iterations and after the last).
     pub fn step(&mut self) -> Vec<Event> {
-        let epoch = self.batcher.epoch();
         let (x, y) = self.data.train.batch::<f32>(self.batcher.next_indices());
         self.iteration += 1;
         let iteration = self.iteration;
+        let per_epoch = self.batcher.per_epoch();
+        // Pipelined (GPU) runs hand in every outstanding report before an evaluation or the end,
+        // so a run that diverged is stopped before it is evaluated.
+        let eval_due = iteration % self.config.eval_every == 0 || iteration == self.config.iterations;
         let mut events = Vec::with_capacity(self.runs.len() + 1);
-        let last = iteration >= self.config.iterations;
         for run in self.runs.iter_mut().filter(|r| r.is_running()) {
             let t0 = Instant::now();
             let reports = run.backend.train_step(iteration, &x, &y).and_then(|mut r| {
-                if last {
+                if eval_due {
                     r.extend(run.backend.flush()?);
                 }
                 Ok(r)
             });
             let ms = t0.elapsed().as_secs_f64() * 1e3;
             run.total_ms += ms;
-            let reports = match reports {
-                Ok(r) => r,
+            match reports {
+                Ok(reports) => absorb(run, reports, ms, per_epoch, &mut events),
                 Err(e) => {
                     let message = e.to_string();
                     run.status = RunStatus::Failed { iteration, message: message.clone() };
                     events.push(Event::Failed { rule: run.name(), iteration, message });
-                    continue;
                 }
-            };
-            for (at, report) in reports {
-                if !run.is_running() {
-                    break; // reports after a divergence describe a run that has stopped
-                }
-                if report.finite {
-                    run.loss.push(at, report.loss);
-                } else {
-                    run.status = RunStatus::Diverged { iteration: at };
-                    events.push(Event::Diverged { rule: run.name(), iteration: at });
-                }
-                events.push(Event::Iteration(IterationSample {
-                    rule: run.name(),
-                    iteration: at,
-                    epoch,
-                    ms,
-                    report: report.clone(),
-                }));
-                run.last = Some(report);
             }
         }
-        if iteration % self.config.eval_every == 0 || iteration == self.config.iterations {
+        if eval_due {
             events.extend(self.evaluate());
         }
         events
@@ -144,6 +127,31 @@ impl Session {
                 }
             })
             .collect()
+    }
+}
+
+/// Files a run's reports under the iterations they describe (a pipelined run's arrive late):
+/// losses into its history, events out, and a divergence stops the run at its iteration.
+fn absorb(run: &mut Run, reports: Vec<(usize, IterationReport)>, ms: f64, per_epoch: usize, events: &mut Vec<Event>) {
+    for (at, report) in reports {
+        if !run.is_running() {
+            break; // reports after a divergence describe a run that has stopped
+        }
+        if report.finite {
+            run.loss.push(at, report.loss);
+        } else {
+            run.status = RunStatus::Diverged { iteration: at };
+            events.push(Event::Diverged { rule: run.name(), iteration: at });
+        }
+        let epoch = (at - 1) / per_epoch.max(1);
+        events.push(Event::Iteration(IterationSample {
+            rule: run.name(),
+            iteration: at,
+            epoch,
+            ms,
+            report: report.clone(),
+        }));
+        run.last = Some(report);
     }
 }
 
