@@ -2,6 +2,7 @@
 //! with messages that say what is allowed; the presets of the μPC paper (spec §9).
 
 use crate::pcn::network::{Arch, Param};
+use crate::pcn::train::Learning;
 use crate::pcn::Activation;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -220,6 +221,15 @@ impl RunConfig {
             act: self.act,
             skips: self.skips,
             param: rule.param(),
+        }
+    }
+
+    /// How a rule learns under this configuration (PC with its η_z and `T`, or backprop).
+    pub fn learning(&self, rs: &RuleSettings) -> Learning {
+        if rs.rule.is_pc() {
+            Learning::Pc { eta_z: rs.eta_z, steps: self.inference_steps() }
+        } else {
+            Learning::Bp
         }
     }
 

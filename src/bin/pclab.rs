@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use pclab::config::{BackendKind, Preset, Rule, RuleSettings, RunConfig};
 use pclab::data::Mnist;
-use pclab::pcn::train::{iteration_flops, Learning};
+use pclab::pcn::train::iteration_flops;
 use pclab::pcn::Activation;
 use pclab::session::{Backend, Event, RunStatus, Session};
 use serde_json::json;
@@ -272,7 +272,7 @@ fn train(a: TrainArgs) -> Result<(), String> {
         session.runs[0].backend.name(),
     );
     if let Some(run) = session.runs.first() {
-        gpu_facts(&run.backend);
+        warn_if_software(&run.backend);
     }
     let bar = ProgressBar::new(c.iterations as u64);
     bar.set_style(
@@ -384,17 +384,24 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// Adapter and dispatch facts of a GPU run (warning on stderr for software adapters).
+/// Says on stderr when a GPU run is on a software adapter (lavapipe, SwiftShader, WARP).
+fn warn_if_software(backend: &Backend) {
+    if let Backend::Gpu(m) = backend {
+        if m.context().is_software() {
+            eprintln!(
+                "warning: {} is a software adapter (a CPU): GPU timings here say nothing about a GPU",
+                m.context().describe()
+            );
+        }
+    }
+}
+
+/// Adapter and dispatch facts of a GPU run, for bench's JSON.
 fn gpu_facts(backend: &Backend) -> Option<serde_json::Value> {
+    warn_if_software(backend);
     match backend {
         Backend::Gpu(m) => {
             let ctx = m.context();
-            if ctx.is_software() {
-                eprintln!(
-                    "warning: {} is a software adapter (a CPU): GPU timings here say nothing about a GPU",
-                    ctx.describe()
-                );
-            }
             let (per_iteration, per_step) = m.count_dispatches();
             Some(json!({
                 "adapter": ctx.info.name, "adapter_type": format!("{:?}", ctx.info.device_type),
@@ -420,9 +427,7 @@ fn bench(a: BenchArgs) -> Result<(), String> {
     for rs in &c.rules {
         let mut backend = Backend::new(&c, rs).map_err(|e| e.to_string())?;
         let arch = c.arch(rs.rule);
-        let learning =
-            if rs.rule.is_pc() { Learning::Pc { eta_z: rs.eta_z, steps: c.inference_steps() } } else { Learning::Bp };
-        let (nominal, executed) = iteration_flops(&arch, learning, c.batch);
+        let (nominal, executed) = iteration_flops(&arch, c.learning(rs), c.batch);
         let gpu = gpu_facts(&backend);
         for i in 0..a.warmup {
             backend.train_step(i + 1, &x, &y).map_err(|e| e.to_string())?;

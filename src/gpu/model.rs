@@ -89,7 +89,6 @@ pub struct GpuModel {
     eta_z: f64,
     lr: f64,
     adam: AdamConfig,
-    adam_steps: u64,
     bufs: Buffers,
     groups: BindGroups,
     /// Dispatches recorded by the last iteration.
@@ -106,6 +105,58 @@ pub struct GpuModel {
 
 fn bytes_f32(n: usize) -> u64 {
     (n.max(1) * 4) as u64
+}
+
+const STORAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_DST).union(wgpu::BufferUsages::COPY_SRC);
+const UNIFORM: wgpu::BufferUsages = wgpu::BufferUsages::UNIFORM.union(wgpu::BufferUsages::COPY_DST);
+const READBACK: wgpu::BufferUsages = wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
+
+fn new_buffer(dev: &wgpu::Device, label: &str, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+    dev.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false })
+}
+
+/// Elements of `W_1`, of all of `W_2 … W_H`, and of `W_L`: the three weight buffers.
+fn matrix_sizes(a: &Arch) -> [usize; 3] {
+    let (n, d, o, h) = (a.width, a.input, a.output, a.hidden);
+    [n * d, (h - 1) * n * n, o * n]
+}
+
+/// A bind group for `kernel`: the `Params` table at binding 0 (one slot, chosen per dispatch by
+/// dynamic offset), then each of the kernel's storage bindings from `buffer`.
+fn bind_group<'b>(
+    dev: &wgpu::Device,
+    params: &wgpu::Buffer,
+    kernel: &Kernel,
+    buffer: &dyn Fn(u32) -> &'b wgpu::Buffer,
+) -> wgpu::BindGroup {
+    let params = wgpu::BindGroupEntry {
+        binding: 0,
+        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: params,
+            offset: 0,
+            size: std::num::NonZeroU64::new(std::mem::size_of::<Params>() as u64),
+        }),
+    };
+    let entries: Vec<_> = std::iter::once(params)
+        .chain(
+            kernel
+                .bindings
+                .iter()
+                .map(|&id| wgpu::BindGroupEntry { binding: id, resource: buffer(id).as_entire_binding() }),
+        )
+        .collect();
+    dev.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &kernel.layout, entries: &entries })
+}
+
+/// `Params` slots laid out at [`PARAMS_STRIDE`] for a uniform table.
+fn pack_params(slots: &[Params]) -> Vec<u8> {
+    let mut table = vec![0u8; slots.len() * PARAMS_STRIDE as usize];
+    for (i, s) in slots.iter().enumerate() {
+        let at = i * PARAMS_STRIDE as usize;
+        table[at..at + std::mem::size_of::<Params>()].copy_from_slice(bytemuck::bytes_of(s));
+    }
+    table
 }
 
 impl GpuModel {
@@ -129,37 +180,28 @@ impl GpuModel {
         let (b, d, n, o, h) = (batch, a.input, a.width, a.output, a.hidden);
         let kernels = ctx.kernels.clone();
         let dev = &ctx.device;
-        let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
-        let buf = |label: &str, size: u64, usage| {
-            dev.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false })
-        };
-        let shapes = [n * d, (h - 1) * n * n, o * n];
+        let buf = |label: &str, size: u64, usage| new_buffer(dev, label, size, usage);
+        let shapes = matrix_sizes(&a);
         let trio = |prefix: &str| {
             let names = ["W_1", "W_2..W_H", "W_L"];
-            [0, 1, 2].map(|i| buf(&format!("{prefix} {}", names[i]), bytes_f32(shapes[i]), storage))
+            [0, 1, 2].map(|i| buf(&format!("{prefix} {}", names[i]), bytes_f32(shapes[i]), STORAGE))
         };
         let slots = (h + steps + 8) as u64;
         let (energy_len, stats_len) = ((steps + 1) * (h + 1), h + 2 * (h + 1));
         let bufs = Buffers {
-            params: buf("params", slots * PARAMS_STRIDE, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST),
-            io: buf("x, y", bytes_f32(b * (d + o)), storage),
-            z: buf("z", bytes_f32((h + 1) * b * n), storage),
+            params: buf("params", slots * PARAMS_STRIDE, UNIFORM),
+            io: buf("x, y", bytes_f32(b * (d + o)), STORAGE),
+            z: buf("z", bytes_f32((h + 1) * b * n), STORAGE),
             w: trio("w"),
             g: trio("grad"),
             m: trio("adam m"),
             v: trio("adam v"),
-            e: buf("e", bytes_f32(h * b * n + b * o), storage),
-            back: buf("back", bytes_f32(h * b * n), storage),
-            energy: buf("energy", bytes_f32(energy_len), storage),
-            yhat: buf("yhat", bytes_f32(b * o), storage),
-            stats: buf("stats", bytes_f32(stats_len), storage),
-            read: [0, 1].map(|i| {
-                buf(
-                    &format!("metrics readback {i}"),
-                    bytes_f32(energy_len + stats_len),
-                    wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                )
-            }),
+            e: buf("e", bytes_f32(h * b * n + b * o), STORAGE),
+            back: buf("back", bytes_f32(h * b * n), STORAGE),
+            energy: buf("energy", bytes_f32(energy_len), STORAGE),
+            yhat: buf("yhat", bytes_f32(b * o), STORAGE),
+            stats: buf("stats", bytes_f32(stats_len), STORAGE),
+            read: [0, 1].map(|i| buf(&format!("metrics readback {i}"), bytes_f32(energy_len + stats_len), READBACK)),
         };
         let groups = Self::bind_groups(dev, &kernels, &bufs);
         let mut model = GpuModel {
@@ -173,7 +215,6 @@ impl GpuModel {
             eta_z,
             lr,
             adam,
-            adam_steps: 0,
             bufs,
             groups,
             dispatches_last_iteration: 0,
@@ -236,32 +277,8 @@ impl GpuModel {
                 _ => &b.yhat,
             }
         };
-        let params = wgpu::BindGroupEntry {
-            binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &b.params,
-                offset: 0,
-                size: std::num::NonZeroU64::new(std::mem::size_of::<Params>() as u64),
-            }),
-        };
-        fn group<'b>(
-            dev: &wgpu::Device,
-            params: &wgpu::BindGroupEntry<'b>,
-            kernel: &Kernel,
-            buffer: &dyn Fn(u32) -> &'b wgpu::Buffer,
-        ) -> wgpu::BindGroup {
-            let entries: Vec<_> = std::iter::once(params.clone())
-                .chain(
-                    kernel
-                        .bindings
-                        .iter()
-                        .map(|&id| wgpu::BindGroupEntry { binding: id, resource: buffer(id).as_entire_binding() }),
-                )
-                .collect();
-            dev.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &kernel.layout, entries: &entries })
-        }
         let adam = [0, 1, 2].map(|i| {
-            group(dev, &params, &k.adam, &|id| match id {
+            bind_group(dev, &b.params, &k.adam, &|id| match id {
                 1 => &b.w[i],
                 2 => &b.g[i],
                 3 => &b.m[i],
@@ -269,7 +286,7 @@ impl GpuModel {
             })
         });
         let adam_stats = [0, 1, 2].map(|i| {
-            group(dev, &params, &k.adam_stats, &|id| match id {
+            bind_group(dev, &b.params, &k.adam_stats, &|id| match id {
                 1 => &b.w[i],
                 3 => &b.m[i],
                 4 => &b.v[i],
@@ -277,13 +294,13 @@ impl GpuModel {
             })
         });
         BindGroups {
-            forward: group(dev, &params, &k.forward, &pc_buffer),
-            errors: group(dev, &params, &k.errors, &pc_buffer),
-            back_project: group(dev, &params, &k.back_project, &pc_buffer),
-            update: group(dev, &params, &k.update, &pc_buffer),
-            weight_grad: group(dev, &params, &k.weight_grad, &pc_buffer),
-            bp_back: group(dev, &params, &k.bp_back, &pc_buffer),
-            act_rms: group(dev, &params, &k.act_rms, &pc_buffer),
+            forward: bind_group(dev, &b.params, &k.forward, &pc_buffer),
+            errors: bind_group(dev, &b.params, &k.errors, &pc_buffer),
+            back_project: bind_group(dev, &b.params, &k.back_project, &pc_buffer),
+            update: bind_group(dev, &b.params, &k.update, &pc_buffer),
+            weight_grad: bind_group(dev, &b.params, &k.weight_grad, &pc_buffer),
+            bp_back: bind_group(dev, &b.params, &k.bp_back, &pc_buffer),
+            act_rms: bind_group(dev, &b.params, &k.act_rms, &pc_buffer),
             adam,
             adam_stats,
         }
@@ -310,7 +327,8 @@ impl GpuModel {
     fn base_params(&self) -> Params {
         let a = &self.arch;
         let c = &self.adam;
-        let t = self.adam_steps as i32;
+        // Adam's t: every iteration is one update, so it is the number submitted.
+        let t = self.iterations as i32;
         Params {
             batch: self.batch as u32,
             d: a.input as u32,
@@ -349,20 +367,16 @@ impl GpuModel {
             update: (step < t) as u32,
             ..base
         }));
-        let (n, d, o) = (self.arch.width, self.arch.input, self.arch.output);
         // Adam over each buffer, then its per-matrix stats (first matrix index, size of one matrix).
-        slots.extend([n * d, (h - 1) * n * n, o * n].iter().map(|&c| Params { count: c as u32, ..base }));
-        slots.extend([(0, n * d), (1, n * n), (h, o * n)].iter().map(|&(first, c)| Params {
+        let [w1, wh, wo] = matrix_sizes(&self.arch);
+        slots.extend([w1, wh, wo].iter().map(|&c| Params { count: c as u32, ..base }));
+        let one_hidden = self.arch.width * self.arch.width;
+        slots.extend([(0, w1), (1, one_hidden), (h, wo)].iter().map(|&(first, c)| Params {
             layer: first as u32,
             count: c as u32,
             ..base
         }));
-        let mut table = vec![0u8; slots.len() * PARAMS_STRIDE as usize];
-        for (i, s) in slots.iter().enumerate() {
-            let at = i * PARAMS_STRIDE as usize;
-            table[at..at + std::mem::size_of::<Params>()].copy_from_slice(bytemuck::bytes_of(s));
-        }
-        table
+        pack_params(&slots)
     }
 
     fn dispatch(
@@ -424,8 +438,7 @@ impl GpuModel {
             [tiles(d.max(n)), tiles(n.max(o)), h + 1],
             &mut count,
         );
-        let counts = [n * d, (h - 1) * n * n, o * n];
-        for (i, c) in counts.iter().enumerate() {
+        for (i, c) in matrix_sizes(&self.arch).iter().enumerate() {
             let groups = c.div_ceil(ELEMENTWISE_WG as usize).clamp(1, ADAM_GROUPS);
             Self::dispatch(&mut pass, &k.adam, &g.adam[i], last + 1 + i, [groups, 1, 1], &mut count);
         }
@@ -468,7 +481,6 @@ impl GpuModel {
             (self.batch, self.batch),
             "GpuModel::submit_step: batch size is fixed at creation"
         );
-        self.adam_steps += 1;
         self.iterations += 1;
         let want_metrics = self.iterations % self.metrics_every == 0;
         if want_metrics && self.pending.len() >= MAX_READBACKS_IN_FLIGHT {
@@ -646,12 +658,7 @@ impl GpuModel {
     /// Reads `len` floats of a storage buffer back.
     async fn download(&self, src: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
         let size = bytes_f32(len);
-        let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("download"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let staging = new_buffer(&self.ctx.device, "download", size, READBACK);
         let mut enc =
             self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("download") });
         enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
@@ -661,17 +668,22 @@ impl GpuModel {
         Ok(v)
     }
 
-    /// The current weights as a CPU network.
-    pub async fn network(&self) -> Result<Network<f32>, GpuError> {
+    /// The three weight-shaped buffers (weights, gradients) as matrices `W_1 … W_L`.
+    async fn download_matrices(&self, bufs: &[wgpu::Buffer; 3]) -> Result<Vec<Mat<f32>>, GpuError> {
         let a = self.arch;
         let (n, d, o, h) = (a.width, a.input, a.output, a.hidden);
-        let w1 = self.download(&self.bufs.w[0], n * d).await?;
-        let wh = self.download(&self.bufs.w[1], (h - 1) * n * n).await?;
-        let wo = self.download(&self.bufs.w[2], o * n).await?;
-        let mut weights = vec![Mat { rows: n, cols: d, data: w1 }];
-        weights.extend(wh.chunks(n * n).take(h - 1).map(|c| Mat { rows: n, cols: n, data: c.to_vec() }));
-        weights.push(Mat { rows: o, cols: n, data: wo });
-        Network::from_weights(a, self.scalings, weights).map_err(GpuError::Readback)
+        let [w1, wh, wo] = matrix_sizes(&a);
+        let mut out = vec![Mat { rows: n, cols: d, data: self.download(&bufs[0], w1).await? }];
+        let hidden = self.download(&bufs[1], wh).await?;
+        out.extend(hidden.chunks(n * n).take(h - 1).map(|c| Mat { rows: n, cols: n, data: c.to_vec() }));
+        out.push(Mat { rows: o, cols: n, data: self.download(&bufs[2], wo).await? });
+        Ok(out)
+    }
+
+    /// The current weights as a CPU network.
+    pub async fn network(&self) -> Result<Network<f32>, GpuError> {
+        let weights = self.download_matrices(&self.bufs.w).await?;
+        Network::from_weights(self.arch, self.scalings, weights).map_err(GpuError::Readback)
     }
 
     /// The activities after the last iteration's inference, `z_1 … z_H`.
@@ -683,13 +695,7 @@ impl GpuModel {
 
     /// The last iteration's weight gradients, `∂F/∂W_1 … ∂F/∂W_L`.
     pub async fn weight_grads(&self) -> Result<Vec<Mat<f32>>, GpuError> {
-        let a = self.arch;
-        let (n, d, o, h) = (a.width, a.input, a.output, a.hidden);
-        let mut out = vec![Mat { rows: n, cols: d, data: self.download(&self.bufs.g[0], n * d).await? }];
-        let gh = self.download(&self.bufs.g[1], (h - 1) * n * n).await?;
-        out.extend(gh.chunks(n * n).take(h - 1).map(|c| Mat { rows: n, cols: n, data: c.to_vec() }));
-        out.push(Mat { rows: o, cols: n, data: self.download(&self.bufs.g[2], o * n).await? });
-        Ok(out)
+        self.download_matrices(&self.bufs.g).await
     }
 }
 
@@ -718,49 +724,28 @@ impl GpuModel {
     fn eval_buffers(&self, rows: usize) -> EvalBuffers {
         let dev = &self.ctx.device;
         let (a, k) = (&self.arch, &self.kernels);
-        let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
-        let buf = |label: &str, size: u64, usage| {
-            dev.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false })
+        let buf = |label: &str, size: u64, usage| new_buffer(dev, label, size, usage);
+        let params = buf("eval params", (a.hidden + 2) as u64 * PARAMS_STRIDE, UNIFORM);
+        let x = buf("eval x", bytes_f32(rows * a.input), STORAGE);
+        let z = buf("eval z", bytes_f32((a.hidden + 1) * rows * a.width), STORAGE);
+        let yhat = buf("eval yhat", bytes_f32(rows * a.output), STORAGE);
+        let labels = buf("eval labels", bytes_f32(rows), STORAGE);
+        let correct = buf("eval correct", 4, STORAGE);
+        let read = buf("eval readback", 4, READBACK);
+        let lookup = |id: u32| -> &wgpu::Buffer {
+            use binding::*;
+            match id {
+                IO => &x,
+                Z => &z,
+                W1 => &self.bufs.w[0],
+                WH => &self.bufs.w[1],
+                WO => &self.bufs.w[2],
+                LABELS => &labels,
+                CORRECT => &correct,
+                _ => &yhat,
+            }
         };
-        let uniform = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST;
-        let params = buf("eval params", (a.hidden + 2) as u64 * PARAMS_STRIDE, uniform);
-        let x = buf("eval x", bytes_f32(rows * a.input), storage);
-        let z = buf("eval z", bytes_f32((a.hidden + 1) * rows * a.width), storage);
-        let yhat = buf("eval yhat", bytes_f32(rows * a.output), storage);
-        let labels = buf("eval labels", bytes_f32(rows), storage);
-        let correct = buf("eval correct", 4, storage);
-        let read = buf("eval readback", 4, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
-        let entries = |kernel: &Kernel| -> wgpu::BindGroup {
-            let params_entry = wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &params,
-                    offset: 0,
-                    size: std::num::NonZeroU64::new(std::mem::size_of::<Params>() as u64),
-                }),
-            };
-            let list: Vec<_> = std::iter::once(params_entry)
-                .chain(kernel.bindings.iter().map(|&id| {
-                    use binding::*;
-                    let b = match id {
-                        IO => &x,
-                        Z => &z,
-                        W1 => &self.bufs.w[0],
-                        WH => &self.bufs.w[1],
-                        WO => &self.bufs.w[2],
-                        LABELS => &labels,
-                        CORRECT => &correct,
-                        _ => &yhat,
-                    };
-                    wgpu::BindGroupEntry { binding: id, resource: b.as_entire_binding() }
-                }))
-                .collect();
-            dev.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("eval"),
-                layout: &kernel.layout,
-                entries: &list,
-            })
-        };
+        let entries = |kernel: &Kernel| bind_group(dev, &params, kernel, &lookup);
         let (forward, accuracy) = (entries(&k.forward), entries(&k.accuracy));
         EvalBuffers { rows, params, x, labels, correct, read, forward, accuracy }
     }
@@ -780,13 +765,8 @@ impl GpuModel {
         for start in (0..total).step_by(rows) {
             let m = rows.min(total - start);
             let base = Params { batch: m as u32, ..self.base_params() };
-            let mut table = vec![0u8; (h + 2) * PARAMS_STRIDE as usize];
-            for l in 1..=h + 1 {
-                let at = (l - 1) * PARAMS_STRIDE as usize;
-                let slot = Params { layer: l as u32, ..base };
-                table[at..at + std::mem::size_of::<Params>()].copy_from_slice(bytemuck::bytes_of(&slot));
-            }
-            q.write_buffer(&ev.params, 0, &table);
+            let slots: Vec<Params> = (1..=h + 1).map(|l| Params { layer: l as u32, ..base }).collect();
+            q.write_buffer(&ev.params, 0, &pack_params(&slots));
             q.write_buffer(&ev.x, 0, bytemuck::cast_slice(&x.data[start * d..(start + m) * d]));
             let chunk_labels: Vec<u32> = labels[start..start + m].iter().map(|&l| l as u32).collect();
             q.write_buffer(&ev.labels, 0, bytemuck::cast_slice(&chunk_labels));

@@ -39,17 +39,17 @@ pub fn shared_gpu() -> Result<std::sync::Arc<crate::gpu::GpuContext>, GpuError> 
 impl Backend {
     /// Builds a rule's model from the shared seed: every rule starts from weights drawn the same way.
     pub fn new(config: &RunConfig, rs: &RuleSettings) -> Result<Self, BackendError> {
+        let learning = config.learning(rs);
+        // Refuse what the GPU cannot hold before the network is even drawn on the CPU.
         #[cfg(not(target_arch = "wasm32"))]
         if config.backend == BackendKind::Gpu {
-            let steps = if rs.rule.is_pc() { config.inference_steps() } else { 0 };
+            let steps = match learning {
+                Learning::Pc { steps, .. } => steps,
+                Learning::Bp => 0,
+            };
             crate::gpu::GpuModel::check_fits(&*shared_gpu()?, &config.arch(rs.rule), config.batch, steps)?;
         }
         let net = Network::init(config.arch(rs.rule), config.seed);
-        let learning = if rs.rule.is_pc() {
-            Learning::Pc { eta_z: rs.eta_z, steps: config.inference_steps() }
-        } else {
-            Learning::Bp
-        };
         match config.backend {
             BackendKind::Cpu => Ok(Backend::Cpu(Box::new(Model::new(net, learning, rs.lr, AdamConfig::default())))),
             BackendKind::Gpu => Self::new_gpu(config, rs, &net, learning),
