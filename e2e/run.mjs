@@ -1,14 +1,17 @@
 // Browser tests of the built page (dist/, from `trunk build --release`): Playwright drives Debian's
-// Chromium headless with WebGPU enabled (SwiftShader, a software Vulkan, in CI).
-// With PCLAB_REQUIRE_GPU=1 a page that finds no WebGPU adapter fails the test.
+// Chromium headless with WebGPU enabled (SwiftShader, a software Vulkan, in CI). With
+// PCLAB_REQUIRE_GPU=1 a page that finds no WebGPU adapter fails. Screenshots go to e2e/artifacts/.
 import { chromium } from "playwright-core";
 import { createServer } from "node:http";
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { extname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const dist = fileURLToPath(new URL("../dist/", import.meta.url));
+const artifacts = fileURLToPath(new URL("./artifacts/", import.meta.url));
+await mkdir(artifacts, { recursive: true });
 const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css", ".gz": "application/gzip" };
+const requireGpu = process.env.PCLAB_REQUIRE_GPU === "1";
 
 const server = createServer(async (req, res) => {
   const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
@@ -30,47 +33,177 @@ const browser = await chromium.launch({
          "--disable-sync", "--no-first-run", "--disable-quic"],
 });
 let failed = 0;
+const only = process.argv[2];
 async function test(name, body) {
-  const page = await browser.newPage();
+  if (only && !name.includes(only)) return;
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => { if (m.type() === "error") errors.push(`console: ${m.text()}`); });
+  const t0 = Date.now();
   try {
     await body(page);
-    if (errors.length) throw new Error(`uncaught page errors: ${errors.join("; ")}`);
-    console.log(`ok   ${name}`);
+    if (errors.length) throw new Error(`errors on the page: ${errors.join("; ")}`);
+    console.log(`ok   ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
   } catch (e) {
     failed += 1;
     console.log(`FAIL ${name}\n     ${e.message}`);
+    await page.screenshot({ path: join(artifacts, `failed-${name.replace(/\W+/g, "-").slice(0, 60)}.png`), fullPage: true }).catch(() => {});
   } finally {
     await page.close();
   }
 }
 function check(cond, msg) { if (!cond) throw new Error(msg); }
+const text = (page, id) => page.textContent(`[data-testid="${id}"]`);
+const num = async (page, id) => parseFloat(await text(page, id));
+async function waitFor(page, what, fn, arg, timeout) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout, polling: 250 });
+  } catch {
+    const status = await page.textContent('[data-testid="status"]').catch(() => "");
+    throw new Error(`timed out after ${timeout / 1000} s waiting for ${what}; status: ${status}`);
+  }
+}
+// Main-thread tasks over 50 ms, from now on (Chromium's Long Tasks API).
+const watchLongTasks = (page) => page.evaluate(() => {
+  window.__long = [];
+  new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push(e.duration); }).observe({ type: "longtask" });
+});
+const longTasks = (page) => page.evaluate(() => window.__long);
+const iterationAtLeast = (n) => (min) => parseInt(document.querySelector('[data-testid="iteration"]')?.textContent ?? "0") >= min;
 
-await test("the page loads the wasm and shows its name, version and WebGPU adapter", async (page) => {
+await test("the page loads, names its WebGPU backend and shows every control and plot", async (page) => {
   await page.goto(url);
-  await page.waitForFunction(() => document.querySelector("#adapter")?.dataset.state !== "loading"
-    && !document.querySelector("#adapter")?.textContent.startsWith("Looking"), null, { timeout: 30000 });
+  await waitFor(page, "the backend line", () => !document.querySelector('[data-testid="backend"]')?.textContent.startsWith("looking"), null, 30000);
+  const backend = await text(page, "backend");
+  console.log(`     backend: ${backend}`);
+  if (requireGpu) check(backend.startsWith("WebGPU"), `PCLAB_REQUIRE_GPU=1 but the backend is: ${backend}`);
+  for (const id of ["play", "step", "step-inference", "reset", "depth", "width", "activation", "param-toggle", "iteration",
+                    "accuracy", "loss", "energy-heatmap", "inference-view", "activation-rms", "weight-change", "status"]) {
+    check(await page.$(`[data-testid="${id}"]`), `no element with data-testid=${id}`);
+  }
   check((await page.textContent("h1")) === "pclab", "title");
-  const version = await page.textContent("#version");
-  check(/^version \d+\.\d+\.\d+/.test(version), `version line: ${version}`);
-  const state = await page.getAttribute("#adapter", "data-state");
-  const text = await page.textContent("#adapter");
-  console.log(`     adapter (${state}): ${text}`);
-  check(state === "found" || state === "missing", `adapter state ${state}`);
-  check(text.length > 10, "the adapter line says something");
-  if (process.env.PCLAB_REQUIRE_GPU === "1") check(state === "found", `PCLAB_REQUIRE_GPU=1 but: ${text}`);
+});
+
+await test("without WebGPU the page explains why and what to do, and keeps the settings", async (page) => {
+  await page.addInitScript(() => Object.defineProperty(Navigator.prototype, "gpu", { get: () => undefined }));
+  await page.goto(url + "?depth=16&rules=mupc");
+  await waitFor(page, "the explanation", () => document.querySelector('[data-testid="no-webgpu"]'), null, 30000);
+  const why = await text(page, "no-webgpu");
+  check(why.includes("navigator.gpu is missing") && why.includes("Chrome"), `panel: ${why}`);
+  check((await text(page, "backend")) === "no WebGPU", "the backend line");
+  check((await page.inputValue('[data-testid="depth"]')) === "16", "the settings from the link are shown");
+});
+
+await test("autoplay at depth 4 trains sp, mupc and bp_mup: 50 iterations, μPC above 50 %, a drawn heatmap", async (page) => {
+  const t0 = Date.now();
+  await page.goto(url + "?depth=4&width=32&rules=sp,mupc,bp_mup&autoplay=1");
+  await waitFor(page, "the first iteration", iterationAtLeast(), 1, 60000);
+  console.log(`     page load to first iteration: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  await watchLongTasks(page);
+  await waitFor(page, "iteration 50", iterationAtLeast(), 51, 60000);
+  await waitFor(page, "μPC test accuracy above 50 %", () => parseFloat(document.querySelector('[data-testid="test-accuracy-mupc"]')?.textContent) > 50, null, 60000);
+  for (const rule of ["sp", "mupc", "bp_mup"]) {
+    const acc = await text(page, `test-accuracy-${rule}`), loss = await text(page, `train-loss-${rule}`);
+    console.log(`     ${rule}: test accuracy ${acc}, training loss ${loss}`);
+    check(Number.isFinite(parseFloat(loss)), `${rule} shows no training loss`);
+  }
+  console.log(`     ${await text(page, "throughput")}; ${await text(page, "memory")}`);
+  const long = await longTasks(page);
+  console.log(`     main-thread tasks over 50 ms while training: ${long.length ? long.map((d) => d.toFixed(0)).join(", ") + " ms" : "none"}`);
+  await page.waitForTimeout(600); // the heatmap redraws at most four times a second
+  const colours = await page.evaluate(() => {
+    const c = document.querySelector('[data-testid="energy-heatmap"]');
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    const seen = new Set();
+    for (let i = 0; i < d.length; i += 4 * 7) seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+    return seen.size;
+  });
+  check(colours > 20, `the energy heatmap looks blank (${colours} colours)`);
+  const box = await page.locator('[data-testid="loss"]').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.5);
+  await waitFor(page, "the values under the pointer", () => document.querySelector('[data-testid="hover-loss"]')?.textContent.startsWith("iteration"), null, 5000);
+  console.log(`     hover: ${await text(page, "hover-loss")}`);
+  await page.screenshot({ path: join(artifacts, "main.png"), fullPage: true });
+});
+
+await test("the switch restarts every run under the other parameterisation and keeps the old curves", async (page) => {
+  await page.goto(url + "?depth=2&width=16&rules=mupc,bp_mup&autoplay=1&eval_every=10");
+  await waitFor(page, "iteration 12", iterationAtLeast(), 12, 60000);
+  await page.click('[data-testid="param-toggle"]');
+  await waitFor(page, "the standard-PC run", () => document.querySelector('[data-testid="train-loss-sp"]') && !document.querySelector('[data-testid="train-loss-mupc"]'), null, 10000);
+  check(await page.$('[data-testid="train-loss-bp_sp"]'), "BP Depth-μP did not become BP standard");
+  check(page.url().includes("rules=sp,bp_sp") || page.url().includes("rules=sp%2Cbp_sp"), `the URL keeps the old rules: ${page.url()}`);
+  const after = await num(page, "iteration");
+  check(after < 12, `the run did not restart (iteration ${after})`);
+  await waitFor(page, "the new run to train", iterationAtLeast(), 3, 60000);
+  check((await text(page, "status")).includes("switched"), "no message about the switch");
+  await page.waitForTimeout(600);
+  const box = await page.locator('[data-testid="loss"]').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5);
+  await waitFor(page, "the old curve under the pointer", () => document.querySelector('[data-testid="hover-loss"]')?.textContent.includes("(before)"), null, 5000);
+});
+
+await test("a bad query names what is wrong, uses defaults and still trains", async (page) => {
+  await page.goto(url + "?depth=-3&width=abc&rules=mupc");
+  await waitFor(page, "the messages", () => document.querySelector('[data-testid="status"]')?.textContent.includes("width=abc"), null, 10000);
+  const status = await text(page, "status");
+  check(status.includes("depth=-3 is not allowed") && status.includes("1 to 256"), `status: ${status}`);
+  check((await page.inputValue('[data-testid="depth"]')) === "8", "depth did not fall back to 8");
+  await waitFor(page, "the networks", () => document.querySelector(".status-line")?.textContent.includes("paused"), null, 60000);
+  await page.click('[data-testid="step"]');
+  await waitFor(page, "one iteration", iterationAtLeast(), 1, 30000);
+  await waitFor(page, "a training loss", () => parseFloat(document.querySelector('[data-testid="train-loss-mupc"]')?.textContent) > 0, null, 30000);
+  await page.fill('[data-testid="width"]', "5000");
+  await page.press('[data-testid="width"]', "Enter");
+  await waitFor(page, "the width message", () => document.querySelector('[data-testid="status"]')?.textContent.includes("width=5000 is not allowed"), null, 5000);
+  check((await page.inputValue('[data-testid="width"]')) === "128", "the width field was not restored");
+  await page.fill('[data-testid="depth"]', "3");
+  await page.press('[data-testid="depth"]', "Enter");
+  await waitFor(page, "depth=3 in the address", () => location.search.includes("depth=3"), null, 5000);
+});
+
+await test("stepping inference fills in the layer × step energies one step at a time", async (page) => {
+  await page.goto(url + "?depth=3&width=16&rules=mupc");
+  await waitFor(page, "the networks", () => document.querySelector(".status-line")?.textContent.includes("paused"), null, 60000);
+  await page.click('[data-testid="step-inference"]');
+  await waitFor(page, "step 1", () => document.querySelector('[data-testid="inference-state"]')?.textContent.includes("inference step 1 of 3"), null, 30000);
+  await page.click('[data-testid="step-inference"]');
+  await page.click('[data-testid="step-inference"]');
+  await waitFor(page, "step 3", () => document.querySelector('[data-testid="inference-state"]')?.textContent.includes("inference step 3 of 3"), null, 5000);
+  await page.click('[data-testid="step-inference"]');
+  await waitFor(page, "the weight update", () => document.querySelector('[data-testid="inference-state"]')?.textContent.includes("weights were updated"), null, 5000);
+  check((await num(page, "iteration")) === 1, "one iteration in all");
 });
 
 await test("the WGSL kernels run under the browser's WebGPU and match the CPU reference", async (page) => {
-  await page.goto(url);
-  await page.waitForFunction(() => ["ok", "failed", "skipped"].includes(document.querySelector("#gpu-check")?.dataset.state),
-    null, { timeout: 120000 });
-  const state = await page.getAttribute("#gpu-check", "data-state");
-  const text = await page.textContent("#gpu-check");
-  console.log(`     gpu check (${state}): ${text}`);
-  check(state !== "failed", text);
-  if (process.env.PCLAB_REQUIRE_GPU === "1") check(state === "ok", `PCLAB_REQUIRE_GPU=1 but: ${text}`);
+  await page.goto(url + "?rules=mupc");
+  await waitFor(page, "the device", () => document.querySelector(".status-line")?.textContent.includes("paused"), null, 60000);
+  await page.click('[data-testid="gpu-check-run"]');
+  await waitFor(page, "the check", () => ["ok", "failed"].includes(document.querySelector('[data-testid="gpu-check"]')?.dataset.state), null, 120000);
+  const t = await text(page, "gpu-check");
+  console.log(`     ${t}`);
+  check((await page.getAttribute('[data-testid="gpu-check"]', "data-state")) === "ok", t);
+});
+
+await test("the page stays responsive while a depth-32 width-128 run trains (long tasks under 50 ms)", async (page) => {
+  await page.goto(url + "?depth=32&width=128&rules=mupc&autoplay=1");
+  await waitFor(page, "the first iteration", iterationAtLeast(), 1, 90000);
+  await watchLongTasks(page);
+  await page.waitForTimeout(20000);
+  const long = await longTasks(page);
+  const worst = long.length ? Math.max(...long) : 0;
+  console.log(`     ${await num(page, "iteration")} iterations; ${await text(page, "throughput")}; long tasks: ${long.length}, worst ${worst.toFixed(0)} ms`);
+  check(worst <= 50, `a main-thread task took ${worst.toFixed(0)} ms`);
+});
+
+await test("a 128-layer network trains in the page", async (page) => {
+  await page.goto(url + "?depth=128&width=16&rules=mupc&autoplay=1");
+  await waitFor(page, "two iterations", iterationAtLeast(), 2, 120000);
+  await waitFor(page, "a training loss", () => parseFloat(document.querySelector('[data-testid="train-loss-mupc"]')?.textContent) > 0, null, 60000);
+  console.log(`     loss ${await text(page, "train-loss-mupc")}; ${await text(page, "throughput")}`);
+  await page.click('[data-testid="play"]');
+  await waitFor(page, "pause", () => document.querySelector(".status-line")?.textContent.includes("paused"), null, 5000);
 });
 
 await browser.close();

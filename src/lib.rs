@@ -24,15 +24,20 @@
 //! - [`config`] — network and run configuration, validation, the paper's presets.
 //! - [`session`] — several rules trained in lockstep on the same batches, with metrics.
 //! - [`gpu`] — the WGSL kernels' host side: the same iteration on the GPU through wgpu.
+//! - [`charts`] — plots as functions of data over any plotters backend (canvas, SVG).
+//! - [`page`] — the page's configuration and its query string.
+//! - `ui` (wasm only) — the Leptos page: controls, the frame loop that drives the session, views.
 
+pub mod charts;
 pub mod config;
 pub mod data;
 pub mod gpu;
+pub mod page;
 pub mod pcn;
 pub mod session;
 
 #[cfg(target_arch = "wasm32")]
-mod web;
+mod ui;
 
 /// The crate version, shown by the CLI and the page.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

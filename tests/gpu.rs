@@ -383,3 +383,58 @@ fn test_accuracy_on_the_gpu_matches_the_cpu_over_several_chunks() {
         assert!((cpu - got).abs() <= 2.0 * 100.0 / 1234.0 + 1e-9, "cpu {cpu} gpu {got}");
     }
 }
+
+#[test]
+fn rates_and_inference_steps_change_live_the_same_on_both_backends() {
+    use pclab::config::{BackendKind, Rule, RuleSettings, RunConfig};
+    use pclab::session::{Event, Session};
+    if gpu().is_none() {
+        return;
+    }
+    let data = mnist();
+    let config = RunConfig {
+        width: 32,
+        depth: 4,
+        rules: [Rule::Pc(Param::Mupc), Rule::Bp(Param::Mupc)].map(RuleSettings::new).to_vec(),
+        iterations: 6,
+        eval_every: 100,
+        ..RunConfig::default()
+    };
+    // Three iterations at T = H = 4, then half the weight rates, η_z = 0.3 and T = 2, live.
+    let run = |backend| {
+        let mut s = Session::new(RunConfig { backend, ..config.clone() }, data.clone()).expect("session");
+        let mut reports = Vec::new();
+        let mut keep = |events: Vec<Event>| {
+            reports.extend(events.into_iter().filter_map(|e| match e {
+                Event::Iteration(i) => Some((i.iteration, i.rule, i.report)),
+                other => panic!("{other:?}"),
+            }))
+        };
+        for it in 1..=6 {
+            if it == 4 {
+                let slower: Vec<RuleSettings> =
+                    s.config.rules.iter().map(|r| RuleSettings { lr: r.lr * 0.5, eta_z: 0.3, ..*r }).collect();
+                s.set_rates(&slower, Some(2)).expect("valid rates");
+                assert!(s.set_rates(&[RuleSettings { lr: -1.0, ..slower[0] }], None).is_err(), "a bad rate is refused");
+            }
+            keep(s.train().0);
+        }
+        for run in s.runs.iter_mut() {
+            let flushed = block(run.backend.flush()).expect("flush");
+            reports.extend(flushed.into_iter().map(|(i, r)| (i, run.settings.rule.name(), r)));
+        }
+        reports.sort_by_key(|r| (r.0, r.1));
+        reports
+    };
+    let (cpu, gpu) = (run(BackendKind::Cpu), run(BackendKind::Gpu));
+    assert_eq!(cpu.len(), 12, "every iteration of both rules reported on the CPU");
+    assert_eq!(gpu.len(), 12, "every iteration of both rules reported on the GPU");
+    for ((it, rule, c), (_, _, g)) in cpu.iter().zip(&gpu) {
+        let rel = (c.loss - g.loss).abs() / c.loss.abs().max(1e-3);
+        assert!(rel <= 1e-2, "iteration {it} {rule}: loss cpu {} gpu {}", c.loss, g.loss);
+        if *rule == "mupc" {
+            let want = if *it <= 3 { 5 } else { 3 };
+            assert_eq!((c.energy_steps.len(), g.energy_steps.len()), (want, want), "iteration {it}: T + 1 energy rows");
+        }
+    }
+}

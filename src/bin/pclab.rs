@@ -432,7 +432,7 @@ fn bench(a: BenchArgs) -> Result<(), String> {
         for i in 0..a.warmup {
             backend.train_step(i + 1, &x, &y).map_err(|e| e.to_string())?;
         }
-        backend.flush().map_err(|e| e.to_string())?;
+        pollster::block_on(backend.flush()).map_err(|e| e.to_string())?;
         let mut ms = Vec::with_capacity(a.reps);
         let started = Instant::now();
         for i in 0..a.reps {
@@ -440,7 +440,7 @@ fn bench(a: BenchArgs) -> Result<(), String> {
             backend.train_step(a.warmup + i + 1, &x, &y).map_err(|e| e.to_string())?;
             ms.push(t0.elapsed().as_secs_f64() * 1e3);
         }
-        backend.flush().map_err(|e| e.to_string())?;
+        pollster::block_on(backend.flush()).map_err(|e| e.to_string())?;
         let total_ms = started.elapsed().as_secs_f64() * 1e3;
         let min = ms.iter().copied().fold(f64::INFINITY, f64::min);
         // The CPU runs an iteration per call: the median call. A GPU run is pipelined (a call

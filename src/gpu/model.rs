@@ -101,6 +101,8 @@ pub struct GpuModel {
     pending: std::collections::VecDeque<Pending>,
     /// Reports read back but not yet handed out.
     ready: std::collections::VecDeque<(usize, IterationReport)>,
+    /// Iterations the device has finished (counted by `on_submitted_work_done`).
+    done: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn bytes_f32(n: usize) -> u64 {
@@ -114,6 +116,11 @@ const READBACK: wgpu::BufferUsages = wgpu::BufferUsages::MAP_READ.union(wgpu::Bu
 
 fn new_buffer(dev: &wgpu::Device, label: &str, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
     dev.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false })
+}
+
+/// Floats of the stats buffer: activation RMS of `z_1 … z_H`, then `‖W_l‖²` and `‖ΔW_l‖²`.
+fn stats_len(a: &Arch) -> usize {
+    a.hidden + 2 * (a.hidden + 1)
 }
 
 /// Elements of `W_1`, of all of `W_2 … W_H`, and of `W_L`: the three weight buffers.
@@ -186,10 +193,9 @@ impl GpuModel {
             let names = ["W_1", "W_2..W_H", "W_L"];
             [0, 1, 2].map(|i| buf(&format!("{prefix} {}", names[i]), bytes_f32(shapes[i]), STORAGE))
         };
-        let slots = (h + steps + 8) as u64;
-        let (energy_len, stats_len) = ((steps + 1) * (h + 1), h + 2 * (h + 1));
+        let [params, energy, read0, read1] = Self::step_buffers(dev, &a, steps);
         let bufs = Buffers {
-            params: buf("params", slots * PARAMS_STRIDE, UNIFORM),
+            params,
             io: buf("x, y", bytes_f32(b * (d + o)), STORAGE),
             z: buf("z", bytes_f32((h + 1) * b * n), STORAGE),
             w: trio("w"),
@@ -198,10 +204,10 @@ impl GpuModel {
             v: trio("adam v"),
             e: buf("e", bytes_f32(h * b * n + b * o), STORAGE),
             back: buf("back", bytes_f32(h * b * n), STORAGE),
-            energy: buf("energy", bytes_f32(energy_len), STORAGE),
+            energy,
             yhat: buf("yhat", bytes_f32(b * o), STORAGE),
-            stats: buf("stats", bytes_f32(stats_len), STORAGE),
-            read: [0, 1].map(|i| buf(&format!("metrics readback {i}"), bytes_f32(energy_len + stats_len), READBACK)),
+            stats: buf("stats", bytes_f32(stats_len(&a)), STORAGE),
+            read: [read0, read1],
         };
         let groups = Self::bind_groups(dev, &kernels, &bufs);
         let mut model = GpuModel {
@@ -223,6 +229,7 @@ impl GpuModel {
             metrics_every: 1,
             pending: std::collections::VecDeque::new(),
             ready: std::collections::VecDeque::new(),
+            done: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         };
         model.upload(net);
         Ok(model)
@@ -303,6 +310,86 @@ impl GpuModel {
             act_rms: bind_group(dev, &b.params, &k.act_rms, &pc_buffer),
             adam,
             adam_stats,
+        }
+    }
+
+    /// The buffers whose size depends on `T`: the params table, the energy table and the two
+    /// metrics staging buffers.
+    fn step_buffers(dev: &wgpu::Device, a: &Arch, steps: usize) -> [wgpu::Buffer; 4] {
+        let slots = (a.hidden + steps + 8) as u64;
+        let energy_len = (steps + 1) * (a.hidden + 1);
+        let read = |i: usize| {
+            new_buffer(dev, &format!("metrics readback {i}"), bytes_f32(energy_len + stats_len(a)), READBACK)
+        };
+        [
+            new_buffer(dev, "params", slots * PARAMS_STRIDE, UNIFORM),
+            new_buffer(dev, "energy", bytes_f32(energy_len), STORAGE),
+            read(0),
+            read(1),
+        ]
+    }
+
+    /// Changes η_w, and for PC η_z and `T`, from the next iteration on; the weights and Adam's
+    /// moments stay. A new `T` reallocates the step-sized buffers and drops the metrics still in
+    /// flight (their energy tables have the old shape) — natively it waits for them first.
+    pub fn set_rates(&mut self, lr: f64, eta_z: f64, steps: usize) -> Result<(), GpuError> {
+        self.lr = lr;
+        if self.bp {
+            return Ok(());
+        }
+        self.eta_z = eta_z;
+        if steps != self.steps {
+            Self::check_fits(&self.ctx, &self.arch, self.batch, steps)?;
+            let [params, energy, read0, read1] = Self::step_buffers(&self.ctx.device, &self.arch, steps);
+            // Keep the metrics that have come back (natively: all of them); the rest are dropped.
+            #[cfg(not(target_arch = "wasm32"))]
+            self.ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Readback(e.to_string()))?;
+            self.collect_landed()?;
+            self.pending.clear();
+            (self.bufs.params, self.bufs.energy, self.bufs.read) = (params, energy, [read0, read1]);
+            self.groups = Self::bind_groups(&self.ctx.device, &self.kernels, &self.bufs);
+            self.steps = steps;
+        }
+        Ok(())
+    }
+
+    /// Iterations submitted.
+    pub fn submitted(&self) -> usize {
+        self.iterations
+    }
+
+    /// Iterations the device has finished. Natively this advances when the device is polled
+    /// (as [`GpuModel::ready_reports`] does); on the web, as the browser reports.
+    pub fn completed(&self) -> usize {
+        self.done.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Bytes of every buffer this model holds on the device.
+    pub fn memory_bytes(&self) -> u64 {
+        let b = &self.bufs;
+        let fixed = [&b.params, &b.io, &b.z, &b.e, &b.back, &b.energy, &b.yhat, &b.stats, &b.read[0], &b.read[1]];
+        let trios = [&b.w, &b.g, &b.m, &b.v];
+        let eval = self.eval.as_ref().map_or(0, |e| {
+            let a = &self.arch;
+            e.params.size() + e.x.size() + e.labels.size() + 8 + bytes_f32((a.hidden + 1) * e.rows * a.width)
+        });
+        fixed.iter().map(|x| x.size()).sum::<u64>()
+            + trios.iter().flat_map(|t| t.iter()).map(|x| x.size()).sum::<u64>()
+            + eval
+    }
+
+    /// Waits (without blocking: awaiting) for every metrics readback in flight, then hands out
+    /// every report that has come back.
+    pub async fn flush(&mut self) -> Result<Vec<(usize, IterationReport)>, GpuError> {
+        #[cfg(not(target_arch = "wasm32"))]
+        return self.ready_reports(true);
+        #[cfg(target_arch = "wasm32")]
+        {
+            for p in self.pending.iter_mut().filter(|p| p.landed.is_none()) {
+                let r = (&mut p.mapped).await;
+                p.landed = Some(r.map_err(|_| GpuError::Readback("the map callback was dropped".into()))?);
+            }
+            self.ready_reports(false)
         }
     }
 
@@ -513,6 +600,10 @@ impl GpuModel {
         } else {
             q.submit([enc.finish()]);
         }
+        let done = self.done.clone();
+        q.on_submitted_work_done(move || {
+            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
         Ok(())
     }
 
@@ -575,21 +666,8 @@ impl GpuModel {
         let submitted = self.submit_step(iteration, x, y);
         self.metrics_every = every;
         submitted?;
-        #[cfg(not(target_arch = "wasm32"))]
-        let reports = self.ready_reports(true)?;
-        #[cfg(target_arch = "wasm32")]
-        let reports = {
-            let mut got = Vec::new();
-            while got.is_empty() && !self.pending.is_empty() {
-                if let Some(p) = self.pending.front_mut() {
-                    let r = (&mut p.mapped).await;
-                    p.landed = Some(r.map_err(|_| GpuError::Readback("the map callback was dropped".into()))?);
-                }
-                got = self.ready_reports(false)?;
-            }
-            got
-        };
-        reports
+        self.flush()
+            .await?
             .into_iter()
             .find(|(at, _)| *at == iteration)
             .map(|(_, r)| r)
@@ -762,6 +840,7 @@ impl GpuModel {
         let Some(ev) = self.eval.as_ref() else { return Err(GpuError::Readback("no evaluation buffers".into())) };
         let (q, h, d) = (&self.ctx.queue, self.arch.hidden, self.arch.input);
         q.write_buffer(&ev.correct, 0, &[0; 4]);
+        let mut correct = 0;
         for start in (0..total).step_by(rows) {
             let m = rows.min(total - start);
             let base = Params { batch: m as u32, ..self.base_params() };
@@ -784,13 +863,13 @@ impl GpuModel {
                 let groups = m.div_ceil(ELEMENTWISE_WG as usize);
                 Self::dispatch(&mut pass, &k.accuracy, &ev.accuracy, h, [groups, 1, 1], &mut count);
             }
-            if start + m >= total {
-                enc.copy_buffer_to_buffer(&ev.correct, 0, &ev.read, 0, 4);
-            }
+            enc.copy_buffer_to_buffer(&ev.correct, 0, &ev.read, 0, 4);
             q.submit([enc.finish()]);
+            // Waiting for each chunk (its running count) lets a page handle events between chunks:
+            // uploading all 10 000 test images at once would hold the main thread for ~0.1 s.
+            let read = self.read_mapped(&ev.read).await?;
+            correct = read.first().map(|v| v.to_bits()).unwrap_or(0);
         }
-        let read = self.read_mapped(&ev.read).await?;
-        let correct = read.first().map(|v| v.to_bits()).unwrap_or(0);
         Ok(100.0 * correct as f64 / total.max(1) as f64)
     }
 }

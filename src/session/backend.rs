@@ -1,13 +1,14 @@
-//! Where one run's arithmetic happens. Enum dispatch (no trait objects) so an async GPU variant
-//! can sit beside the CPU one.
+//! Where one run's arithmetic happens. Enum dispatch (no trait objects) so the async GPU variant
+//! sits beside the CPU one, natively and in the browser.
 
 use crate::config::{BackendKind, RuleSettings, RunConfig};
-use crate::gpu::GpuError;
+use crate::gpu::{GpuContext, GpuError, GpuModel};
 use crate::pcn::forward::predict;
 use crate::pcn::learn::AdamConfig;
 use crate::pcn::train::{IterationReport, Learning, Model};
 use crate::pcn::{Mat, Network};
 use crate::session::session::accuracy;
+use std::sync::Arc;
 use thiserror::Error;
 
 /// A backend that cannot be used, or failed.
@@ -23,68 +24,61 @@ pub enum BackendError {
 pub enum Backend {
     /// The reference implementation in `f32` on the CPU.
     Cpu(Box<Model<f32>>),
-    /// The WGSL kernels through wgpu (native for now).
-    #[cfg(not(target_arch = "wasm32"))]
-    Gpu(Box<crate::gpu::GpuModel>),
+    /// The WGSL kernels through wgpu (native Vulkan/Metal/DX12, or the browser's WebGPU).
+    Gpu(Box<GpuModel>),
 }
 
-/// One device per process, shared by every GPU run (created on first use).
+/// One device per process, shared by every GPU run (created on first use; native only — the
+/// page creates its context asynchronously and passes it to [`Backend::create`]).
 #[cfg(not(target_arch = "wasm32"))]
-pub fn shared_gpu() -> Result<std::sync::Arc<crate::gpu::GpuContext>, GpuError> {
-    use std::sync::{Arc, OnceLock};
-    static CTX: OnceLock<Result<Arc<crate::gpu::GpuContext>, GpuError>> = OnceLock::new();
-    CTX.get_or_init(|| crate::gpu::GpuContext::new_blocking().map(Arc::new)).clone()
+pub fn shared_gpu() -> Result<Arc<GpuContext>, GpuError> {
+    use std::sync::OnceLock;
+    static CTX: OnceLock<Result<Arc<GpuContext>, GpuError>> = OnceLock::new();
+    CTX.get_or_init(|| GpuContext::new_blocking().map(Arc::new)).clone()
 }
 
 impl Backend {
-    /// Builds a rule's model from the shared seed: every rule starts from weights drawn the same way.
+    /// Builds a rule's model from the shared seed (every rule starts from weights drawn the same
+    /// way), on the configured backend; natively the GPU is [`shared_gpu`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new(config: &RunConfig, rs: &RuleSettings) -> Result<Self, BackendError> {
-        let learning = config.learning(rs);
-        // Refuse what the GPU cannot hold before the network is even drawn on the CPU.
-        #[cfg(not(target_arch = "wasm32"))]
-        if config.backend == BackendKind::Gpu {
-            let steps = match learning {
-                Learning::Pc { steps, .. } => steps,
-                Learning::Bp => 0,
-            };
-            crate::gpu::GpuModel::check_fits(&*shared_gpu()?, &config.arch(rs.rule), config.batch, steps)?;
-        }
-        let net = Network::init(config.arch(rs.rule), config.seed);
-        match config.backend {
-            BackendKind::Cpu => Ok(Backend::Cpu(Box::new(Model::new(net, learning, rs.lr, AdamConfig::default())))),
-            BackendKind::Gpu => Self::new_gpu(config, rs, &net, learning),
-        }
+        let gpu = match config.backend {
+            BackendKind::Gpu => Some(shared_gpu()?),
+            BackendKind::Cpu => None,
+        };
+        pollster::block_on(Self::create(config, rs, gpu))
     }
 
-    #[cfg(not(target_arch = "wasm32"))]
-    fn new_gpu(
+    /// Builds a rule's model on the CPU, or on `gpu` when the configuration asks for the GPU
+    /// (an error if it does and `gpu` is `None`). A configuration the GPU cannot hold is refused
+    /// before the network is even drawn on the CPU.
+    pub async fn create(
         config: &RunConfig,
         rs: &RuleSettings,
-        net: &Network<f32>,
-        learning: Learning,
+        gpu: Option<Arc<GpuContext>>,
     ) -> Result<Self, BackendError> {
-        let ctx = shared_gpu()?;
-        let model = pollster::block_on(crate::gpu::GpuModel::new(
-            ctx,
-            net,
-            config.batch,
-            learning,
-            rs.lr,
-            AdamConfig::default(),
-        ))?;
-        Ok(Backend::Gpu(Box::new(model)))
-    }
-
-    #[cfg(target_arch = "wasm32")]
-    fn new_gpu(_: &RunConfig, _: &RuleSettings, _: &Network<f32>, _: Learning) -> Result<Self, BackendError> {
-        Err(GpuError::Unsupported("the GPU backend does not run in the browser yet".into()).into())
+        let learning = config.learning(rs);
+        let arch = config.arch(rs.rule);
+        match (config.backend, gpu) {
+            (BackendKind::Cpu, _) => {
+                let net = Network::init(arch, config.seed);
+                Ok(Backend::Cpu(Box::new(Model::new(net, learning, rs.lr, AdamConfig::default()))))
+            }
+            (BackendKind::Gpu, None) => Err(GpuError::Unsupported("no GPU device was given".into()).into()),
+            (BackendKind::Gpu, Some(ctx)) => {
+                GpuModel::check_fits(&ctx, &arch, config.batch, steps_of(learning))?;
+                let net = Network::init(arch, config.seed);
+                let mut model = GpuModel::new(ctx, &net, config.batch, learning, rs.lr, AdamConfig::default()).await?;
+                model.set_metrics_every(config.metrics_every);
+                Ok(Backend::Gpu(Box::new(model)))
+            }
+        }
     }
 
     /// A short name for status lines.
     pub fn name(&self) -> &'static str {
         match self {
             Backend::Cpu(_) => "cpu",
-            #[cfg(not(target_arch = "wasm32"))]
             Backend::Gpu(_) => "gpu",
         }
     }
@@ -100,7 +94,6 @@ impl Backend {
     ) -> Result<Vec<(usize, IterationReport)>, BackendError> {
         match self {
             Backend::Cpu(m) => Ok(vec![(iteration, m.train_step(x, y))]),
-            #[cfg(not(target_arch = "wasm32"))]
             Backend::Gpu(m) => {
                 m.submit_step(iteration, x, y)?;
                 Ok(m.ready_reports(false)?)
@@ -108,22 +101,69 @@ impl Backend {
         }
     }
 
-    /// Every report still in flight (waits for the device natively).
-    pub fn flush(&mut self) -> Result<Vec<(usize, IterationReport)>, BackendError> {
+    /// The reports that have come back since the last call, without waiting.
+    pub fn poll(&mut self) -> Result<Vec<(usize, IterationReport)>, BackendError> {
         match self {
             Backend::Cpu(_) => Ok(Vec::new()),
-            #[cfg(not(target_arch = "wasm32"))]
-            Backend::Gpu(m) => Ok(m.ready_reports(true)?),
+            Backend::Gpu(m) => Ok(m.ready_reports(false)?),
+        }
+    }
+
+    /// Every report still in flight (natively waits for the device; on the web awaits it).
+    pub async fn flush(&mut self) -> Result<Vec<(usize, IterationReport)>, BackendError> {
+        match self {
+            Backend::Cpu(_) => Ok(Vec::new()),
+            Backend::Gpu(m) => Ok(m.flush().await?),
         }
     }
 
     /// Test accuracy in percent: the feedforward pass, argmax against the labels, on the run's
     /// own device.
-    pub fn accuracy(&mut self, x: &Mat<f32>, labels: &[u8]) -> Result<f64, BackendError> {
+    pub async fn accuracy(&mut self, x: &Mat<f32>, labels: &[u8]) -> Result<f64, BackendError> {
         match self {
             Backend::Cpu(m) => Ok(accuracy(&predict(&m.net, x), labels)),
-            #[cfg(not(target_arch = "wasm32"))]
-            Backend::Gpu(m) => Ok(pollster::block_on(m.accuracy(x, labels))?),
+            Backend::Gpu(m) => Ok(m.accuracy(x, labels).await?),
         }
+    }
+
+    /// Changes η_w and, for PC, η_z and `T`, keeping the weights and Adam's moments.
+    pub fn set_rates(&mut self, lr: f64, learning: Learning) -> Result<(), BackendError> {
+        match self {
+            Backend::Cpu(m) => {
+                m.adam.lr = lr;
+                m.learning = learning;
+            }
+            Backend::Gpu(m) => {
+                let eta_z = match learning {
+                    Learning::Pc { eta_z, .. } => eta_z,
+                    Learning::Bp => 0.0,
+                };
+                m.set_rates(lr, eta_z, steps_of(learning))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Iterations the device has not finished yet (always 0 on the CPU).
+    pub fn in_flight(&self) -> usize {
+        match self {
+            Backend::Cpu(_) => 0,
+            Backend::Gpu(m) => m.submitted().saturating_sub(m.completed()),
+        }
+    }
+
+    /// Bytes this run holds on its device (0 on the CPU).
+    pub fn device_bytes(&self) -> u64 {
+        match self {
+            Backend::Cpu(_) => 0,
+            Backend::Gpu(m) => m.memory_bytes(),
+        }
+    }
+}
+
+fn steps_of(learning: Learning) -> usize {
+    match learning {
+        Learning::Pc { steps, .. } => steps,
+        Learning::Bp => 0,
     }
 }

@@ -3,27 +3,28 @@
 
 use serde::{Deserialize, Serialize};
 
-/// `(iteration, value)` points, decimated to stay within a capacity.
+/// `(iteration, value)` points, decimated to stay within a capacity. A value is a number by
+/// default, or a whole per-layer profile (`Series<Vec<f64>>`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Series {
+pub struct Series<V = f64> {
     cap: usize,
     stride: usize,
     offered: usize,
-    points: Vec<(usize, f64)>,
+    points: Vec<(usize, V)>,
 }
 
-impl Series {
+impl<V: Clone> Series<V> {
     /// An empty series keeping at most `cap` (≥ 2) points.
     pub fn new(cap: usize) -> Self {
         Series { cap: cap.max(2), stride: 1, offered: 0, points: Vec::new() }
     }
 
     /// Offers a point; it is kept when it falls on the current stride.
-    pub fn push(&mut self, iteration: usize, value: f64) {
+    pub fn push(&mut self, iteration: usize, value: V) {
         if self.offered % self.stride == 0 {
             self.points.push((iteration, value));
             if self.points.len() > self.cap {
-                let kept: Vec<_> = self.points.iter().copied().step_by(2).collect();
+                let kept: Vec<_> = self.points.iter().step_by(2).cloned().collect();
                 self.points = kept;
                 self.stride *= 2;
             }
@@ -32,13 +33,18 @@ impl Series {
     }
 
     /// The kept points, oldest first.
-    pub fn points(&self) -> &[(usize, f64)] {
+    pub fn points(&self) -> &[(usize, V)] {
         &self.points
     }
 
     /// The most recent kept point.
-    pub fn last(&self) -> Option<(usize, f64)> {
-        self.points.last().copied()
+    pub fn last(&self) -> Option<&(usize, V)> {
+        self.points.last()
+    }
+
+    /// Forgets every point.
+    pub fn clear(&mut self) {
+        *self = Series::new(self.cap);
     }
 }
 
@@ -56,5 +62,16 @@ mod tests {
         let gaps: Vec<usize> = s.points().windows(2).map(|w| w[1].0 - w[0].0).collect();
         assert!(gaps.iter().all(|&g| g == gaps[0]), "{gaps:?}");
         assert_eq!(s.points()[0], (0, 0.0));
+    }
+
+    #[test]
+    fn profile_series_decimate_like_numbers() {
+        let mut s: Series<Vec<f64>> = Series::new(4);
+        for i in 1..=9 {
+            s.push(i, vec![i as f64; 3]);
+        }
+        let its: Vec<usize> = s.points().iter().map(|p| p.0).collect();
+        assert_eq!(its, vec![1, 5, 9]);
+        assert_eq!(s.last().map(|p| p.1.clone()), Some(vec![9.0; 3]));
     }
 }

@@ -9,6 +9,7 @@ pub mod run;
 pub mod session;
 
 pub use backend::{Backend, BackendError};
+pub use history::Series;
 pub use metrics::{EvalSample, Event, IterationSample};
 pub use run::{Run, RunStatus};
-pub use session::{Session, SessionError};
+pub use session::{test_inputs, Session, SessionError};

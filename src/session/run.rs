@@ -40,6 +40,8 @@ pub struct Run {
     pub loss: Series,
     /// Test accuracy (percent) at each evaluation.
     pub accuracy: Series,
+    /// PC: the layer energies `E_1 … E_L` after inference, per iteration (the energy heatmap).
+    pub energies: Series<Vec<f64>>,
     /// The latest iteration's report.
     pub last: Option<IterationReport>,
     /// Milliseconds of every iteration so far.
@@ -55,6 +57,7 @@ impl Run {
             status: RunStatus::Running,
             loss: Series::new(HISTORY_POINTS),
             accuracy: Series::new(HISTORY_POINTS),
+            energies: Series::new(HISTORY_POINTS),
             last: None,
             total_ms: 0.0,
         }

@@ -5,7 +5,7 @@
 use super::backend::{Backend, BackendError};
 use super::metrics::{EvalSample, Event, IterationSample};
 use super::run::{Run, RunStatus};
-use crate::config::{ConfigError, RunConfig};
+use crate::config::{ConfigError, RuleSettings, RunConfig};
 use crate::data::{Batcher, Mnist};
 use crate::pcn::train::IterationReport;
 use crate::pcn::Mat;
@@ -34,20 +34,73 @@ pub struct Session {
     data: Arc<Mnist>,
     batcher: Batcher,
     iteration: usize,
-    test_x: Option<Mat<f32>>,
+    test_x: Option<Arc<Mat<f32>>>,
 }
 
 impl Session {
-    /// Validates the configuration and initialises every run from the seed.
+    /// Validates the configuration and initialises every run from the seed (native: the GPU is
+    /// the process's shared device).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new(config: RunConfig, data: Arc<Mnist>) -> Result<Self, SessionError> {
         config.validate(data.train.len())?;
-        let runs = config
-            .rules
-            .iter()
-            .map(|rs| Ok(Run::new(*rs, Backend::new(&config, rs)?)))
-            .collect::<Result<Vec<_>, BackendError>>()?;
+        let runs = config.rules.iter().map(|rs| Backend::new(&config, rs)).collect::<Result<Vec<_>, _>>()?;
+        Self::with_backends(config, data, runs)
+    }
+
+    /// Validates the configuration and initialises every run from the seed, on `gpu` when the
+    /// configuration asks for the GPU (the page's asynchronously created device).
+    pub async fn create(
+        config: RunConfig,
+        data: Arc<Mnist>,
+        gpu: Option<Arc<crate::gpu::GpuContext>>,
+    ) -> Result<Self, SessionError> {
+        config.validate(data.train.len())?;
+        let mut runs = Vec::with_capacity(config.rules.len());
+        for rs in &config.rules {
+            runs.push(Backend::create(&config, rs, gpu.clone()).await?);
+        }
+        Self::with_backends(config, data, runs)
+    }
+
+    /// A session over backends already built, one per rule of `config`, in its order.
+    fn with_backends(config: RunConfig, data: Arc<Mnist>, backends: Vec<Backend>) -> Result<Self, SessionError> {
+        let runs = config.rules.iter().zip(backends).map(|(rs, b)| Run::new(*rs, b)).collect();
         let batcher = Batcher::new(data.train.len(), config.batch, config.seed);
         Ok(Session { config, runs, data, batcher, iteration: 0, test_x: None })
+    }
+
+    /// Evaluates on these test inputs (from [`test_inputs`] of the same data) instead of
+    /// normalising the test images at the first evaluation — so a page can do that work once,
+    /// while loading, for every session it builds.
+    pub fn with_test_inputs(mut self, x: Arc<Mat<f32>>) -> Self {
+        self.test_x = Some(x);
+        self
+    }
+
+    /// The MNIST data this session trains on.
+    pub fn data(&self) -> &Arc<Mnist> {
+        &self.data
+    }
+
+    /// Changes η_w, η_z and `T` of the live runs from the next iteration on, keeping their weights
+    /// and optimiser state; `rules` gives the new rates by rule, `steps` the new `T`.
+    pub fn set_rates(&mut self, rules: &[RuleSettings], steps: Option<usize>) -> Result<(), SessionError> {
+        let mut next = self.config.clone();
+        next.steps = steps;
+        for rs in next.rules.iter_mut() {
+            if let Some(new) = rules.iter().find(|n| n.rule == rs.rule) {
+                (rs.lr, rs.eta_z) = (new.lr, new.eta_z);
+            }
+        }
+        next.validate(self.data.train.len())?;
+        for run in self.runs.iter_mut() {
+            if let Some(rs) = next.rules.iter().find(|r| r.rule == run.settings.rule) {
+                run.backend.set_rates(rs.lr, next.learning(rs))?;
+                run.settings = *rs;
+            }
+        }
+        self.config = next;
+        Ok(())
     }
 
     /// Iterations completed.
@@ -71,63 +124,97 @@ impl Session {
     }
 
     /// One training iteration of every live run on the next batch, plus an evaluation when one is
-    /// due (every `eval_every` iterations and after the last).
+    /// due (every `eval_every` iterations and after the last). Blocks until done (native).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn step(&mut self) -> Vec<Event> {
-        let (x, y) = self.data.train.batch::<f32>(self.batcher.next_indices());
-        self.iteration += 1;
-        let iteration = self.iteration;
-        let per_epoch = self.batcher.per_epoch();
-        // Pipelined (GPU) runs hand in every outstanding report before an evaluation or the end,
-        // so a run that diverged is stopped before it is evaluated.
-        let eval_due = iteration % self.config.eval_every == 0 || iteration == self.config.iterations;
-        let mut events = Vec::with_capacity(self.runs.len() + 1);
-        for run in self.runs.iter_mut().filter(|r| r.is_running()) {
-            let t0 = Instant::now();
-            let reports = run.backend.train_step(iteration, &x, &y).and_then(|mut r| {
-                if eval_due {
-                    r.extend(run.backend.flush()?);
-                }
-                Ok(r)
-            });
-            let ms = t0.elapsed().as_secs_f64() * 1e3;
-            run.total_ms += ms;
-            match reports {
-                Ok(reports) => absorb(run, reports, ms, per_epoch, &mut events),
-                Err(e) => {
-                    let message = e.to_string();
-                    run.status = RunStatus::Failed { iteration, message: message.clone() };
-                    events.push(Event::Failed { rule: run.name(), iteration, message });
-                }
-            }
-        }
+        let (mut events, eval_due) = self.train();
         if eval_due {
-            events.extend(self.evaluate());
+            events.extend(pollster::block_on(self.evaluate()));
         }
         events
     }
 
-    /// Test accuracy of every live run on all test images.
-    pub fn evaluate(&mut self) -> Vec<Event> {
-        let test = &self.data.test;
-        let x = self.test_x.get_or_insert_with(|| test.range::<f32>(0, test.len()).0);
+    /// One training iteration of every live run on the next batch, without waiting for a GPU:
+    /// the events of the reports that are ready, and whether an evaluation is due now (every
+    /// `eval_every` iterations and after the last) — then call [`Session::evaluate`].
+    pub fn train(&mut self) -> (Vec<Event>, bool) {
+        let (x, y) = self.data.train.batch::<f32>(self.batcher.next_indices());
+        self.iteration += 1;
         let iteration = self.iteration;
-        self.runs
-            .iter_mut()
-            .filter(|r| r.is_running())
-            .map(|run| match run.backend.accuracy(x, &test.labels) {
+        let per_epoch = self.batcher.per_epoch();
+        let eval_due = iteration % self.config.eval_every == 0 || iteration == self.config.iterations;
+        let mut events = Vec::with_capacity(self.runs.len() + 1);
+        for run in self.runs.iter_mut().filter(|r| r.is_running()) {
+            let t0 = Instant::now();
+            let reports = run.backend.train_step(iteration, &x, &y);
+            let ms = t0.elapsed().as_secs_f64() * 1e3;
+            run.total_ms += ms;
+            file(run, reports, iteration, ms, per_epoch, &mut events);
+        }
+        (events, eval_due)
+    }
+
+    /// The events of GPU reports that have come back since the last call, without waiting.
+    pub fn poll(&mut self) -> Vec<Event> {
+        let (iteration, per_epoch) = (self.iteration, self.batcher.per_epoch());
+        let mut events = Vec::new();
+        for run in self.runs.iter_mut().filter(|r| r.is_running()) {
+            let reports = run.backend.poll();
+            file(run, reports, iteration, 0.0, per_epoch, &mut events);
+        }
+        events
+    }
+
+    /// Test accuracy of every live run on all test images. Every report still in flight is
+    /// filed first, so a run that diverged is stopped before it is evaluated.
+    pub async fn evaluate(&mut self) -> Vec<Event> {
+        let (iteration, per_epoch) = (self.iteration, self.batcher.per_epoch());
+        let test = &self.data.test;
+        let x = self.test_x.get_or_insert_with(|| Arc::new(test_inputs(&self.data)));
+        let mut events = Vec::new();
+        for run in self.runs.iter_mut().filter(|r| r.is_running()) {
+            let reports = run.backend.flush().await;
+            file(run, reports, iteration, 0.0, per_epoch, &mut events);
+            if !run.is_running() {
+                continue;
+            }
+            match run.backend.accuracy(x, &test.labels).await {
                 Ok(test_accuracy) => {
                     run.accuracy.push(iteration, test_accuracy);
                     let train_loss = run.last.as_ref().map_or(f64::NAN, |r| r.loss);
-                    Event::Eval(EvalSample { rule: run.name(), iteration, test_accuracy, train_loss })
+                    events.push(Event::Eval(EvalSample { rule: run.name(), iteration, test_accuracy, train_loss }));
                 }
-                Err(e) => {
-                    let message = e.to_string();
-                    run.status = RunStatus::Failed { iteration, message: message.clone() };
-                    Event::Failed { rule: run.name(), iteration, message }
-                }
-            })
-            .collect()
+                Err(e) => fail(run, iteration, e, &mut events),
+            }
+        }
+        events
     }
+}
+
+/// All test images, normalised, one per row.
+pub fn test_inputs(data: &Mnist) -> Mat<f32> {
+    data.test.range::<f32>(0, data.test.len()).0
+}
+
+/// Files a backend's answer: its reports, or the failure that stops the run.
+fn file(
+    run: &mut Run,
+    reports: Result<Vec<(usize, IterationReport)>, BackendError>,
+    iteration: usize,
+    ms: f64,
+    per_epoch: usize,
+    events: &mut Vec<Event>,
+) {
+    match reports {
+        Ok(reports) => absorb(run, reports, ms, per_epoch, events),
+        Err(e) => fail(run, iteration, e, events),
+    }
+}
+
+fn fail(run: &mut Run, iteration: usize, e: BackendError, events: &mut Vec<Event>) {
+    let message = e.to_string();
+    run.status = RunStatus::Failed { iteration, message: message.clone() };
+    events.push(Event::Failed { rule: run.name(), iteration, message });
 }
 
 /// Files a run's reports under the iterations they describe (a pipelined run's arrive late):
@@ -139,6 +226,9 @@ fn absorb(run: &mut Run, reports: Vec<(usize, IterationReport)>, ms: f64, per_ep
         }
         if report.finite {
             run.loss.push(at, report.loss);
+            if !report.energies_post.is_empty() {
+                run.energies.push(at, report.energies_post.clone());
+            }
         } else {
             run.status = RunStatus::Diverged { iteration: at };
             events.push(Event::Diverged { rule: run.name(), iteration: at });

@@ -1,0 +1,415 @@
+//! The page's configuration and its query string: a link restores the exact setup
+//! (`?depth=16&width=128&rules=sp,mupc,bp_mup&seed=3&autoplay=1`). Every value is checked; an
+//! invalid one is named in a message, with what is allowed, and replaced by its default — nothing
+//! here can fail. No DOM: the page hands in `location.search` and writes back [`PageConfig::to_query`].
+
+use crate::config::{default_eta_z, default_lr, BackendKind, Rule, RuleSettings, RunConfig};
+use crate::pcn::network::Param;
+use crate::pcn::Activation;
+
+/// Deepest network the page offers.
+pub const PAGE_MAX_DEPTH: usize = 256;
+/// Width range the page offers.
+pub const PAGE_WIDTHS: (usize, usize) = (16, 1024);
+/// Largest batch the page offers.
+pub const PAGE_MAX_BATCH: usize = 1024;
+/// Largest `T` the page offers.
+pub const PAGE_MAX_STEPS: usize = 1024;
+/// The page trains until paused; this is the session's iteration budget.
+pub const PAGE_ITERATIONS: usize = 100_000_000;
+
+/// Everything the page's controls set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PageConfig {
+    /// `H`.
+    pub depth: usize,
+    /// `N`.
+    pub width: usize,
+    /// φ.
+    pub act: Activation,
+    /// Identity skips.
+    pub skips: bool,
+    /// The rules that run, in display order.
+    pub rules: Vec<Rule>,
+    /// η_w of standard PC.
+    pub lr_sp: f64,
+    /// η_w of μPC.
+    pub lr_mupc: f64,
+    /// η_w of both backprop baselines.
+    pub lr_bp: f64,
+    /// η_z of every PC rule; `None`: each rule's default (standard PC 0.1, μPC 0.5).
+    pub eta_z: Option<f64>,
+    /// `T`; `None` follows the depth.
+    pub steps: Option<usize>,
+    /// `B`.
+    pub batch: usize,
+    /// Seed of the weights and of the batch order.
+    pub seed: u64,
+    /// Test accuracy every this many iterations.
+    pub eval_every: usize,
+    /// Start training as soon as the page is ready.
+    pub autoplay: bool,
+}
+
+impl Default for PageConfig {
+    fn default() -> Self {
+        PageConfig {
+            depth: 8,
+            width: 128,
+            act: Activation::Relu,
+            skips: true,
+            rules: vec![Rule::Pc(Param::Sp), Rule::Pc(Param::Mupc), Rule::Bp(Param::Mupc)],
+            lr_sp: default_lr(Rule::Pc(Param::Sp)),
+            lr_mupc: default_lr(Rule::Pc(Param::Mupc)),
+            lr_bp: default_lr(Rule::Bp(Param::Mupc)),
+            eta_z: None,
+            steps: None,
+            batch: 64,
+            seed: 0,
+            eval_every: 100,
+            autoplay: false,
+        }
+    }
+}
+
+/// The query keys the page reads, in the order it writes them.
+pub const KEYS: [&str; 14] = [
+    "depth",
+    "width",
+    "act",
+    "skips",
+    "rules",
+    "lr_sp",
+    "lr_mupc",
+    "lr_bp",
+    "eta_z",
+    "T",
+    "batch",
+    "seed",
+    "eval_every",
+    "autoplay",
+];
+
+impl PageConfig {
+    /// η_w of a rule.
+    pub fn lr(&self, rule: Rule) -> f64 {
+        match rule {
+            Rule::Pc(Param::Sp) => self.lr_sp,
+            Rule::Pc(Param::Mupc) => self.lr_mupc,
+            Rule::Bp(_) => self.lr_bp,
+        }
+    }
+
+    /// η_z of a rule.
+    pub fn eta_z_of(&self, rule: Rule) -> f64 {
+        self.eta_z.unwrap_or_else(|| default_eta_z(rule))
+    }
+
+    /// `T` (the depth unless set).
+    pub fn inference_steps(&self) -> usize {
+        self.steps.unwrap_or(self.depth)
+    }
+
+    /// The session configuration: every chosen rule with its rates, on `backend`, training until
+    /// paused.
+    pub fn run_config(&self, backend: BackendKind) -> RunConfig {
+        RunConfig {
+            width: self.width,
+            depth: self.depth,
+            act: self.act,
+            skips: self.skips,
+            rules: self
+                .rules
+                .iter()
+                .map(|&rule| RuleSettings { rule, lr: self.lr(rule), eta_z: self.eta_z_of(rule) })
+                .collect(),
+            steps: self.steps,
+            batch: self.batch,
+            iterations: PAGE_ITERATIONS,
+            eval_every: self.eval_every,
+            seed: self.seed,
+            backend,
+            metrics_every: 1,
+        }
+    }
+
+    /// True when going from `self` to `next` needs new networks (anything but the rates, `T`
+    /// and the evaluation interval).
+    pub fn needs_reset(&self, next: &PageConfig) -> bool {
+        let structural = |c: &PageConfig| (c.depth, c.width, c.act, c.skips, c.rules.clone(), c.batch, c.seed);
+        structural(self) != structural(next)
+    }
+
+    /// The standard PC ⇄ μPC switch: every rule under the other parameterisation (standard PC ⇄
+    /// μPC, BP standard ⇄ BP Depth-μP), keeping the order and dropping a rule already listed.
+    pub fn flip_param(&mut self) {
+        let flip = |p: Param| match p {
+            Param::Sp => Param::Mupc,
+            Param::Mupc => Param::Sp,
+        };
+        let mut next: Vec<Rule> = Vec::with_capacity(self.rules.len());
+        for r in &self.rules {
+            let f = match *r {
+                Rule::Pc(p) => Rule::Pc(flip(p)),
+                Rule::Bp(p) => Rule::Bp(flip(p)),
+            };
+            if !next.contains(&f) {
+                next.push(f);
+            }
+        }
+        self.rules = next;
+    }
+
+    /// Reads a query string (`?a=1&b=2`, the `?` optional). Unknown keys and invalid values are
+    /// named in the returned messages and replaced by defaults.
+    pub fn from_query(query: &str) -> (PageConfig, Vec<String>) {
+        let mut c = PageConfig::default();
+        let mut problems = Vec::new();
+        for pair in query.trim_start_matches('?').split('&').filter(|p| !p.is_empty()) {
+            let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
+            let key = percent_decode(key);
+            let value = percent_decode(raw);
+            if let Err(why) = c.set(&key, value.trim()) {
+                problems.push(why);
+            }
+        }
+        (c, problems)
+    }
+
+    /// Sets one query key from its text; on error the field keeps its value and the message says
+    /// what is allowed.
+    pub fn set(&mut self, key: &str, v: &str) -> Result<(), String> {
+        let d = PageConfig::default();
+        let bad = |allowed: &str, default: String| format!("{key}={v} is not allowed: {allowed}; using {default}");
+        match key {
+            "depth" => {
+                self.depth = whole(v, 1, PAGE_MAX_DEPTH).ok_or_else(|| {
+                    bad(&format!("the depth H is a whole number from 1 to {PAGE_MAX_DEPTH}"), d.depth.to_string())
+                })?
+            }
+            "width" => {
+                let (lo, hi) = PAGE_WIDTHS;
+                self.width = whole(v, lo, hi).ok_or_else(|| {
+                    bad(&format!("the width N is a whole number from {lo} to {hi}"), d.width.to_string())
+                })?
+            }
+            "act" => {
+                self.act = v.parse().map_err(|_| {
+                    let names: Vec<&str> = Activation::ALL.iter().map(|a| a.name()).collect();
+                    bad(&format!("the activation is one of {}", names.join(", ")), d.act.name().to_string())
+                })?
+            }
+            "skips" => {
+                self.skips = flag(v).ok_or_else(|| bad("skips is 1 or 0", "1".into()))?;
+            }
+            "rules" => {
+                let mut rules = Vec::new();
+                for name in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let rule: Rule = name.parse().map_err(|_| {
+                        bad("rules is a comma list of sp, mupc, bp_mup, bp_sp", "sp,mupc,bp_mup".into())
+                    })?;
+                    if !rules.contains(&rule) {
+                        rules.push(rule);
+                    }
+                }
+                if rules.is_empty() {
+                    return Err(bad("at least one rule of sp, mupc, bp_mup, bp_sp", "sp,mupc,bp_mup".into()));
+                }
+                self.rules = rules;
+            }
+            "lr_sp" | "lr_mupc" | "lr_bp" => {
+                let lr = rate(v).ok_or_else(|| {
+                    bad("a learning rate is a positive number such as 0.01 or 1e-3", format!("{}", d.get_lr(key)))
+                })?;
+                match key {
+                    "lr_sp" => self.lr_sp = lr,
+                    "lr_mupc" => self.lr_mupc = lr,
+                    _ => self.lr_bp = lr,
+                }
+            }
+            "eta_z" => {
+                self.eta_z = Some(rate(v).ok_or_else(|| {
+                    bad("η_z is a positive number such as 0.1", "each rule's default (standard PC 0.1, μPC 0.5)".into())
+                })?)
+            }
+            "T" => {
+                self.steps =
+                    Some(whole(v, 1, PAGE_MAX_STEPS).ok_or_else(|| {
+                        bad(&format!("T is a whole number from 1 to {PAGE_MAX_STEPS}"), "T = H".into())
+                    })?)
+            }
+            "batch" => {
+                self.batch = whole(v, 1, PAGE_MAX_BATCH).ok_or_else(|| {
+                    bad(&format!("the batch size is a whole number from 1 to {PAGE_MAX_BATCH}"), d.batch.to_string())
+                })?
+            }
+            "seed" => {
+                self.seed = v.parse().map_err(|_| bad("the seed is a whole number ≥ 0", d.seed.to_string()))?;
+            }
+            "eval_every" => {
+                self.eval_every = whole(v, 1, 100_000).ok_or_else(|| {
+                    bad("the evaluation interval is a whole number from 1 to 100000", d.eval_every.to_string())
+                })?
+            }
+            "autoplay" => {
+                self.autoplay = flag(v).ok_or_else(|| bad("autoplay is 1 or 0", "0".into()))?;
+            }
+            _ => return Err(format!("unknown setting '{key}' ignored; the page reads {}", KEYS.join(", "))),
+        }
+        Ok(())
+    }
+
+    fn get_lr(&self, key: &str) -> f64 {
+        match key {
+            "lr_sp" => self.lr_sp,
+            "lr_mupc" => self.lr_mupc,
+            _ => self.lr_bp,
+        }
+    }
+
+    /// The query string (`?…`) that restores this configuration; values equal to the defaults are
+    /// written too, so a shared link survives a change of defaults.
+    pub fn to_query(&self) -> String {
+        let rules: Vec<&str> = self.rules.iter().map(|r| r.name()).collect();
+        let mut parts = vec![
+            format!("depth={}", self.depth),
+            format!("width={}", self.width),
+            format!("act={}", self.act.name()),
+            format!("skips={}", self.skips as u8),
+            format!("rules={}", rules.join(",")),
+            format!("lr_sp={}", self.lr_sp),
+            format!("lr_mupc={}", self.lr_mupc),
+            format!("lr_bp={}", self.lr_bp),
+        ];
+        if let Some(e) = self.eta_z {
+            parts.push(format!("eta_z={e}"));
+        }
+        if let Some(t) = self.steps {
+            parts.push(format!("T={t}"));
+        }
+        parts.push(format!("batch={}", self.batch));
+        parts.push(format!("seed={}", self.seed));
+        parts.push(format!("eval_every={}", self.eval_every));
+        if self.autoplay {
+            parts.push("autoplay=1".into());
+        }
+        format!("?{}", parts.join("&"))
+    }
+}
+
+fn whole(v: &str, lo: usize, hi: usize) -> Option<usize> {
+    v.parse::<usize>().ok().filter(|n| (lo..=hi).contains(n))
+}
+
+fn rate(v: &str) -> Option<f64> {
+    v.parse::<f64>().ok().filter(|r| r.is_finite() && *r > 0.0 && *r <= 1e3)
+}
+
+fn flag(v: &str) -> Option<bool> {
+    match v {
+        "1" | "true" | "yes" | "on" | "" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// `%2C` → `,` and `+` → space; a malformed escape is kept as written.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex =
+            b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_issue_example_query_is_read_exactly() {
+        let (c, problems) = PageConfig::from_query("?depth=4&width=32&rules=sp,mupc,bp_mup&autoplay=1");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!((c.depth, c.width, c.autoplay), (4, 32, true));
+        assert_eq!(c.rules, vec![Rule::Pc(Param::Sp), Rule::Pc(Param::Mupc), Rule::Bp(Param::Mupc)]);
+        assert_eq!(c.inference_steps(), 4, "T follows the depth until set");
+    }
+
+    #[test]
+    fn bad_values_are_named_and_replaced_by_defaults() {
+        let (c, problems) = PageConfig::from_query("?depth=-3&width=abc&seed=7");
+        assert_eq!((c.depth, c.width, c.seed), (8, 128, 7));
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("depth=-3 is not allowed") && problems[0].contains("1 to 256"), "{problems:?}");
+        assert!(problems[1].starts_with("width=abc is not allowed") && problems[1].contains("16 to 1024"));
+        let (_, p) = PageConfig::from_query("rules=sp,nope&lr_sp=-1&eta_z=inf&T=0&act=softmax&zoom=2&skips=maybe");
+        assert_eq!(p.len(), 7, "{p:?}");
+        assert!(p[5].contains("unknown setting 'zoom'"), "{p:?}");
+    }
+
+    #[test]
+    fn every_setting_round_trips_through_the_query() {
+        let c = PageConfig {
+            depth: 32,
+            width: 256,
+            act: Activation::Tanh,
+            skips: false,
+            rules: vec![Rule::Bp(Param::Sp), Rule::Pc(Param::Mupc)],
+            lr_sp: 0.003,
+            lr_mupc: 0.25,
+            lr_bp: 1e-4,
+            eta_z: Some(0.05),
+            steps: Some(20),
+            batch: 32,
+            seed: 12345678901,
+            eval_every: 50,
+            autoplay: true,
+        };
+        let (back, problems) = PageConfig::from_query(&c.to_query());
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(back, c);
+        let (d, _) = PageConfig::from_query(&PageConfig::default().to_query());
+        assert_eq!(d, PageConfig::default());
+        assert_eq!(PageConfig::from_query("rules=sp%2Cmupc").0.rules.len(), 2, "an encoded comma is a comma");
+    }
+
+    #[test]
+    fn the_switch_flips_every_rule_and_drops_duplicates() {
+        let mut c = PageConfig { rules: vec![Rule::Pc(Param::Mupc), Rule::Bp(Param::Mupc)], ..Default::default() };
+        c.flip_param();
+        assert_eq!(c.rules, vec![Rule::Pc(Param::Sp), Rule::Bp(Param::Sp)]);
+        let mut both = PageConfig::default();
+        both.flip_param();
+        assert_eq!(both.rules, vec![Rule::Pc(Param::Mupc), Rule::Pc(Param::Sp), Rule::Bp(Param::Sp)]);
+    }
+
+    #[test]
+    fn rates_and_steps_change_live_but_the_network_shape_resets() {
+        let a = PageConfig::default();
+        let rates = PageConfig { lr_mupc: 0.2, eta_z: Some(0.3), steps: Some(3), eval_every: 7, ..a.clone() };
+        assert!(!a.needs_reset(&rates));
+        assert!(a.needs_reset(&PageConfig { depth: 9, ..a.clone() }));
+        assert!(a.needs_reset(&PageConfig { seed: 1, ..a.clone() }));
+        let rc = rates.run_config(BackendKind::Gpu);
+        assert_eq!(rc.validate(60_000), Ok(()));
+        assert_eq!((rc.rules[1].lr, rc.rules[1].eta_z, rc.inference_steps()), (0.2, 0.3, 3));
+        assert_eq!(a.run_config(BackendKind::Cpu).rules[0].eta_z, 0.1, "standard PC's default η_z");
+    }
+}

@@ -1,0 +1,231 @@
+//! The six live plots: data shaped from the session by the runner's state, drawn by `charts` on
+//! canvases, with the values under the pointer read back from the same data.
+
+use super::runner::{Reveal, Runner};
+use crate::charts::{self, Axes, Frame, Grid, Line};
+use plotters::prelude::*;
+use plotters_canvas::CanvasBackend;
+use std::cell::RefCell;
+use wasm_bindgen::JsCast;
+
+/// A plot on the page.
+pub struct PlotDef {
+    /// Its test id and canvas id suffix.
+    pub id: &'static str,
+    /// Title.
+    pub title: &'static str,
+    /// The one-line caption saying what it shows.
+    pub caption: &'static str,
+}
+
+/// Every plot, in the runner's `dirty` order.
+pub const PLOTS: [PlotDef; 6] = [
+    PlotDef {
+        id: "accuracy",
+        title: "Test accuracy",
+        caption: "Percent of the 10 000 MNIST test images classified by the feedforward pass, every k iterations; faded: before the switch.",
+    },
+    PlotDef {
+        id: "loss",
+        title: "Training loss",
+        caption: "½·mean ‖y − ŷ‖² of each batch at the feedforward point (log scale); a cross marks a divergence.",
+    },
+    PlotDef {
+        id: "energy-heatmap",
+        title: "Energy by layer over training",
+        caption: "Left: E_l after inference, layer × iteration (log colour). Right: the latest energy profile by layer, per PC rule.",
+    },
+    PlotDef {
+        id: "inference-view",
+        title: "Inside the latest iteration's inference",
+        caption: "Left: E_l at the feedforward point (step 0) and after each inference step. Right: total energy F by step.",
+    },
+    PlotDef {
+        id: "activation-rms",
+        title: "Forward-pass scale",
+        caption: "RMS of the activities z_l after the feedforward pass, by layer (log scale): standard PC explodes or vanishes with depth.",
+    },
+    PlotDef {
+        id: "weight-change",
+        title: "Where learning happens",
+        caption: "‖ΔW_l‖ / ‖W_l‖ of the latest Adam update, by layer (log scale).",
+    },
+];
+
+/// Heatmap cells drawn at most (columns are averaged to stay under it).
+const MAX_CELLS: usize = 8000;
+
+enum Hover {
+    Lines(Vec<Line>, &'static str),
+    Grid(Grid, &'static str),
+}
+
+thread_local! {
+    static HOVER: RefCell<Vec<Vec<(Frame, Hover)>>> = RefCell::new((0..PLOTS.len()).map(|_| Vec::new()).collect());
+}
+
+fn canvas(id: &str) -> Option<web_sys::HtmlCanvasElement> {
+    let doc = web_sys::window()?.document()?;
+    doc.get_element_by_id(&format!("plot-{id}"))?.dyn_into().ok()
+}
+
+fn line_of(label: &'static str, rule: &str, points: Vec<(f64, f64)>, diverged_at: Option<usize>) -> Line {
+    Line {
+        label: label.into(),
+        color: charts::rule_color(rule),
+        points,
+        faded: false,
+        diverged_at: diverged_at.map(|i| i as f64),
+    }
+}
+
+fn series_points(s: &[(usize, f64)]) -> Vec<(f64, f64)> {
+    s.iter().map(|&(i, v)| (i as f64, v)).collect()
+}
+
+fn by_layer(v: &[f64]) -> Vec<(f64, f64)> {
+    v.iter().enumerate().map(|(l, &e)| ((l + 1) as f64, e)).collect()
+}
+
+/// Lines per run (and faded ghosts) for the accuracy (`loss = false`) or loss plot.
+fn history_lines(r: &Runner, loss: bool) -> Vec<Line> {
+    let Some(s) = r.session.as_ref() else { return Vec::new() };
+    let mut lines: Vec<Line> = r
+        .ghosts
+        .iter()
+        .map(|g| Line {
+            faded: true,
+            ..line_of(g.label, g.rule, series_points(if loss { g.loss.points() } else { g.accuracy.points() }), None)
+        })
+        .collect();
+    lines.extend(s.runs.iter().map(|run| {
+        let diverged = match run.status {
+            crate::session::RunStatus::Diverged { iteration } => Some(iteration),
+            _ => None,
+        };
+        let pts = series_points(if loss { run.loss.points() } else { run.accuracy.points() });
+        line_of(run.settings.rule.label(), run.name(), pts, diverged)
+    }));
+    lines
+}
+
+/// Lines by layer of each run's latest report (`pick` chooses the profile).
+fn profile_lines(r: &Runner, pc_only: bool, pick: impl Fn(&crate::pcn::train::IterationReport) -> &[f64]) -> Vec<Line> {
+    let Some(s) = r.session.as_ref() else { return Vec::new() };
+    s.runs
+        .iter()
+        .filter(|run| !pc_only || run.settings.rule.is_pc())
+        .filter_map(|run| {
+            let last = run.last.as_ref()?;
+            Some(line_of(run.settings.rule.label(), run.name(), by_layer(pick(last)), None))
+        })
+        .collect()
+}
+
+/// Draws plot `index`; returns what the status should say if drawing failed.
+pub fn draw(index: usize, r: &Runner) -> Result<(), String> {
+    let def = &PLOTS[index];
+    let Some(canvas) = canvas(def.id) else { return Ok(()) };
+    let Some(backend) = CanvasBackend::with_canvas_object(canvas) else {
+        return Err(format!("the {} plot has no 2D canvas context", def.id));
+    };
+    let root = backend.into_drawing_area();
+    let empty = if r.session.is_none() { "waiting for the networks…" } else { "press play or step" };
+    let axes = |x: &str, y: &str, log_y| Axes { x_desc: x.into(), y_desc: y.into(), log_y };
+    let mut hover = Vec::new();
+    match def.id {
+        "accuracy" | "loss" => {
+            let loss = def.id == "loss";
+            let lines = history_lines(r, loss);
+            let first_eval = format!("the first test evaluation comes at iteration {}", r.cfg.eval_every);
+            let empty = if loss || r.session.is_none() { empty } else { first_eval.as_str() };
+            let ax = if loss {
+                axes("iteration", "training loss", true)
+            } else {
+                axes("iteration", "test accuracy (%)", false)
+            };
+            let frame = charts::draw_lines(&root, &ax, &lines, empty)?;
+            hover.push((frame, Hover::Lines(lines, "iteration")));
+        }
+        "energy-heatmap" => {
+            let (w, _) = root.dim_in_pixel();
+            let (left, right) = root.split_horizontally(w * 64 / 100);
+            let run = r.session.as_ref().and_then(|s| s.runs.iter().find(|run| Some(run.name()) == r.view_rule));
+            let grid = run.map_or_else(Grid::default, |run| {
+                let layers = run.energies.last().map_or(1, |p| p.1.len().max(1));
+                charts::bin_profiles(run.energies.points(), (MAX_CELLS / layers).clamp(8, 160))
+            });
+            let note = if r.view_rule.is_none() { "no PC rule is running" } else { empty };
+            let frame = charts::draw_heatmap(&left, "iteration", &grid, note)?;
+            hover.push((frame, Hover::Grid(grid, "iteration")));
+            let lines = profile_lines(r, true, |rep| &rep.energies_post);
+            let frame = charts::draw_lines(&right, &axes("layer l", "E_l after inference", true), &lines, "")?;
+            hover.push((frame, Hover::Lines(lines, "layer")));
+        }
+        "inference-view" => {
+            let (w, _) = root.dim_in_pixel();
+            let (left, right) = root.split_horizontally(w * 64 / 100);
+            let shown = match r.reveal {
+                Some(Reveal::Showing { shown, .. }) => shown,
+                _ => usize::MAX,
+            };
+            let run = r.session.as_ref().and_then(|s| s.runs.iter().find(|run| Some(run.name()) == r.view_rule));
+            let rows: Vec<(usize, Vec<f64>)> = run
+                .and_then(|run| run.last.as_ref())
+                .map(|rep| rep.energy_steps.iter().take(shown).cloned().enumerate().collect())
+                .unwrap_or_default();
+            let layers = rows.first().map_or(1, |p| p.1.len().max(1));
+            let grid = charts::bin_profiles(&rows, (MAX_CELLS / layers).clamp(8, 256));
+            let note = if r.view_rule.is_none() { "no PC rule is running" } else { empty };
+            let frame = charts::draw_heatmap(&left, "inference step t", &grid, note)?;
+            hover.push((frame, Hover::Grid(grid, "step")));
+            let totals: Vec<Line> = r
+                .session
+                .as_ref()
+                .map(|s| {
+                    s.runs
+                        .iter()
+                        .filter(|run| run.settings.rule.is_pc())
+                        .filter_map(|run| {
+                            let rep = run.last.as_ref()?;
+                            let pts = rep.energy_steps.iter().take(shown).enumerate();
+                            let pts = pts.map(|(t, e)| (t as f64, e.iter().sum::<f64>())).collect();
+                            Some(line_of(run.settings.rule.label(), run.name(), pts, None))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let frame = charts::draw_lines(&right, &axes("step t", "total energy F", true), &totals, "")?;
+            hover.push((frame, Hover::Lines(totals, "step")));
+        }
+        "activation-rms" => {
+            let lines = profile_lines(r, false, |rep| &rep.act_rms);
+            let frame = charts::draw_lines(&root, &axes("layer l", "RMS of z_l", true), &lines, empty)?;
+            hover.push((frame, Hover::Lines(lines, "layer")));
+        }
+        _ => {
+            let lines = profile_lines(r, false, |rep| &rep.rel_dw);
+            let frame = charts::draw_lines(&root, &axes("layer l", "‖ΔW_l‖ / ‖W_l‖", true), &lines, empty)?;
+            hover.push((frame, Hover::Lines(lines, "layer")));
+        }
+    }
+    root.present().map_err(|e| format!("drawing failed: {e:?}"))?;
+    HOVER.with(|h| h.borrow_mut()[index] = hover);
+    Ok(())
+}
+
+/// The values under canvas pixel `(px, py)` of plot `index`.
+pub fn hover_text(index: usize, px: f64, py: f64) -> String {
+    HOVER.with(|h| {
+        let h = h.borrow();
+        for (frame, data) in h.get(index).into_iter().flatten() {
+            if let Some((x, y)) = frame.to_data(px, py) {
+                return match data {
+                    Hover::Lines(lines, name) => charts::line_hover(lines, x, name),
+                    Hover::Grid(grid, name) => charts::grid_hover(grid, x, y, name),
+                };
+            }
+        }
+        String::new()
+    })
+}

@@ -1,0 +1,565 @@
+//! The runner: the page's only loop. It owns the session; the controls send it commands (play,
+//! pause, step, step one inference step, reset, switch, new settings) and every animation frame
+//! it records a time-budgeted amount of work, files the reports that came back, and hands the
+//! page a [`Snapshot`] to show. Asynchronous work (building networks on the GPU, evaluating on the
+//! test set) takes the session out and puts it back; a generation counter drops the result of
+//! work that a reset made stale.
+
+use crate::config::{BackendKind, Rule};
+use crate::data::Mnist;
+use crate::gpu::GpuContext;
+use crate::page::PageConfig;
+use crate::pcn::train::iteration_flops;
+use crate::pcn::Mat;
+use crate::session::{Event, RunStatus, Series, Session};
+use std::cell::RefCell;
+use std::sync::Arc;
+
+/// Most GPU iterations in flight per run: enough to keep the device busy, few enough that pause
+/// and reset answer at once.
+const MAX_IN_FLIGHT: usize = 2;
+/// Milliseconds of recording per animation frame.
+const FRAME_BUDGET_MS: f64 = 8.0;
+/// Messages kept in the status area.
+const MAX_MESSAGES: usize = 8;
+
+/// A curve of an earlier run kept, faded, after the standard PC ⇄ μPC switch.
+#[derive(Clone, Debug)]
+pub struct Ghost {
+    /// Rule name.
+    pub rule: &'static str,
+    /// Legend label.
+    pub label: &'static str,
+    /// Training loss.
+    pub loss: Series,
+    /// Test accuracy.
+    pub accuracy: Series,
+}
+
+/// Stepping through one iteration's inference: which iteration, and how many energy rows
+/// (the feedforward point, then after each step) are shown.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Reveal {
+    /// The iteration has been asked for; its report has not come back.
+    Waiting(usize),
+    /// Rows `0 … shown−1` of that iteration's layer × step energies are shown.
+    Showing {
+        /// The iteration.
+        iteration: usize,
+        /// Rows shown (1 = the feedforward point only).
+        shown: usize,
+    },
+}
+
+/// A status message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    /// "info", "warn" or "error".
+    pub level: &'static str,
+    /// The text.
+    pub text: String,
+}
+
+/// What the page shows of one rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleRow {
+    /// `mupc`, `sp`, `bp_mup`, `bp_sp`.
+    pub name: &'static str,
+    /// Readable label.
+    pub label: &'static str,
+    /// Latest test accuracy, percent.
+    pub accuracy: String,
+    /// Latest training loss.
+    pub loss: String,
+    /// "training", "diverged at 120", "failed: …".
+    pub state: String,
+}
+
+/// Everything the page's text shows, rebuilt each frame and compared before it is set.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    /// What the runner is doing.
+    pub phase: String,
+    /// Training continuously.
+    pub playing: bool,
+    /// Iterations submitted.
+    pub iteration: usize,
+    /// Epoch and progress through it.
+    pub epoch: String,
+    /// One row per rule.
+    pub rules: Vec<RuleRow>,
+    /// Backend and adapter.
+    pub backend: String,
+    /// "loading", "ok", "software" or "missing".
+    pub backend_state: &'static str,
+    /// Iterations/s, inference steps/s, GFLOP/s.
+    pub throughput: String,
+    /// Device memory in use.
+    pub memory: String,
+    /// Status messages, newest last.
+    pub messages: Vec<Message>,
+    /// Why WebGPU is unavailable, when it is.
+    pub no_webgpu: Option<String>,
+    /// The inference stepper's state, in words.
+    pub inference: String,
+    /// The PC rule whose energies are shown.
+    pub view_rule: Option<&'static str>,
+    /// Training can start (data loaded, networks built).
+    pub ready: bool,
+}
+
+/// Speed limits offered by the page (iterations per second; `None` = as fast as possible).
+pub const SPEEDS: [(&str, Option<f64>); 5] =
+    [("max", None), ("30 / s", Some(30.0)), ("10 / s", Some(10.0)), ("2 / s", Some(2.0)), ("0.5 / s", Some(0.5))];
+
+/// The page's training state.
+pub struct Runner {
+    /// The settings in force.
+    pub cfg: PageConfig,
+    /// MNIST once loaded, with its test images normalised once for every session.
+    pub data: Option<(Arc<Mnist>, Arc<Mat<f32>>)>,
+    /// The device once created.
+    pub gpu: Option<Arc<GpuContext>>,
+    /// The session, when built and not lent to an asynchronous task.
+    pub session: Option<Session>,
+    /// What is happening, in words.
+    pub phase: String,
+    /// Bumped by every reset; asynchronous results from an older generation are dropped.
+    pub generation: u64,
+    /// Training continuously.
+    pub playing: bool,
+    /// Single iterations asked for.
+    pub steps_requested: usize,
+    /// Iterations per second limit.
+    pub speed: Option<f64>,
+    last_submit_ms: f64,
+    /// The rates (η_w, η_z, T) changed while the session was lent out.
+    pub rates_dirty: bool,
+    /// Earlier curves kept for comparison after the switch.
+    pub ghosts: Vec<Ghost>,
+    /// The session is lent to an evaluation.
+    lent: bool,
+    /// The switch was asked for while the session was lent: done when it comes back.
+    switch_pending: bool,
+    /// Stepping through inference.
+    pub reveal: Option<Reveal>,
+    /// The PC rule whose energies the heatmap and the inference view show.
+    pub view_rule: Option<&'static str>,
+    /// Status messages.
+    pub messages: Vec<Message>,
+    /// Backend description and state.
+    pub backend: (String, &'static str),
+    /// Why WebGPU is missing.
+    pub no_webgpu: Option<String>,
+    throughput: (f64, usize, String),
+    /// Iterations submitted, remembered while the session is lent out.
+    shown_iteration: usize,
+    /// Data changed since the plots were last drawn (one flag per plot, in `plots::PLOTS` order).
+    pub dirty: [bool; 6],
+}
+
+thread_local! {
+    static RUNNER: RefCell<Option<Runner>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on the runner (created by [`install`]); `None` before that or when re-entered.
+pub fn with<R>(f: impl FnOnce(&mut Runner) -> R) -> Option<R> {
+    RUNNER.with(|r| r.try_borrow_mut().ok().and_then(|mut g| g.as_mut().map(f)))
+}
+
+/// Creates the runner with the page's first settings.
+pub fn install(cfg: PageConfig, problems: Vec<String>) {
+    let playing = cfg.autoplay;
+    let mut r = Runner {
+        view_rule: None,
+        cfg,
+        data: None,
+        gpu: None,
+        session: None,
+        phase: "starting".into(),
+        generation: 0,
+        playing,
+        steps_requested: 0,
+        speed: None,
+        last_submit_ms: 0.0,
+        rates_dirty: false,
+        ghosts: Vec::new(),
+        lent: false,
+        switch_pending: false,
+        reveal: None,
+        messages: Vec::new(),
+        backend: ("looking for a WebGPU adapter…".into(), "loading"),
+        no_webgpu: None,
+        throughput: (0.0, 0, String::new()),
+        shown_iteration: 0,
+        dirty: [true; 6],
+    };
+    r.view_rule = r.default_view_rule();
+    for p in problems {
+        r.message("warn", p);
+    }
+    RUNNER.with(|cell| *cell.borrow_mut() = Some(r));
+}
+
+fn now_ms() -> f64 {
+    web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
+}
+
+impl Runner {
+    /// Adds a status message (the oldest go first).
+    pub fn message(&mut self, level: &'static str, text: impl Into<String>) {
+        self.messages.push(Message { level, text: text.into() });
+        if self.messages.len() > MAX_MESSAGES {
+            self.messages.remove(0);
+        }
+    }
+
+    fn default_view_rule(&self) -> Option<&'static str> {
+        let pc: Vec<Rule> = self.cfg.rules.iter().copied().filter(|r| r.is_pc()).collect();
+        match self.view_rule {
+            Some(v) if pc.iter().any(|r| r.name() == v) => Some(v),
+            _ => pc.iter().find(|r| r.name() == "mupc").or(pc.first()).map(|r| r.name()),
+        }
+    }
+
+    /// Marks every plot for redrawing.
+    pub fn touch(&mut self) {
+        self.dirty = [true; 6];
+    }
+
+    /// New settings: rates and `T` apply to the running networks, anything else rebuilds them.
+    pub fn apply(&mut self, next: PageConfig) {
+        let reset = self.cfg.needs_reset(&next);
+        self.cfg = next;
+        if reset {
+            self.reset();
+        } else {
+            self.rates_dirty = true;
+        }
+    }
+
+    fn apply_rates(&mut self) {
+        let Some(s) = self.session.as_mut() else { return };
+        self.rates_dirty = false;
+        let rc = self.cfg.run_config(BackendKind::Gpu);
+        let (eval_every, steps) = (rc.eval_every, rc.steps);
+        s.config.eval_every = eval_every;
+        match s.set_rates(&rc.rules, steps) {
+            Ok(()) => {
+                let t = self.cfg.inference_steps();
+                self.message("info", format!("rates in force from the next iteration (T = {t})"));
+            }
+            Err(e) => self.message("error", format!("the new rates were not applied: {e}")),
+        }
+    }
+
+    /// Starts over from the seed with the settings in force (networks rebuilt on the device).
+    pub fn reset(&mut self) {
+        self.generation += 1;
+        self.lent = false;
+        self.switch_pending = false;
+        self.shown_iteration = 0;
+        self.session = None;
+        self.reveal = None;
+        self.steps_requested = 0;
+        self.view_rule = self.default_view_rule();
+        self.touch();
+        if let (Some(data), Some(gpu)) = (self.data.clone(), self.gpu.clone()) {
+            spawn_build(self.generation, self.cfg.clone(), data, gpu);
+            self.phase = "building the networks on the GPU…".into();
+        }
+    }
+
+    /// The standard PC ⇄ μPC switch: keeps the current curves, faded, and restarts every rule
+    /// under the other parameterisation from the same seed (so on the same batch stream).
+    pub fn switch_param(&mut self) {
+        if self.lent {
+            // Its curves are with the evaluation: switch when it hands them back.
+            self.switch_pending = true;
+            return;
+        }
+        if let Some(s) = self.session.as_ref() {
+            self.ghosts = s
+                .runs
+                .iter()
+                .map(|r| Ghost {
+                    rule: r.name(),
+                    label: r.settings.rule.label(),
+                    loss: r.loss.clone(),
+                    accuracy: r.accuracy.clone(),
+                })
+                .collect();
+        }
+        self.cfg.flip_param();
+        let names: Vec<&str> = self.cfg.rules.iter().map(|r| r.label()).collect();
+        self.message("info", format!("switched: now training {} from the same seed", names.join(", ")));
+        self.reset();
+    }
+
+    /// One iteration, then pause.
+    pub fn step_iteration(&mut self) {
+        self.playing = false;
+        self.reveal = None;
+        self.steps_requested += 1;
+    }
+
+    /// One inference step: the first press runs an iteration and shows its feedforward energies
+    /// and first step; each further press shows the next step; after the last, the weight update.
+    pub fn step_inference(&mut self) {
+        self.playing = false;
+        let steps = self.cfg.inference_steps();
+        match self.reveal {
+            // Rows 0 … T, then one more press for the weight update.
+            Some(Reveal::Showing { iteration, shown }) if shown < steps + 2 => {
+                self.reveal = Some(Reveal::Showing { iteration, shown: shown + 1 });
+                self.dirty[3] = true;
+            }
+            Some(Reveal::Waiting(_)) => {}
+            _ => {
+                if self.view_rule.is_none() {
+                    self.message("warn", "stepping through inference needs a PC rule (sp or mupc) among the rules");
+                    return;
+                }
+                let next = self.session.as_ref().map_or(0, |s| s.iteration()) + 1;
+                self.reveal = Some(Reveal::Waiting(next));
+                self.steps_requested += 1;
+            }
+        }
+    }
+
+    /// Play or pause.
+    pub fn toggle_play(&mut self) {
+        self.playing = !self.playing;
+        if self.playing {
+            self.reveal = None;
+        }
+    }
+
+    /// The work of one animation frame.
+    pub fn tick(&mut self) {
+        let now = now_ms();
+        if self.rates_dirty {
+            self.apply_rates();
+        }
+        let Some(session) = self.session.as_mut() else { return };
+        let mut events = session.poll();
+        let mut eval_due = false;
+        let t0 = now;
+        while (self.playing || self.steps_requested > 0) && now_ms() - t0 < FRAME_BUDGET_MS {
+            if session.runs.iter().any(|r| r.backend.in_flight() >= MAX_IN_FLIGHT) || session.is_finished() {
+                break;
+            }
+            if let Some(rate) = self.speed.filter(|_| self.steps_requested == 0) {
+                if now - self.last_submit_ms < 1000.0 / rate {
+                    break;
+                }
+            }
+            self.last_submit_ms = now;
+            let (ev, due) = session.train();
+            events.extend(ev);
+            self.steps_requested = self.steps_requested.saturating_sub(1);
+            if due {
+                eval_due = true;
+                break;
+            }
+        }
+        if session.runs.iter().all(|r| !r.is_running()) && self.playing {
+            self.playing = false;
+            self.message("warn", "every run has stopped; change the settings or reset");
+        }
+        self.measure(now);
+        self.file(events);
+        if eval_due {
+            self.start_eval();
+        }
+    }
+
+    fn measure(&mut self, now: f64) {
+        let Some(s) = self.session.as_ref() else { return };
+        let in_flight = s.runs.iter().map(|r| r.backend.in_flight()).max().unwrap_or(0);
+        let done = s.iteration().saturating_sub(in_flight);
+        let (t_prev, done_prev, _) = self.throughput;
+        // At least a second, and for slow runs (a software GPU) until an iteration completes.
+        if now - t_prev < 1000.0 || (done == done_prev && now - t_prev < 15_000.0 && t_prev != 0.0) {
+            return;
+        }
+        let dt = (now - t_prev) / 1000.0;
+        let its = done.saturating_sub(done_prev) as f64 / dt;
+        let rc = &s.config;
+        let flops: f64 = s
+            .runs
+            .iter()
+            .filter(|r| r.is_running())
+            .map(|r| iteration_flops(&rc.arch(r.settings.rule), rc.learning(&r.settings), rc.batch).0)
+            .sum();
+        let pc = s.runs.iter().any(|r| r.settings.rule.is_pc());
+        let steps = if pc {
+            format!(" · {} inference steps/s", two_digits(its * rc.inference_steps() as f64))
+        } else {
+            String::new()
+        };
+        let text = if t_prev == 0.0 {
+            String::new()
+        } else {
+            let g = its * flops / 1e9;
+            format!("{} iterations/s{steps} · {} GFLOP/s", two_digits(its), two_digits(g))
+        };
+        self.throughput = (now, done, text);
+    }
+
+    fn file(&mut self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        self.touch();
+        for e in events {
+            match e {
+                Event::Iteration(s) => {
+                    if let Some(Reveal::Waiting(at)) = self.reveal {
+                        if Some(s.rule) == self.view_rule && s.iteration == at {
+                            self.reveal = Some(Reveal::Showing { iteration: at, shown: 2 });
+                        }
+                    }
+                }
+                Event::Diverged { rule, iteration } => self.message(
+                    "warn",
+                    format!("{rule} diverged at iteration {iteration}: its energies or weights became NaN or ±∞"),
+                ),
+                Event::Failed { rule, iteration, message } => {
+                    self.message("error", format!("{rule} stopped at iteration {iteration}: {message}"))
+                }
+                Event::Eval(_) => {}
+            }
+        }
+    }
+
+    fn start_eval(&mut self) {
+        let Some(mut session) = self.session.take() else { return };
+        self.lent = true;
+        self.shown_iteration = session.iteration();
+        let generation = self.generation;
+        self.phase = "evaluating on the 10 000 test images…".into();
+        wasm_bindgen_futures::spawn_local(async move {
+            let events = session.evaluate().await;
+            with(|r| {
+                if r.generation == generation {
+                    r.session = Some(session);
+                    r.lent = false;
+                    r.phase = "ready".into();
+                    r.file(events);
+                    if std::mem::take(&mut r.switch_pending) {
+                        r.switch_param();
+                    }
+                }
+            });
+        });
+    }
+
+    /// What the page's text shows now.
+    pub fn snapshot(&self) -> Snapshot {
+        let s = self.session.as_ref();
+        let rules = self
+            .cfg
+            .rules
+            .iter()
+            .map(|rule| {
+                let run = s.and_then(|s| s.runs.iter().find(|r| r.settings.rule == *rule));
+                let accuracy = run.and_then(|r| r.accuracy.last()).map_or("–".into(), |p| format!("{:.2} %", p.1));
+                let loss = run.and_then(|r| r.loss.last()).map_or("–".into(), |p| format!("{:.4}", p.1));
+                let state = match run.map(|r| &r.status) {
+                    None => "waiting".into(),
+                    Some(RunStatus::Running) => "training".into(),
+                    Some(RunStatus::Diverged { iteration }) => format!("diverged at {iteration}"),
+                    Some(RunStatus::Failed { iteration, message }) => format!("failed at {iteration}: {message}"),
+                };
+                RuleRow { name: rule.name(), label: rule.label(), accuracy, loss, state }
+            })
+            .collect();
+        let (epoch, memory) = match s {
+            Some(s) => {
+                let per = s.batches_per_epoch().max(1);
+                let into = s.iteration() % per;
+                let bytes: u64 = s.runs.iter().map(|r| r.backend.device_bytes()).sum();
+                (
+                    format!("epoch {} · {:.0} % ({into} / {per} batches)", s.epoch(), 100.0 * into as f64 / per as f64),
+                    format!("{:.1} MB on the GPU", bytes as f64 / 1e6),
+                )
+            }
+            None => (String::new(), String::new()),
+        };
+        let steps = self.cfg.inference_steps();
+        let inference = match self.reveal {
+            None => String::new(),
+            Some(Reveal::Waiting(i)) => format!("running iteration {i}…"),
+            Some(Reveal::Showing { iteration, shown }) if shown <= steps + 1 => format!(
+                "iteration {iteration}: inference step {} of {steps} shown — press “step inference” for the next",
+                shown - 1
+            ),
+            Some(Reveal::Showing { iteration, .. }) => {
+                format!(
+                    "iteration {iteration}: all {steps} inference steps shown, then the weights were updated (Adam)"
+                )
+            }
+        };
+        let phase = match (s.is_some(), self.playing) {
+            (true, true) => "training".into(),
+            (true, false) => "paused".into(),
+            (false, _) => self.phase.clone(),
+        };
+        Snapshot {
+            phase,
+            playing: self.playing,
+            iteration: s.map_or(self.shown_iteration, |s| s.iteration()),
+            view_rule: self.view_rule,
+            epoch,
+            rules,
+            backend: self.backend.0.clone(),
+            backend_state: self.backend.1,
+            throughput: self.throughput.2.clone(),
+            memory,
+            messages: self.messages.clone(),
+            no_webgpu: self.no_webgpu.clone(),
+            inference,
+            ready: s.is_some(),
+        }
+    }
+}
+
+/// A rate with two significant digits below 10, whole numbers above.
+fn two_digits(v: f64) -> String {
+    if v >= 10.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// Builds the session for `cfg` on the device, then hands it to the runner unless a newer reset
+/// came first.
+pub fn spawn_build(generation: u64, cfg: PageConfig, data: (Arc<Mnist>, Arc<Mat<f32>>), gpu: Arc<GpuContext>) {
+    wasm_bindgen_futures::spawn_local(async move {
+        let (data, test_x) = data;
+        let built = Session::create(cfg.run_config(BackendKind::Gpu), data, Some(gpu)).await;
+        let built = built.map(|s| s.with_test_inputs(test_x));
+        with(|r| {
+            if r.generation != generation {
+                return;
+            }
+            match built {
+                Ok(s) => {
+                    r.session = Some(s);
+                    r.phase = "ready".into();
+                    r.throughput = (0.0, 0, String::new());
+                    r.touch();
+                }
+                Err(e) => {
+                    r.playing = false;
+                    r.phase = "not running".into();
+                    r.message("error", format!("cannot train this configuration: {e}"));
+                }
+            }
+        });
+    });
+}
