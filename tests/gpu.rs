@@ -405,8 +405,8 @@ fn rates_and_inference_steps_change_live_the_same_on_both_backends() {
         let mut s = Session::new(RunConfig { backend, ..config.clone() }, data.clone()).expect("session");
         let mut reports = Vec::new();
         let mut keep = |events: Vec<Event>| {
-            reports.extend(events.into_iter().filter_map(|e| match e {
-                Event::Iteration(i) => Some((i.iteration, i.rule, i.report)),
+            reports.extend(events.into_iter().map(|e| match e {
+                Event::Iteration(i) => (i.iteration, i.rule, i.report),
                 other => panic!("{other:?}"),
             }))
         };
