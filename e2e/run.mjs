@@ -103,6 +103,9 @@ await test("autoplay at depth 4 trains sp, mupc and bp_mup: 50 iterations, μPC 
   await watchLongTasks(page);
   await waitFor(page, "iteration 50", iterationAtLeast(), 51, 60000);
   await waitFor(page, "μPC test accuracy above 50 %", () => parseFloat(document.querySelector('[data-testid="test-accuracy-mupc"]')?.textContent) > 50, null, 60000);
+  const seconds = (Date.now() - t0) / 1000;
+  console.log(`     page load to μPC above 50 % (first evaluation, iteration 50): ${seconds.toFixed(1)} s`);
+  check(seconds <= 60, `μPC passed 50 % only after ${seconds.toFixed(0)} s`);
   for (const rule of ["sp", "mupc", "bp_mup"]) {
     const acc = await text(page, `test-accuracy-${rule}`), loss = await text(page, `train-loss-${rule}`);
     console.log(`     ${rule}: test accuracy ${acc}, training loss ${loss}`);

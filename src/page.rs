@@ -66,7 +66,8 @@ impl Default for PageConfig {
             steps: None,
             batch: 64,
             seed: 0,
-            eval_every: 100,
+            // Early feedback: a curve after a few seconds even on a software adapter.
+            eval_every: 50,
             autoplay: false,
         }
     }

@@ -289,9 +289,9 @@ fn App() -> impl IntoView {
             r.tick();
             let mut times = drawn_at.get();
             let n = plots::PLOTS.len();
-            if let Some(i) =
-                (0..n).map(|k| (next_plot.get() + k) % n).find(|&i| r.dirty[i] && now - times[i] >= REDRAW_MS)
-            {
+            // While an evaluation has the session, the plots keep what they show.
+            let due = |i: usize| r.dirty[i] && now - times[i] >= REDRAW_MS && !r.lent;
+            if let Some(i) = (0..n).map(|k| (next_plot.get() + k) % n).find(|&i| due(i)) {
                 r.dirty[i] = false;
                 times[i] = now;
                 drawn_at.set(times);

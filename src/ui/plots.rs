@@ -33,12 +33,12 @@ pub const PLOTS: [PlotDef; 6] = [
     PlotDef {
         id: "energy-heatmap",
         title: "Energy by layer over training",
-        caption: "Left: E_l after inference, layer × iteration (log colour). Right: the latest energy profile by layer, per PC rule.",
+        caption: "Left: E_l after inference, layer × iteration (log colour; grey: exactly 0 in f32). Right: the latest energy profile by layer, per PC rule.",
     },
     PlotDef {
         id: "inference-view",
         title: "Inside the latest iteration's inference",
-        caption: "Left: E_l at the feedforward point (step 0) and after each inference step. Right: total energy F by step.",
+        caption: "Left: E_l at the feedforward point (step 0, where hidden errors are exactly 0, grey) and after each inference step. Right: total energy F by step.",
     },
     PlotDef {
         id: "activation-rms",

@@ -138,7 +138,9 @@ pub struct Runner {
     /// Earlier curves kept for comparison after the switch.
     pub ghosts: Vec<Ghost>,
     /// The session is lent to an evaluation.
-    lent: bool,
+    pub lent: bool,
+    /// The rules' rows as last shown, kept while the session is lent.
+    rows: Vec<RuleRow>,
     /// The switch was asked for while the session was lent: done when it comes back.
     switch_pending: bool,
     /// Stepping through inference.
@@ -185,6 +187,7 @@ pub fn install(cfg: PageConfig, problems: Vec<String>) {
         rates_dirty: false,
         ghosts: Vec::new(),
         lent: false,
+        rows: Vec::new(),
         switch_pending: false,
         reveal: None,
         messages: Vec::new(),
@@ -456,25 +459,30 @@ impl Runner {
     }
 
     /// What the page's text shows now.
-    pub fn snapshot(&self) -> Snapshot {
+    pub fn snapshot(&mut self) -> Snapshot {
         let s = self.session.as_ref();
-        let rules = self
-            .cfg
-            .rules
-            .iter()
-            .map(|rule| {
-                let run = s.and_then(|s| s.runs.iter().find(|r| r.settings.rule == *rule));
-                let accuracy = run.and_then(|r| r.accuracy.last()).map_or("–".into(), |p| format!("{:.2} %", p.1));
-                let loss = run.and_then(|r| r.loss.last()).map_or("–".into(), |p| format!("{:.4}", p.1));
-                let state = match run.map(|r| &r.status) {
-                    None => "waiting".into(),
-                    Some(RunStatus::Running) => "training".into(),
-                    Some(RunStatus::Diverged { iteration }) => format!("diverged at {iteration}"),
-                    Some(RunStatus::Failed { iteration, message }) => format!("failed at {iteration}: {message}"),
-                };
-                RuleRow { name: rule.name(), label: rule.label(), accuracy, loss, state }
-            })
-            .collect();
+        let rules: Vec<RuleRow> = if self.lent {
+            self.rows.clone()
+        } else {
+            self.cfg
+                .rules
+                .iter()
+                .map(|rule| {
+                    let run = s.and_then(|s| s.runs.iter().find(|r| r.settings.rule == *rule));
+                    let accuracy =
+                        run.and_then(|r| r.accuracy.last()).map_or("–".into(), |p| format!("{:.2} %", p.1));
+                    let loss = run.and_then(|r| r.loss.last()).map_or("–".into(), |p| format!("{:.4}", p.1));
+                    let state = match run.map(|r| &r.status) {
+                        None => "waiting".into(),
+                        Some(RunStatus::Running) => "training".into(),
+                        Some(RunStatus::Diverged { iteration }) => format!("diverged at {iteration}"),
+                        Some(RunStatus::Failed { iteration, message }) => format!("failed at {iteration}: {message}"),
+                    };
+                    RuleRow { name: rule.name(), label: rule.label(), accuracy, loss, state }
+                })
+                .collect()
+        };
+        self.rows.clone_from(&rules);
         let (epoch, memory) = match s {
             Some(s) => {
                 let per = s.batches_per_epoch().max(1);
