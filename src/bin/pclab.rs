@@ -6,8 +6,10 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use pclab::config::{BackendKind, Preset, Rule, RuleSettings, RunConfig};
 use pclab::data::Mnist;
+use pclab::pcn::hessian::{Extremes, LanczosConfig};
 use pclab::pcn::train::iteration_flops;
 use pclab::pcn::Activation;
+use pclab::session::conditioning::{self, Scheme};
 use pclab::session::{Backend, Event, RunStatus, Session};
 use serde_json::json;
 use std::io::{BufWriter, Write};
@@ -33,6 +35,81 @@ enum Command {
     Train(TrainArgs),
     /// Time whole training iterations (median over repetitions after a warm-up).
     Bench(BenchArgs),
+    /// κ, λ_min and λ_max of the inference landscape's Hessian, at initialisation or after training.
+    Hessian(HessianArgs),
+    /// κ at initialisation across widths, depths, seeds and parameterisations (float64).
+    SweepKappa(SweepArgs),
+}
+
+/// Lanczos options shared by `hessian` and `sweep-kappa`.
+#[derive(Args, Clone, Copy)]
+struct LanczosArgs {
+    /// Stop Lanczos when each extreme's residual is at most this fraction of it
+    #[arg(long, default_value_t = 1e-3)]
+    tol: f64,
+    /// Most Lanczos iterations
+    #[arg(long, default_value_t = 3000)]
+    max_iter: usize,
+}
+
+impl LanczosArgs {
+    fn config(self) -> Result<LanczosConfig, String> {
+        if !(self.tol > 0.0 && self.tol < 1.0) {
+            return Err(format!("--tol must be between 0 and 1, got {}", self.tol));
+        }
+        Ok(LanczosConfig { tol: self.tol, max_iter: self.max_iter.max(1), seed: 0 })
+    }
+}
+
+#[derive(Args)]
+struct HessianArgs {
+    /// sp (standard PC, skips), sp_noskip or mupc
+    #[arg(long, default_value = "mupc")]
+    param: String,
+    /// Hidden layers H
+    #[arg(long, default_value_t = 8)]
+    depth: usize,
+    /// Width N
+    #[arg(long, default_value_t = 128)]
+    width: usize,
+    /// Activation: linear, tanh, relu, leaky_relu, gelu, silu
+    #[arg(long, default_value = "relu")]
+    act: String,
+    /// Seed of the weights (and of the batch order when training)
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Train this many PC iterations first (default rates, T = H, B = 64); 0: at initialisation
+    #[arg(long, default_value_t = 0)]
+    iters: usize,
+    #[command(flatten)]
+    lanczos: LanczosArgs,
+    /// Print one JSON object
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct SweepArgs {
+    /// Widths N, comma-separated
+    #[arg(long, value_delimiter = ',', default_value = "16")]
+    widths: Vec<usize>,
+    /// Depths H, comma-separated
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32")]
+    depths: Vec<usize>,
+    /// Seeds, comma-separated
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
+    seeds: Vec<u64>,
+    /// Parameterisations, comma-separated: sp, sp_noskip, mupc
+    #[arg(long, value_delimiter = ',', default_value = "sp,sp_noskip,mupc")]
+    params: Vec<String>,
+    /// Activation
+    #[arg(long, default_value = "linear")]
+    act: String,
+    #[command(flatten)]
+    lanczos: LanczosArgs,
+    /// One JSON line per (param, width, depth, seed) instead of a table
+    #[arg(long)]
+    json: bool,
 }
 
 /// Network and rule options shared by `train` and `bench`. Unset options take the preset's value,
@@ -137,6 +214,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(a) => train(a),
         Command::Bench(a) => bench(a),
+        Command::Hessian(a) => hessian(a),
+        Command::SweepKappa(a) => sweep_kappa(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -476,6 +555,119 @@ fn bench(a: BenchArgs) -> Result<(), String> {
                 nominal / 1e9,
                 executed / 1e9
             );
+        }
+    }
+    Ok(())
+}
+
+/// Checks a network size for the conditioning commands (they run in float64 on the CPU).
+fn check_size(width: usize, depth: usize) -> Result<(), String> {
+    if !(1..=4096).contains(&width) || !(1..=1024).contains(&depth) {
+        return Err(format!("width must be 1…4096 and depth 1…1024, got N={width}, H={depth}"));
+    }
+    if width * depth > 1 << 17 {
+        return Err(format!("N·H = {} is beyond what the float64 CPU Hessian handles here (131072)", width * depth));
+    }
+    Ok(())
+}
+
+fn extremes_json(scheme: &str, width: usize, depth: usize, seed: u64, e: &Extremes, ms: f64) -> serde_json::Value {
+    json!({
+        "param": scheme, "width": width, "depth": depth, "seed": seed, "kappa": e.kappa,
+        "lambda_min": e.lambda_min, "lambda_max": e.lambda_max, "iterations": e.iterations,
+        "residual_min": e.residual_min, "residual_max": e.residual_max, "converged": e.converged,
+        "method": if width * depth <= conditioning::DENSE_UP_TO { "dense" } else { "lanczos" }, "ms": ms,
+    })
+}
+
+fn hessian(a: HessianArgs) -> Result<(), String> {
+    let scheme: Scheme = a.param.parse()?;
+    let act: Activation = a.act.parse()?;
+    check_size(a.width, a.depth)?;
+    let cfg = a.lanczos.config()?;
+    let data = load_data(&None)?;
+    let arch = scheme.arch(a.width, a.depth, act);
+    let t0 = Instant::now();
+    let e = if a.iters == 0 {
+        conditioning::at_init(arch, a.seed, &data, cfg)?
+    } else {
+        let rule = Rule::Pc(arch.param);
+        let rs = RuleSettings::new(rule);
+        let learning = pclab::pcn::train::Learning::Pc { eta_z: rs.eta_z, steps: a.depth };
+        let net = pclab::pcn::Network::init(arch, a.seed);
+        let mut model = pclab::pcn::train::Model::new(net, learning, rs.lr, Default::default());
+        let mut batcher = pclab::data::Batcher::new(data.train.len(), 64, a.seed);
+        let (mut x, mut y) = data.train.batch::<f32>(batcher.next_indices());
+        for i in 0..a.iters {
+            if i > 0 {
+                (x, y) = data.train.batch::<f32>(batcher.next_indices());
+            }
+            if !model.train_step(&x, &y).finite {
+                return Err(format!("training diverged at iteration {}", i + 1));
+            }
+        }
+        conditioning::of_model(&model, &x, &y, cfg)?
+    };
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    if a.json {
+        println!("{}", extremes_json(scheme.name(), a.width, a.depth, a.seed, &e, ms));
+    } else {
+        let at = if a.iters == 0 { "at initialisation".to_string() } else { format!("after {} iterations", a.iters) };
+        println!(
+            "{scheme} N={} H={} {} {at}: κ = {:.4e}, λ_min = {:.4e} (residual {:.1e}), λ_max = {:.4e} (residual {:.1e}); {} iterations{}, {:.0} ms",
+            a.width,
+            a.depth,
+            act.name(),
+            e.kappa,
+            e.lambda_min,
+            e.residual_min,
+            e.lambda_max,
+            e.residual_max,
+            e.iterations,
+            if e.converged { "" } else { " (not converged)" },
+            ms
+        );
+    }
+    Ok(())
+}
+
+fn sweep_kappa(a: SweepArgs) -> Result<(), String> {
+    let act: Activation = a.act.parse()?;
+    let schemes = a.params.iter().map(|p| p.parse::<Scheme>()).collect::<Result<Vec<_>, _>>()?;
+    for &w in &a.widths {
+        for &h in &a.depths {
+            check_size(w, h)?;
+        }
+    }
+    let cfg = a.lanczos.config()?;
+    let data = load_data(&None)?;
+    if !a.json {
+        println!(
+            "{:<10} {:>5} {:>5} {:>5} {:>12} {:>12} {:>12} {:>6}",
+            "param", "N", "H", "seed", "kappa", "lambda_min", "lambda_max", "iters"
+        );
+    }
+    for &scheme in &schemes {
+        for &w in &a.widths {
+            for &h in &a.depths {
+                for &seed in &a.seeds {
+                    let t0 = Instant::now();
+                    let e = conditioning::at_init(scheme.arch(w, h, act), seed, &data, cfg)?;
+                    let ms = t0.elapsed().as_secs_f64() * 1e3;
+                    if a.json {
+                        println!("{}", extremes_json(scheme.name(), w, h, seed, &e, ms));
+                    } else {
+                        println!(
+                            "{:<10} {w:>5} {h:>5} {seed:>5} {:>12.4e} {:>12.4e} {:>12.4e} {:>6}",
+                            scheme.name(),
+                            e.kappa,
+                            e.lambda_min,
+                            e.lambda_max,
+                            e.iterations
+                        );
+                    }
+                }
+            }
         }
     }
     Ok(())

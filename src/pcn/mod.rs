@@ -8,6 +8,7 @@ pub mod activation;
 pub mod bp;
 pub mod energy;
 pub mod forward;
+pub mod hessian;
 pub mod infer;
 pub mod learn;
 pub mod linalg;

@@ -2,6 +2,7 @@
 //! seed, with typed metrics out. No DOM, no timers of its own, no frame loop: callers drive it.
 
 pub mod backend;
+pub mod conditioning;
 pub mod history;
 pub mod metrics;
 pub mod run;

@@ -1,0 +1,293 @@
+//! The inference landscape's curvature (spec §8): the Hessian of one sample's energy `F` with
+//! respect to the stacked hidden activities `(z_1, …, z_H)`, an `(N·H) × (N·H)` symmetric
+//! block-tridiagonal matrix. With `J_l = τI + a_h W_{l+1} diag φ'(z_l)` (`l < H`) and
+//! `J_H = a_L W_L diag φ'(z_H)`, a Hessian-vector product costs two matrix products per layer:
+//!
+//! ```text
+//! u_1 = v_1,   u_l = v_l − J_{l−1} v_{l−1}   (l = 2 … H),   u_L = −J_H v_H
+//! (Hv)_l = u_l − J_lᵀ u_{l+1} − c_l ⊙ v_l,    c_l = a_{l+1} φ''(z_l) ⊙ (W_{l+1}ᵀ e_{l+1})
+//! ```
+//!
+//! The curvature term `c_l` vanishes for linear and ReLU networks. The condition number is
+//! `κ = |λ_max| / |λ_min|` with the algebraically extreme eigenvalues (the matrix can be indefinite
+//! for tanh away from the feedforward point). Small networks get every eigenvalue from the dense
+//! matrix (faer, f64); real sizes use [`lanczos`] with full reorthogonalisation, which reports its
+//! iterations and the residual of each extreme.
+
+use super::energy::errors;
+use super::linalg::{gemm, Mat, Real, View};
+use super::network::seeded_rng;
+use super::network::Network;
+use rand_distr::{Distribution, StandardNormal};
+
+/// What the Hessian needs of one sample at given activities: `φ'(z_l)` and the curvature term
+/// `c_l`, for `l = 1 … H`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HessianPoint<T> {
+    /// `φ'(z_l)`, each of length `N`.
+    pub dphi: Vec<Vec<T>>,
+    /// `c_l = a_{l+1} φ''(z_l) ⊙ (W_{l+1}ᵀ e_{l+1})`, each of length `N`.
+    pub curv: Vec<Vec<T>>,
+}
+
+impl<T: Real> HessianPoint<T> {
+    /// The point of sample `row` of the batch `(x, y)` at activities `z` (`z_1 … z_H`, each
+    /// `(B, N)`).
+    pub fn new(net: &Network<T>, x: &Mat<T>, y: &Mat<T>, z: &[Mat<T>], row: usize) -> Self {
+        let a = net.arch;
+        let (e, _) = errors(net, x, y, z);
+        let mut dphi = Vec::with_capacity(a.hidden);
+        let mut curv = Vec::with_capacity(a.hidden);
+        for l in 1..=a.hidden {
+            let zl = z[l - 1].row(row);
+            dphi.push(zl.iter().map(|&v| a.act.df(v)).collect());
+            let next = &net.weights[l]; // W_{l+1}, (out, N)
+            let e_next = e[l].row(row);
+            let mut back = vec![T::zero(); a.width];
+            gemm(T::one(), View::new(e_next, 1, next.rows), next.view(), T::zero(), &mut back);
+            let scale = T::of(if l < a.hidden { net.scalings.a_hidden } else { net.scalings.a_out });
+            curv.push(zl.iter().zip(&back).map(|(&v, &b)| scale * a.act.ddf(v) * b).collect());
+        }
+        HessianPoint { dphi, curv }
+    }
+
+    /// `N·H`, the Hessian's size.
+    pub fn dim(&self) -> usize {
+        self.dphi.iter().map(Vec::len).sum()
+    }
+}
+
+/// `J_l v` (length `N`, or `O` for `l = H`).
+fn jac<T: Real>(net: &Network<T>, p: &HessianPoint<T>, l: usize, v: &[T], out: &mut [T]) {
+    let a = net.arch;
+    let w = &net.weights[l]; // W_{l+1}
+    let dv: Vec<T> = v.iter().zip(&p.dphi[l - 1]).map(|(&v, &d)| v * d).collect();
+    let (scale, tau) = if l < a.hidden { (net.scalings.a_hidden, a.tau()) } else { (net.scalings.a_out, 0.0) };
+    // Row-vector form: (φ' ⊙ v) W_{l+1}ᵀ.
+    gemm(T::of(scale), View::new(&dv, 1, w.cols), w.view().t(), T::zero(), out);
+    if tau != 0.0 {
+        for (o, &x) in out.iter_mut().zip(v) {
+            *o = *o + T::of(tau) * x;
+        }
+    }
+}
+
+/// `J_lᵀ u` (length `N`).
+fn jac_t<T: Real>(net: &Network<T>, p: &HessianPoint<T>, l: usize, u: &[T], out: &mut [T]) {
+    let a = net.arch;
+    let w = &net.weights[l];
+    let (scale, tau) = if l < a.hidden { (net.scalings.a_hidden, a.tau()) } else { (net.scalings.a_out, 0.0) };
+    gemm(T::of(scale), View::new(u, 1, w.rows), w.view(), T::zero(), out);
+    for ((o, &d), &x) in out.iter_mut().zip(&p.dphi[l - 1]).zip(u.iter().chain(std::iter::repeat(&T::zero()))) {
+        *o = *o * d + if tau != 0.0 { T::of(tau) * x } else { T::zero() };
+    }
+}
+
+/// The Hessian-vector product `H v` at `p`; `v` and the result are stacked `(z_1, …, z_H)`.
+pub fn hvp<T: Real>(net: &Network<T>, p: &HessianPoint<T>, v: &[T]) -> Vec<T> {
+    let (n, h) = (net.arch.width, net.arch.hidden);
+    assert_eq!(v.len(), n * h, "hvp: v must have N·H entries");
+    // u_1 … u_H, then u_L.
+    let mut u: Vec<Vec<T>> = Vec::with_capacity(h + 1);
+    u.push(v[..n].to_vec());
+    let mut jv = vec![T::zero(); n];
+    for l in 2..=h {
+        jac(net, p, l - 1, &v[(l - 2) * n..(l - 1) * n], &mut jv);
+        u.push(v[(l - 1) * n..l * n].iter().zip(&jv).map(|(&a, &b)| a - b).collect());
+    }
+    let mut out_l = vec![T::zero(); net.arch.output];
+    jac(net, p, h, &v[(h - 1) * n..], &mut out_l);
+    u.push(out_l.iter().map(|&x| -x).collect());
+    let mut hv = vec![T::zero(); n * h];
+    let mut jtu = vec![T::zero(); n];
+    for l in 1..=h {
+        jac_t(net, p, l, &u[l], &mut jtu);
+        let vl = &v[(l - 1) * n..l * n];
+        for (i, o) in hv[(l - 1) * n..l * n].iter_mut().enumerate() {
+            *o = u[l - 1][i] - jtu[i] - p.curv[l - 1][i] * vl[i];
+        }
+    }
+    hv
+}
+
+/// The dense Hessian (row-major, `dim × dim`), column by column from [`hvp`]: for small networks.
+pub fn dense_hessian<T: Real>(net: &Network<T>, p: &HessianPoint<T>) -> Vec<f64> {
+    let d = p.dim();
+    let mut m = vec![0.0; d * d];
+    let mut e = vec![T::zero(); d];
+    for j in 0..d {
+        e[j] = T::one();
+        for (i, v) in hvp(net, p, &e).into_iter().enumerate() {
+            m[i * d + j] = v.f64();
+        }
+        e[j] = T::zero();
+    }
+    m
+}
+
+/// Every eigenvalue of a symmetric `dim × dim` matrix, ascending (faer, f64).
+pub fn eigenvalues(m: &[f64], dim: usize) -> Result<Vec<f64>, String> {
+    let a = faer::Mat::<f64>::from_fn(dim, dim, |i, j| m[i * dim + j]);
+    a.self_adjoint_eigenvalues(faer::Side::Lower).map_err(|e| format!("eigenvalues did not converge: {e:?}"))
+}
+
+/// The extreme eigenvalues of a symmetric operator and how well they are known.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Extremes {
+    /// Algebraically smallest eigenvalue (estimate).
+    pub lambda_min: f64,
+    /// Algebraically largest eigenvalue (estimate).
+    pub lambda_max: f64,
+    /// `|λ_max| / |λ_min|`.
+    pub kappa: f64,
+    /// Lanczos iterations (operator applications) used; for a dense solve, the dimension.
+    pub iterations: usize,
+    /// `‖A s − θ s‖` of the Ritz pair of λ_min: some eigenvalue lies within it.
+    pub residual_min: f64,
+    /// The same for λ_max.
+    pub residual_max: f64,
+    /// Both residuals met the tolerance (or the Krylov space became invariant).
+    pub converged: bool,
+}
+
+/// `κ = |λ_max| / |λ_min|`.
+pub fn kappa(lambda_min: f64, lambda_max: f64) -> f64 {
+    lambda_max.abs() / lambda_min.abs()
+}
+
+impl Extremes {
+    /// The exact extremes of a full spectrum (ascending).
+    pub fn of_spectrum(eig: &[f64]) -> Self {
+        let (lo, hi) = (eig.first().copied().unwrap_or(f64::NAN), eig.last().copied().unwrap_or(f64::NAN));
+        Extremes {
+            lambda_min: lo,
+            lambda_max: hi,
+            kappa: kappa(lo, hi),
+            iterations: eig.len(),
+            residual_min: 0.0,
+            residual_max: 0.0,
+            converged: true,
+        }
+    }
+}
+
+/// Lanczos settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LanczosConfig {
+    /// Most iterations (capped at the dimension).
+    pub max_iter: usize,
+    /// Stop when each extreme's residual is at most `tol · |θ|`.
+    pub tol: f64,
+    /// Seed of the start vector.
+    pub seed: u64,
+}
+
+impl Default for LanczosConfig {
+    fn default() -> Self {
+        LanczosConfig { max_iter: 2000, tol: 1e-3, seed: 0 }
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Lanczos with full reorthogonalisation for the extreme eigenvalues of the symmetric operator
+/// `apply` (`out ← A v`) of size `dim`, using only operator applications. The tridiagonal
+/// eigenproblem is solved densely every few iterations to test convergence.
+pub fn lanczos(dim: usize, mut apply: impl FnMut(&[f64], &mut [f64]), cfg: LanczosConfig) -> Result<Extremes, String> {
+    if dim == 0 {
+        return Err("the operator has dimension 0".into());
+    }
+    let mut rng = seeded_rng(cfg.seed, 0x1a4c205);
+    let mut q: Vec<f64> = (0..dim).map(|_| StandardNormal.sample(&mut rng)).collect();
+    let norm = dot(&q, &q).sqrt();
+    q.iter_mut().for_each(|v| *v /= norm);
+    let max_iter = cfg.max_iter.clamp(1, dim);
+    let mut basis: Vec<Vec<f64>> = vec![q];
+    let (mut alpha, mut beta) = (Vec::<f64>::new(), Vec::<f64>::new());
+    let mut w = vec![0.0; dim];
+    let mut best = None;
+    for j in 0..max_iter {
+        apply(&basis[j], &mut w);
+        let a = dot(&basis[j], &w);
+        alpha.push(a);
+        // Full reorthogonalisation (twice is enough, Kahan–Parlett) also removes α_j q_j, β q_{j−1}.
+        for _ in 0..2 {
+            for b in &basis {
+                let c = dot(b, &w);
+                w.iter_mut().zip(b).for_each(|(x, y)| *x -= c * y);
+            }
+        }
+        let b = dot(&w, &w).sqrt();
+        let scale = alpha.iter().chain(&beta).fold(0.0f64, |m, v| m.max(v.abs())).max(f64::MIN_POSITIVE);
+        let invariant = b <= 1e-12 * scale;
+        let last = j + 1 == max_iter;
+        // Test often at first, then every ~10 % more iterations (each test is a k×k eigenproblem).
+        if invariant || last || j < 10 || (j + 1) % (j / 10).max(10) == 0 {
+            let ext = ritz_extremes(&alpha, &beta, b, invariant)?;
+            let done = invariant
+                || (ext.residual_min <= cfg.tol * ext.lambda_min.abs()
+                    && ext.residual_max <= cfg.tol * ext.lambda_max.abs());
+            best = Some(Extremes { converged: done, ..ext });
+            if done || last {
+                break;
+            }
+        }
+        beta.push(b);
+        basis.push(w.iter().map(|v| v / b).collect());
+    }
+    best.ok_or_else(|| "Lanczos made no iteration".into())
+}
+
+/// Ritz values at the ends of the tridiagonal `T_k` (diagonal `alpha`, off-diagonal `beta`) and
+/// their residuals `β_k |s_k|`.
+fn ritz_extremes(alpha: &[f64], beta: &[f64], next_beta: f64, invariant: bool) -> Result<Extremes, String> {
+    let k = alpha.len();
+    let t = faer::Mat::<f64>::from_fn(k, k, |i, j| {
+        if i == j {
+            alpha[i]
+        } else if i + 1 == j || j + 1 == i {
+            beta[i.min(j)]
+        } else {
+            0.0
+        }
+    });
+    let evd = t.self_adjoint_eigen(faer::Side::Lower).map_err(|e| format!("tridiagonal eigenproblem: {e:?}"))?;
+    let (s, u) = (evd.S().column_vector(), evd.U());
+    let res = |c: usize| if invariant { 0.0 } else { next_beta * u[(k - 1, c)].abs() };
+    let (lo, hi) = (s[0], s[k - 1]);
+    Ok(Extremes {
+        lambda_min: lo,
+        lambda_max: hi,
+        kappa: kappa(lo, hi),
+        iterations: k,
+        residual_min: res(0),
+        residual_max: res(k - 1),
+        converged: false,
+    })
+}
+
+/// κ and the extremes at `p`: dense eigenvalues when `N·H ≤ dense_up_to`, else Lanczos in f64.
+pub fn extremes<T: Real>(
+    net: &Network<T>,
+    p: &HessianPoint<T>,
+    dense_up_to: usize,
+    cfg: LanczosConfig,
+) -> Result<Extremes, String> {
+    let d = p.dim();
+    if d <= dense_up_to {
+        return Ok(Extremes::of_spectrum(&eigenvalues(&dense_hessian(net, p), d)?));
+    }
+    let mut vt = vec![T::zero(); d];
+    lanczos(
+        d,
+        |v, out| {
+            vt.iter_mut().zip(v).for_each(|(a, &b)| *a = T::of(b));
+            for (o, r) in out.iter_mut().zip(hvp(net, p, &vt)) {
+                *o = r.f64();
+            }
+        },
+        cfg,
+    )
+}

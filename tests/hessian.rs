@@ -1,0 +1,186 @@
+//! The inference landscape's Hessian (spec §8): Hessian-vector products, dense eigenvalues and
+//! Lanczos extremes against jpc's float64 fixtures; Lanczos against dense eigenvalues on random
+//! networks of every activation; the linear-network sanity table of κ against depth.
+
+mod common;
+
+use common::{f, floats, json_files, load, mat, mats, network, shared_reference};
+use pclab::pcn::hessian::{dense_hessian, eigenvalues, extremes, hvp, kappa, HessianPoint, LanczosConfig};
+use pclab::pcn::infer::infer;
+use pclab::pcn::{Activation, Arch, Mat, Network, Param};
+use serde_json::Value;
+use std::path::PathBuf;
+
+fn fixtures() -> Vec<PathBuf> {
+    let mut files = json_files(&shared_reference("hessian"));
+    if let Ok(dir) = std::env::var("PCLAB_REFERENCE_DIR") {
+        files.extend(json_files(std::path::Path::new(&dir)).into_iter().filter(|p| load(p)["kind"] == "hessian"));
+    }
+    assert!(!files.is_empty(), "no Hessian fixtures");
+    files
+}
+
+fn rel_err(got: &[f64], want: &[f64]) -> f64 {
+    let scale = want.iter().fold(1e-300f64, |m, v| m.max(v.abs()));
+    got.iter().zip(want).map(|(g, w)| (g - w).abs() / scale).fold(0.0, f64::max)
+}
+
+fn point(fx: &Value) -> (Network<f64>, HessianPoint<f64>) {
+    let net: Network<f64> = network(fx, "weights");
+    let (x, y): (Mat<f64>, Mat<f64>) = (mat(&fx["x"]), mat(&fx["y"]));
+    let z: Vec<Mat<f64>> = mats(&fx["activities"]);
+    let p = HessianPoint::new(&net, &x, &y, &z, 0);
+    (net, p)
+}
+
+#[test]
+fn every_fixture_matches_on_the_cpu() {
+    for path in fixtures() {
+        let fx = load(&path);
+        let name = fx["name"].as_str().unwrap_or("?").to_string();
+        let (net, p) = point(&fx);
+        let hv = hvp(&net, &p, &floats(&fx["probe"]));
+        let e_hvp = rel_err(&hv, &floats(&fx["hessian_times_probe"]));
+        let want_eig = floats(&fx["eigenvalues"]);
+        let eig = eigenvalues(&dense_hessian(&net, &p), p.dim()).expect("dense eigenvalues");
+        let e_eig = rel_err(&eig, &want_eig);
+        // Lanczos only (no dense shortcut), run to convergence.
+        let cfg = LanczosConfig { tol: 1e-10, ..LanczosConfig::default() };
+        let lz = extremes(&net, &p, 0, cfg).expect("Lanczos");
+        let (lo, hi, k) = (f(&fx["lambda_min"]), f(&fx["lambda_max"]), f(&fx["kappa"]));
+        let e_lz = [(lz.lambda_min - lo) / lo.abs(), (lz.lambda_max - hi) / hi.abs(), (lz.kappa - k) / k]
+            .iter()
+            .fold(0.0f64, |m, v| m.max(v.abs()));
+        let worst = e_hvp.max(e_eig).max(e_lz);
+        println!(
+            "fixture {name} cpu ok kappa={:.6e} max_rel_err={worst:.1e} (hvp {e_hvp:.1e}, eigenvalues {e_eig:.1e}, Lanczos {e_lz:.1e} in {} iterations)",
+            lz.kappa, lz.iterations
+        );
+        assert!(e_hvp <= 1e-10, "{name}: Hessian-vector product off by {e_hvp:e}");
+        assert!(e_eig <= 1e-9, "{name}: dense eigenvalues off by {e_eig:e}");
+        assert!(e_lz <= 1e-6, "{name}: Lanczos extremes off by {e_lz:e}: {lz:?} vs {lo} {hi} {k}");
+        assert!((kappa(eig[0], eig[eig.len() - 1]) - k).abs() <= 1e-8 * k, "{name}: dense κ");
+    }
+}
+
+type Point = (Network<f64>, HessianPoint<f64>, Mat<f64>, Mat<f64>, Vec<Mat<f64>>);
+
+fn random_point(act: Activation, param: Param, seed: u64, relax: usize) -> Point {
+    let arch = Arch { input: 12, width: 7, hidden: 5, output: 3, act, skips: true, param };
+    let net: Network<f64> = Network::init(arch, seed);
+    let x = Mat::from_vec(1, 12, (0..12).map(|i| ((i as f64) * 0.7 + seed as f64).sin()).collect()).expect("x");
+    let y = Mat::from_vec(1, 3, vec![1.0, 0.0, 0.0]).expect("y");
+    let mut z = pclab::pcn::forward::forward(&net, &x).0;
+    // Away from the feedforward point the errors are non-zero, so φ'' matters (tanh, gelu, silu).
+    let mut ws = pclab::pcn::energy::Workspace::new(&net, 1);
+    ws.set_input(&net, &x);
+    infer(&net, &y, &mut z, &mut ws, 0.2, relax, false, |_, _| {});
+    let p = HessianPoint::new(&net, &x, &y, &z, 0);
+    (net, p, x, y, z)
+}
+
+/// `∂F/∂z` stacked, at activities `z`.
+fn gradient(net: &Network<f64>, x: &Mat<f64>, y: &Mat<f64>, z: &[Mat<f64>]) -> Vec<f64> {
+    use pclab::pcn::energy::{errors_into, Workspace};
+    let mut ws = Workspace::new(net, 1);
+    ws.set_input(net, x);
+    errors_into(net, y, z, &mut ws, true, 1);
+    let mut g: Vec<Mat<f64>> = z.iter().map(|m| Mat::zeros(m.rows, m.cols)).collect();
+    pclab::pcn::infer::activity_grads_into(net, z, &ws, &mut g);
+    g.into_iter().flat_map(|m| m.data).collect()
+}
+
+#[test]
+fn the_hessian_is_symmetric_and_matches_central_differences_of_the_gradient() {
+    for act in Activation::ALL {
+        let (net, p, x, y, z) = random_point(act, Param::Mupc, 3, 4);
+        let d = p.dim();
+        let m = dense_hessian(&net, &p);
+        let scale = m.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+        for i in 0..d {
+            for j in 0..i {
+                assert!((m[i * d + j] - m[j * d + i]).abs() <= 1e-12 * scale, "{act:?}: not symmetric at {i},{j}");
+            }
+        }
+        let n = net.arch.width;
+        let eps = 1e-5;
+        for j in 0..d {
+            let shifted = |s: f64| {
+                let mut zz = z.clone();
+                zz[j / n].data[j % n] += s * eps;
+                gradient(&net, &x, &y, &zz)
+            };
+            let (gp, gm) = (shifted(1.0), shifted(-1.0));
+            for i in 0..d {
+                let fd = (gp[i] - gm[i]) / (2.0 * eps);
+                let err = (fd - m[i * d + j]).abs() / scale;
+                // ReLU and leaky ReLU have kinks: a shift may cross one; none sit within 1e-5 here.
+                assert!(
+                    err <= 1e-6,
+                    "{act:?}: H[{i},{j}] = {} but the gradient's central difference is {fd}",
+                    m[i * d + j]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn lanczos_agrees_with_dense_eigenvalues_on_random_networks_of_every_activation() {
+    for act in Activation::ALL {
+        for (param, seed) in [(Param::Mupc, 1), (Param::Sp, 2)] {
+            let (net, p, ..) = random_point(act, param, seed, 6);
+            let eig = eigenvalues(&dense_hessian(&net, &p), p.dim()).expect("dense");
+            let lz = extremes(&net, &p, 0, LanczosConfig { tol: 1e-8, ..Default::default() }).expect("Lanczos");
+            let (lo, hi) = (eig[0], eig[eig.len() - 1]);
+            // Stated tolerance: 1e-6 relative on each extreme once the residuals are below 1e-8·|θ|.
+            assert!(lz.converged, "{act:?} {param:?}: {lz:?}");
+            assert!(
+                (lz.lambda_min - lo).abs() <= 1e-6 * lo.abs().max(1e-12),
+                "{act:?} {param:?}: λ_min {} vs {lo}",
+                lz.lambda_min
+            );
+            assert!(
+                (lz.lambda_max - hi).abs() <= 1e-6 * hi.abs(),
+                "{act:?} {param:?}: λ_max {} vs {hi}",
+                lz.lambda_max
+            );
+            assert!(lz.residual_min <= 1e-8 * lo.abs().max(1e-12) && lz.residual_max <= 1e-8 * hi.abs());
+        }
+    }
+}
+
+/// κ at initialisation of the linear network 784 → N … → 10 (the Hessian does not depend on
+/// the input there), for standard PC without and with skips and for μPC.
+fn linear_kappa(width: usize, depth: usize, param: Param, skips: bool, seed: u64) -> f64 {
+    let arch = Arch { input: 784, width, hidden: depth, output: 10, act: Activation::Linear, skips, param };
+    let net: Network<f64> = Network::init(arch, seed);
+    let x = Mat::from_vec(1, 784, vec![0.0; 784]).expect("x");
+    let y = Mat::from_vec(1, 10, vec![0.0; 10]).expect("y");
+    let z = pclab::pcn::forward::forward(&net, &x).0;
+    let p = HessianPoint::new(&net, &x, &y, &z, 0);
+    extremes(&net, &p, usize::MAX, LanczosConfig::default()).expect("dense").kappa
+}
+
+#[test]
+fn the_linear_sanity_table_of_spec_8_holds_at_width_16() {
+    // (H, standard PC no skips, standard PC skips, μPC skips) from spec §8.
+    let table = [(8, 24.0, 6.2e2, 3.0e2), (16, 32.0, 4.2e3, 1.1e3), (32, 37.0, 2.1e4, 4.4e3), (64, 42.0, 2.2e5, 1.7e4)];
+    println!("N = 16, median of seeds 0, 1, 2 (spec's value in brackets)");
+    for (h, no_skip, sp, mupc) in table {
+        let median = |param, skips| {
+            let mut k: Vec<f64> = (0..3).map(|s| linear_kappa(16, h, param, skips, s)).collect();
+            k.sort_by(f64::total_cmp);
+            k[1]
+        };
+        let got = [median(Param::Sp, false), median(Param::Sp, true), median(Param::Mupc, true)];
+        println!(
+            "H={h:3}  sp_noskip {:9.3e} ({no_skip:.1e})  sp {:9.3e} ({sp:.1e})  mupc {:9.3e} ({mupc:.1e})",
+            got[0], got[1], got[2]
+        );
+        for (g, w, what) in [(got[0], no_skip, "sp_noskip"), (got[1], sp, "sp"), (got[2], mupc, "mupc")] {
+            assert!(g / w <= 2.0 && w / g <= 2.0, "H={h} {what}: κ {g:e}, the spec says {w:e}");
+        }
+        assert!(got[1] > got[2] && got[2] > got[0], "H={h}: ordering sp > mupc > sp_noskip broken: {got:?}");
+    }
+}
