@@ -179,6 +179,38 @@ await test("stepping inference fills in the layer × step energies one step at a
   check((await num(page, "iteration")) === 1, "one iteration in all");
 });
 
+await test("the κ sweep runs against depth with progress, and κ of each PC run is shown", async (page) => {
+  await page.goto(url + "?depth=2&width=16&rules=sp,mupc&act=linear");
+  await waitFor(page, "the networks", () => document.querySelector(".status-line")?.textContent.includes("paused"), null, 60000);
+  await waitFor(page, "κ of μPC at initialisation", () => /^\d/.test(document.querySelector('[data-testid="kappa-mupc"]')?.textContent ?? ""), null, 30000);
+  console.log(`     κ at initialisation: μPC ${await text(page, "kappa-mupc")}; standard PC ${await text(page, "kappa-sp")}`);
+  await page.selectOption('[data-testid="kappa-sweep-depth"]', "16");
+  await page.selectOption('[data-testid="kappa-sweep-seeds"]', "2");
+  await page.click('[data-testid="kappa-sweep-run"]');
+  await waitFor(page, "the sweep to finish", () => document.querySelector('[data-testid="kappa-sweep-progress"]')?.textContent.startsWith("done"), null, 120000);
+  console.log(`     sweep: ${await text(page, "kappa-sweep-progress")}`);
+  await page.waitForTimeout(600);
+  const box = await page.locator('[data-testid="kappa-sweep"]').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.8, box.y + box.height * 0.5);
+  await waitFor(page, "κ under the pointer", () => document.querySelector('[data-testid="hover-kappa-sweep"]')?.textContent.startsWith("H "), null, 5000);
+  const hover = await text(page, "hover-kappa-sweep");
+  console.log(`     ${hover}`);
+  const k = (name) => parseFloat(hover.split(name + " ")[1]);
+  const [sp, noskip, mupc] = [k("standard PC, skips"), k("standard PC, no skips"), k("μPC")];
+  check(sp > mupc && mupc > noskip, `at depth 16 the ordering sp > μPC > no skips does not hold: ${hover}`);
+  await page.selectOption('[data-testid="kappa-sweep-depth"]', "128");
+  await page.click('[data-testid="kappa-sweep-run"]');
+  await page.click('[data-testid="kappa-sweep-run"]');
+  await waitFor(page, "cancel", () => document.querySelector('[data-testid="kappa-sweep-progress"]')?.textContent.startsWith("cancelled"), null, 5000);
+  await page.selectOption('[data-testid="kappa-every"]', "25");
+  await page.click('[data-testid="play"]');
+  await waitFor(page, "κ of μPC at iteration 25", () => document.querySelector('[data-testid="kappa-mupc"]')?.textContent.includes("iteration 25"), null, 90000);
+  console.log(`     κ after 25 iterations: μPC ${await text(page, "kappa-mupc")}`);
+  await page.waitForTimeout(600);
+  await page.locator('[data-testid="kappa-sweep"]').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(artifacts, "conditioning.png"), fullPage: true });
+});
+
 await test("the WGSL kernels run under the browser's WebGPU and match the CPU reference", async (page) => {
   await page.goto(url + "?rules=mupc");
   await waitFor(page, "the device", () => document.querySelector(".status-line")?.textContent.includes("paused"), null, 60000);

@@ -132,3 +132,47 @@ fn presets_fill_in_the_papers_settings() {
     assert_eq!(cfg["config"]["rules"][0]["rule"], "mupc");
     assert_eq!(cfg["config"]["depth"], 2, "explicit options override the preset");
 }
+
+#[test]
+fn sweep_kappa_prints_one_json_line_per_point_and_hessian_reports_lanczos() {
+    let (ok, out, err) = pclab(&[
+        "sweep-kappa",
+        "--widths",
+        "16",
+        "--depths",
+        "2,4",
+        "--seeds",
+        "0,1",
+        "--params",
+        "sp,sp_noskip,mupc",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(lines.len(), 12, "3 params × 2 depths × 2 seeds");
+    for l in &lines {
+        for key in ["param", "width", "depth", "seed", "kappa", "lambda_min", "lambda_max"] {
+            assert!(l.get(key).is_some(), "{key} missing in {l}");
+        }
+        let k = l["kappa"].as_f64().expect("kappa");
+        let (lo, hi) = (l["lambda_min"].as_f64().expect("min"), l["lambda_max"].as_f64().expect("max"));
+        assert!((k - hi.abs() / lo.abs()).abs() <= 1e-9 * k, "κ = |λ_max|/|λ_min| in {l}");
+    }
+    assert_eq!(lines[0]["param"], "sp");
+    assert_eq!(lines[4]["param"], "sp_noskip");
+    // A Hessian too large for the dense solve goes through Lanczos, which reports its iterations.
+    let (ok, out, err) =
+        pclab(&["hessian", "--param", "mupc", "--width", "64", "--depth", "24", "--act", "tanh", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    assert_eq!(v["method"], "lanczos");
+    assert!(v["converged"].as_bool().expect("converged") && v["iterations"].as_u64().expect("iterations") > 10, "{v}");
+    let (ok, out, err) = pclab(&["hessian", "--param", "sp", "--width", "16", "--depth", "4", "--iters", "3"]);
+    assert!(ok && out.contains("after 3 iterations: κ ="), "{out}{err}");
+    fails_with(&["hessian", "--param", "bp"], &["unknown parameterisation 'bp'", "sp, sp_noskip or mupc"]);
+    fails_with(
+        &["sweep-kappa", "--widths", "4096", "--depths", "1024"],
+        &["beyond what the float64 CPU Hessian handles"],
+    );
+    fails_with(&["hessian", "--tol", "2"], &["--tol must be between 0 and 1"]);
+}

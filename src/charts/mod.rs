@@ -7,13 +7,14 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 /// A colour-blind-safe colour per rule (Okabe–Ito): μPC blue, standard PC vermillion, BP Depth-μP
-/// green, BP standard reddish purple.
+/// green, BP standard reddish purple, standard PC without skips orange.
 pub fn rule_color(rule: &str) -> RGBColor {
     match rule {
         "mupc" => RGBColor(0x00, 0x72, 0xB2),
         "sp" => RGBColor(0xD5, 0x5E, 0x00),
         "bp_mup" => RGBColor(0x00, 0x9E, 0x73),
         "bp_sp" => RGBColor(0xCC, 0x79, 0xA7),
+        "sp_noskip" => RGBColor(0xE6, 0x9F, 0x00),
         _ => RGBColor(0x55, 0x55, 0x55),
     }
 }
@@ -31,6 +32,8 @@ pub struct Line {
     pub faded: bool,
     /// Where the run diverged: a cross and "diverged" at this x.
     pub diverged_at: Option<f64>,
+    /// A shaded band `(x, low, high)` around the line (the spread over seeds).
+    pub band: Vec<(f64, f64, f64)>,
 }
 
 /// Axis descriptions and scale.
@@ -42,6 +45,8 @@ pub struct Axes {
     pub y_desc: String,
     /// Logarithmic y (values ≤ 0 or not finite are left out).
     pub log_y: bool,
+    /// Base-2 logarithmic x (depths 1, 2, 4, …).
+    pub log_x: bool,
 }
 
 /// Where a chart's plotting area landed, in pixels, and the data ranges it shows (a log axis's
@@ -58,6 +63,8 @@ pub struct Frame {
     pub y: (f64, f64),
     /// The y axis is logarithmic.
     pub log_y: bool,
+    /// The x axis is base-2 logarithmic (its range in log2 units).
+    pub log_x: bool,
 }
 
 impl Frame {
@@ -71,7 +78,7 @@ impl Frame {
         }
         let x = self.x.0 + (px - x0) / (x1 - x0) * (self.x.1 - self.x.0);
         let y = self.y.1 - (py - y0) / (y1 - y0) * (self.y.1 - self.y.0);
-        Some((x, if self.log_y { 10f64.powf(y) } else { y }))
+        Some((if self.log_x { 2f64.powf(x) } else { x }, if self.log_y { 10f64.powf(y) } else { y }))
     }
 }
 
@@ -133,10 +140,12 @@ pub fn draw_lines<DB: DrawingBackend>(
     empty_note: &str,
 ) -> Result<Frame, String> {
     area.fill(&WHITE).map_err(err)?;
-    let log = axes.log_y;
-    let xs = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0));
+    let (log, log_x) = (axes.log_y, axes.log_x);
+    let px = move |x: f64| if log_x { (x > 0.0).then(|| x.log2()) } else { Some(x) };
+    let xs = lines.iter().flat_map(|l| l.points.iter().filter_map(|p| px(p.0)));
     let (x_lo, x_hi) = padded_range(xs);
-    let ys = lines.iter().flat_map(|l| l.points.iter().filter_map(|p| plotted(p.1, log)));
+    let band_ys = lines.iter().flat_map(|l| l.band.iter().flat_map(|b| [b.1, b.2]));
+    let ys = lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)).chain(band_ys).filter_map(|v| plotted(v, log));
     let (y_lo, y_hi) = padded_range(ys);
     let mut chart = ChartBuilder::on(area)
         .margin(8)
@@ -148,9 +157,14 @@ pub fn draw_lines<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc(axes.x_desc.as_str())
         .y_desc(axes.y_desc.as_str())
-        .x_labels(6)
+        .x_labels(if log_x { (x_hi - x_lo).ceil() as usize + 1 } else { 6 })
         .y_labels(6)
-        .x_label_formatter(&|v| tick(*v, false, x_hi - x_lo))
+        .x_label_formatter(&|v| match log_x {
+            // Only whole powers of two: depths 1, 2, 4, 8, …
+            true if (v - v.round()).abs() < 1e-6 => format!("{}", 2f64.powf(v.round())),
+            true => String::new(),
+            false => tick(*v, false, x_hi - x_lo),
+        })
         .y_label_formatter(&|v| tick(*v, log, y_hi - y_lo))
         .light_line_style(RGBColor(0xEE, 0xEE, 0xEE))
         .label_style(("sans-serif", 13))
@@ -161,10 +175,16 @@ pub fn draw_lines<DB: DrawingBackend>(
         area.draw(&Text::new(empty_note.to_string(), (w as i32 / 2 - 110, h as i32 / 2), ("sans-serif", 15)))
             .map_err(err)?;
     }
+    for line in lines.iter().filter(|l| l.band.len() > 1) {
+        let upper = line.band.iter().filter_map(|&(x, _, hi)| Some((px(x)?, plotted(hi, log)?)));
+        let lower: Vec<_> = line.band.iter().filter_map(|&(x, lo, _)| Some((px(x)?, plotted(lo, log)?))).collect();
+        let outline: Vec<(f64, f64)> = upper.chain(lower.into_iter().rev()).collect();
+        chart.draw_series(std::iter::once(Polygon::new(outline, line.color.mix(0.18).filled()))).map_err(err)?;
+    }
     // Faded (earlier) runs first, so the live curves stay on top.
     for line in lines.iter().filter(|l| l.faded).chain(lines.iter().filter(|l| !l.faded)) {
         let color = if line.faded { line.color.mix(0.3) } else { line.color.mix(1.0) };
-        let pts: Vec<(f64, f64)> = line.points.iter().filter_map(|&(x, y)| plotted(y, log).map(|y| (x, y))).collect();
+        let pts: Vec<(f64, f64)> = line.points.iter().filter_map(|&(x, y)| Some((px(x)?, plotted(y, log)?))).collect();
         let style = color.stroke_width(if line.faded { 2 } else { 3 });
         let series = chart.draw_series(LineSeries::new(pts.iter().copied(), style)).map_err(err)?;
         if !line.faded || !lines.iter().any(|l| !l.faded && l.label == line.label) {
@@ -173,7 +193,7 @@ pub fn draw_lines<DB: DrawingBackend>(
         if pts.len() == 1 {
             chart.draw_series(std::iter::once(Circle::new(pts[0], 4, color.filled()))).map_err(err)?;
         }
-        if let (Some(x), Some(&(_, y))) = (line.diverged_at, pts.last()) {
+        if let (Some(x), Some(&(_, y))) = (line.diverged_at.and_then(px), pts.last()) {
             chart
                 .draw_series([
                     Cross::new((x, y), 7, color.stroke_width(3)).into_dyn(),
@@ -182,6 +202,7 @@ pub fn draw_lines<DB: DrawingBackend>(
                 .map_err(err)?;
         }
     }
+    let (pxr, pyr) = chart.plotting_area().get_pixel_range();
     if lines.iter().any(|l| !l.points.is_empty()) {
         chart
             .configure_series_labels()
@@ -192,8 +213,14 @@ pub fn draw_lines<DB: DrawingBackend>(
             .draw()
             .map_err(err)?;
     }
-    let (px, py) = chart.plotting_area().get_pixel_range();
-    Ok(Frame { px: (px.start, px.end), py: (py.start, py.end), x: (x_lo, x_hi), y: (y_lo, y_hi), log_y: log })
+    Ok(Frame {
+        px: (pxr.start, pxr.end),
+        py: (pyr.start, pyr.end),
+        x: (x_lo, x_hi),
+        y: (y_lo, y_hi),
+        log_y: log,
+        log_x,
+    })
 }
 
 /// The value of every line at the point nearest `x`, as one line of text.
@@ -361,7 +388,7 @@ pub fn draw_heatmap<DB: DrawingBackend>(
             .map_err(err)?;
     }
     let (px, py) = chart.plotting_area().get_pixel_range();
-    Ok(Frame { px: (px.start, px.end), py: (py.start, py.end), x: (x_lo, x_hi), y, log_y: false })
+    Ok(Frame { px: (px.start, px.end), py: (py.start, py.end), x: (x_lo, x_hi), y, log_y: false, log_x: false })
 }
 
 /// The cell under `(x, y)` in data units: its layer, x and value.
@@ -396,12 +423,14 @@ mod tests {
 
     #[test]
     fn frames_map_pixels_back_to_data_on_linear_and_log_axes() {
-        let f = Frame { px: (100, 300), py: (10, 110), x: (0.0, 200.0), y: (-2.0, 0.0), log_y: true };
+        let f = Frame { px: (100, 300), py: (10, 110), x: (0.0, 200.0), y: (-2.0, 0.0), log_y: true, log_x: false };
         let (x, y) = f.to_data(200.0, 60.0).expect("inside");
         assert!((x - 100.0).abs() < 1e-9 && (y - 0.1).abs() < 1e-9, "{x} {y}");
         assert_eq!(f.to_data(99.0, 60.0), None);
-        let lin = Frame { log_y: false, y: (0.0, 50.0), ..f };
+        let lin = Frame { log_y: false, y: (0.0, 50.0), ..f.clone() };
         assert_eq!(lin.to_data(100.0, 10.0), Some((0.0, 50.0)));
+        let depth = Frame { log_x: true, x: (0.0, 7.0), ..f };
+        assert_eq!(depth.to_data(300.0, 60.0).map(|p| p.0), Some(128.0), "log2 depth axis");
     }
 
     #[test]
@@ -412,6 +441,7 @@ mod tests {
             points: vec![(10.0, 0.5), (20.0, 0.25)],
             faded,
             diverged_at: None,
+            band: Vec::new(),
         };
         let text = line_hover(&[line("μPC", false), line("μPC", true)], 18.0, "iteration");
         assert_eq!(text, "iteration 20: μPC 0.2500 · μPC (before) 0.2500");

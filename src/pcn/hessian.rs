@@ -192,80 +192,178 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// Lanczos with full reorthogonalisation for the extreme eigenvalues of the symmetric operator
-/// `apply` (`out ← A v`) of size `dim`, using only operator applications. The tridiagonal
-/// eigenproblem is solved densely every few iterations to test convergence.
-pub fn lanczos(dim: usize, mut apply: impl FnMut(&[f64], &mut [f64]), cfg: LanczosConfig) -> Result<Extremes, String> {
-    if dim == 0 {
-        return Err("the operator has dimension 0".into());
-    }
-    let mut rng = seeded_rng(cfg.seed, 0x1a4c205);
-    let mut q: Vec<f64> = (0..dim).map(|_| StandardNormal.sample(&mut rng)).collect();
-    let norm = dot(&q, &q).sqrt();
-    q.iter_mut().for_each(|v| *v /= norm);
-    let max_iter = cfg.max_iter.clamp(1, dim);
-    let mut basis: Vec<Vec<f64>> = vec![q];
-    let (mut alpha, mut beta) = (Vec::<f64>::new(), Vec::<f64>::new());
-    let mut w = vec![0.0; dim];
-    let mut best = None;
-    for j in 0..max_iter {
-        apply(&basis[j], &mut w);
-        let a = dot(&basis[j], &w);
-        alpha.push(a);
-        // Full reorthogonalisation (twice is enough, Kahan–Parlett) also removes α_j q_j, β q_{j−1}.
-        for _ in 0..2 {
-            for b in &basis {
-                let c = dot(b, &w);
-                w.iter_mut().zip(b).for_each(|(x, y)| *x -= c * y);
-            }
-        }
-        let b = dot(&w, &w).sqrt();
-        let scale = alpha.iter().chain(&beta).fold(0.0f64, |m, v| m.max(v.abs())).max(f64::MIN_POSITIVE);
-        let invariant = b <= 1e-12 * scale;
-        let last = j + 1 == max_iter;
-        // Test often at first, then every ~10 % more iterations (each test is a k×k eigenproblem).
-        if invariant || last || j < 10 || (j + 1) % (j / 10).max(10) == 0 {
-            let ext = ritz_extremes(&alpha, &beta, b, invariant)?;
-            let done = invariant
-                || (ext.residual_min <= cfg.tol * ext.lambda_min.abs()
-                    && ext.residual_max <= cfg.tol * ext.lambda_max.abs());
-            best = Some(Extremes { converged: done, ..ext });
-            if done || last {
-                break;
-            }
-        }
-        beta.push(b);
-        basis.push(w.iter().map(|v| v / b).collect());
-    }
-    best.ok_or_else(|| "Lanczos made no iteration".into())
+/// Lanczos with full reorthogonalisation, one iteration at a time (so a page can spread it over
+/// frames): the extreme eigenvalues of a symmetric operator of size `dim` from operator
+/// applications only. The tridiagonal matrix's extreme eigenvalues come from bisection (Sturm
+/// counts) and their residuals `β_k |s_k|` from inverse iteration, both `O(k)`.
+#[derive(Clone, Debug)]
+pub struct Lanczos {
+    cfg: LanczosConfig,
+    max_iter: usize,
+    basis: Vec<Vec<f64>>,
+    alpha: Vec<f64>,
+    beta: Vec<f64>,
+    w: Vec<f64>,
+    /// The latest estimate.
+    pub estimate: Option<Extremes>,
 }
 
-/// Ritz values at the ends of the tridiagonal `T_k` (diagonal `alpha`, off-diagonal `beta`) and
-/// their residuals `β_k |s_k|`.
-fn ritz_extremes(alpha: &[f64], beta: &[f64], next_beta: f64, invariant: bool) -> Result<Extremes, String> {
-    let k = alpha.len();
-    let t = faer::Mat::<f64>::from_fn(k, k, |i, j| {
-        if i == j {
-            alpha[i]
-        } else if i + 1 == j || j + 1 == i {
-            beta[i.min(j)]
-        } else {
-            0.0
+impl Lanczos {
+    /// A start from a seeded random unit vector.
+    pub fn new(dim: usize, cfg: LanczosConfig) -> Result<Self, String> {
+        if dim == 0 {
+            return Err("the operator has dimension 0".into());
         }
-    });
-    let evd = t.self_adjoint_eigen(faer::Side::Lower).map_err(|e| format!("tridiagonal eigenproblem: {e:?}"))?;
-    let (s, u) = (evd.S().column_vector(), evd.U());
-    let res = |c: usize| if invariant { 0.0 } else { next_beta * u[(k - 1, c)].abs() };
-    let (lo, hi) = (s[0], s[k - 1]);
-    Ok(Extremes {
+        let mut rng = seeded_rng(cfg.seed, 0x1a4c205);
+        let mut q: Vec<f64> = (0..dim).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let norm = dot(&q, &q).sqrt();
+        q.iter_mut().for_each(|v| *v /= norm);
+        let max_iter = cfg.max_iter.clamp(1, dim);
+        Ok(Lanczos {
+            cfg,
+            max_iter,
+            basis: vec![q],
+            alpha: Vec::new(),
+            beta: Vec::new(),
+            w: vec![0.0; dim],
+            estimate: None,
+        })
+    }
+
+    /// Iterations done.
+    pub fn iterations(&self) -> usize {
+        self.alpha.len()
+    }
+
+    /// One iteration with `apply` (`out ← A v`); the result once converged, invariant or out of
+    /// iterations.
+    pub fn step(&mut self, mut apply: impl FnMut(&[f64], &mut [f64])) -> Option<Extremes> {
+        let j = self.alpha.len();
+        apply(&self.basis[j], &mut self.w);
+        let a = dot(&self.basis[j], &self.w);
+        self.alpha.push(a);
+        // Full reorthogonalisation (twice is enough, Kahan–Parlett) also removes α_j q_j, β q_{j−1}.
+        for _ in 0..2 {
+            for b in &self.basis {
+                let c = dot(b, &self.w);
+                self.w.iter_mut().zip(b).for_each(|(x, y)| *x -= c * y);
+            }
+        }
+        let b = dot(&self.w, &self.w).sqrt();
+        let scale = self.alpha.iter().chain(&self.beta).fold(0.0f64, |m, v| m.max(v.abs())).max(f64::MIN_POSITIVE);
+        let invariant = b <= 1e-12 * scale;
+        let last = j + 1 == self.max_iter;
+        let ext = ritz_extremes(&self.alpha, &self.beta, if invariant { 0.0 } else { b });
+        let tol = self.cfg.tol;
+        let done = invariant
+            || (ext.residual_min <= tol * ext.lambda_min.abs() && ext.residual_max <= tol * ext.lambda_max.abs());
+        self.estimate = Some(Extremes { converged: done, ..ext });
+        if done || last {
+            return self.estimate.clone();
+        }
+        self.beta.push(b);
+        self.basis.push(self.w.iter().map(|v| v / b).collect());
+        None
+    }
+}
+
+/// [`Lanczos`] run to the end.
+pub fn lanczos(dim: usize, mut apply: impl FnMut(&[f64], &mut [f64]), cfg: LanczosConfig) -> Result<Extremes, String> {
+    let mut l = Lanczos::new(dim, cfg)?;
+    loop {
+        if let Some(e) = l.step(&mut apply) {
+            return Ok(e);
+        }
+    }
+}
+
+/// Eigenvalues of the symmetric tridiagonal `T` (diagonal `a`, off-diagonal `b`) below `x`.
+fn sturm_count(a: &[f64], b: &[f64], x: f64) -> usize {
+    let mut count = 0;
+    let mut d = 1.0;
+    for i in 0..a.len() {
+        let off = if i == 0 { 0.0 } else { b[i - 1] * b[i - 1] };
+        d = a[i] - x - if i == 0 { 0.0 } else { off / d };
+        if d == 0.0 {
+            d = -f64::EPSILON * (a[i].abs() + x.abs()).max(f64::MIN_POSITIVE);
+        }
+        if d < 0.0 {
+            count += 1;
+        }
+    }
+    count
+}
+
+/// The `i`-th smallest eigenvalue of `T` by bisection inside the Gershgorin bounds.
+fn tridiag_eigenvalue(a: &[f64], b: &[f64], i: usize) -> f64 {
+    let k = a.len();
+    let radius = |r: usize| (if r > 0 { b[r - 1].abs() } else { 0.0 }) + (if r + 1 < k { b[r].abs() } else { 0.0 });
+    let mut lo = (0..k).map(|r| a[r] - radius(r)).fold(f64::INFINITY, f64::min);
+    let mut hi = (0..k).map(|r| a[r] + radius(r)).fold(f64::NEG_INFINITY, f64::max);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if mid <= lo || mid >= hi {
+            break;
+        }
+        if sturm_count(a, b, mid) > i {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+/// `|s_k|`, the last component of the unit eigenvector of `T` for eigenvalue `theta`, by inverse
+/// iteration (a tridiagonal solve with a slightly shifted `theta`, three times).
+fn last_component(a: &[f64], b: &[f64], theta: f64) -> f64 {
+    let k = a.len();
+    if k == 1 {
+        return 1.0;
+    }
+    let scale = a.iter().chain(b).fold(0.0f64, |m, v| m.max(v.abs())).max(f64::MIN_POSITIVE);
+    let shift = theta + 1e-10 * scale;
+    let mut x = vec![1.0 / (k as f64).sqrt(); k];
+    for _ in 0..3 {
+        // Thomas algorithm on (T − shift·I) y = x.
+        let (mut c, mut d) = (vec![0.0; k], vec![0.0; k]);
+        let mut piv = a[0] - shift;
+        for i in 0..k {
+            if i > 0 {
+                piv = a[i] - shift - b[i - 1] * c[i - 1];
+            }
+            if piv.abs() < 1e-300 {
+                piv = 1e-300;
+            }
+            c[i] = if i + 1 < k { b[i] / piv } else { 0.0 };
+            d[i] = (x[i] - if i > 0 { b[i - 1] * d[i - 1] } else { 0.0 }) / piv;
+        }
+        for i in (0..k - 1).rev() {
+            d[i] -= c[i] * d[i + 1];
+        }
+        let n = dot(&d, &d).sqrt();
+        if !(n.is_finite() && n > 0.0) {
+            break;
+        }
+        x = d.into_iter().map(|v| v / n).collect();
+    }
+    x[k - 1].abs()
+}
+
+/// Ritz values at the ends of the tridiagonal `T_k` and their residuals `β_k |s_k|`.
+fn ritz_extremes(alpha: &[f64], beta: &[f64], next_beta: f64) -> Extremes {
+    let k = alpha.len();
+    let (lo, hi) = (tridiag_eigenvalue(alpha, beta, 0), tridiag_eigenvalue(alpha, beta, k - 1));
+    let res = |theta: f64| if next_beta == 0.0 { 0.0 } else { next_beta * last_component(alpha, beta, theta) };
+    Extremes {
         lambda_min: lo,
         lambda_max: hi,
         kappa: kappa(lo, hi),
         iterations: k,
-        residual_min: res(0),
-        residual_max: res(k - 1),
+        residual_min: res(lo),
+        residual_max: res(hi),
         converged: false,
-    })
+    }
 }
 
 /// κ and the extremes at `p`: dense eigenvalues when `N·H ≤ dense_up_to`, else Lanczos in f64.

@@ -58,6 +58,11 @@ impl<T: Real> Mat<T> {
         &self.data[i * self.cols..(i + 1) * self.cols]
     }
 
+    /// Rows `from … from+k−1` as a new matrix.
+    pub fn range_rows(&self, from: usize, k: usize) -> Self {
+        Mat { rows: k, cols: self.cols, data: self.data[from * self.cols..(from + k) * self.cols].to_vec() }
+    }
+
     /// Sum of squares of all entries.
     pub fn sum_sq(&self) -> T {
         sum_sq(&self.data)

@@ -5,7 +5,7 @@
 
 use crate::data::Mnist;
 use crate::pcn::forward::forward;
-use crate::pcn::hessian::{extremes, Extremes, HessianPoint, LanczosConfig};
+use crate::pcn::hessian::{extremes, hvp, Extremes, HessianPoint, Lanczos, LanczosConfig};
 use crate::pcn::train::Model;
 use crate::pcn::{Activation, Arch, Mat, Network, Param};
 use std::fmt;
@@ -73,7 +73,8 @@ impl FromStr for Scheme {
     }
 }
 
-fn to_f64(m: &Mat<f32>) -> Mat<f64> {
+/// A copy in `f64`.
+pub fn to_f64(m: &Mat<f32>) -> Mat<f64> {
     Mat { rows: m.rows, cols: m.cols, data: m.data.iter().map(|&v| v as f64).collect() }
 }
 
@@ -105,4 +106,110 @@ pub fn of_model(model: &Model<f32>, x: &Mat<f32>, y: &Mat<f32>, cfg: LanczosConf
         Network::from_weights(model.net.arch, model.net.scalings, model.net.weights.iter().map(to_f64).collect())?;
     let z: Vec<Mat<f64>> = model.z.iter().map(to_f64).collect();
     at(&net, &to_f64(x), &to_f64(y), &z, 0, cfg)
+}
+
+/// One κ computation that can be advanced a little at a time (Lanczos iterations), owning its
+/// network and point — for a page, which must not hold the main thread.
+#[derive(Debug)]
+pub struct KappaJob {
+    net: Network<f64>,
+    point: HessianPoint<f64>,
+    lanczos: Lanczos,
+}
+
+impl KappaJob {
+    /// κ at `z` for sample `row` of `(x, y)`.
+    pub fn new(
+        net: Network<f64>,
+        x: &Mat<f64>,
+        y: &Mat<f64>,
+        z: &[Mat<f64>],
+        row: usize,
+        cfg: LanczosConfig,
+    ) -> Result<Self, String> {
+        let point = HessianPoint::new(&net, x, y, z, row);
+        let lanczos = Lanczos::new(point.dim(), cfg)?;
+        Ok(KappaJob { net, point, lanczos })
+    }
+
+    /// κ at initialisation (weights from `seed`) at the feedforward activities of training image 0.
+    pub fn at_init(arch: Arch, seed: u64, data: &Mnist, cfg: LanczosConfig) -> Result<Self, String> {
+        let (x, y) = data.train.batch::<f64>(&[0]);
+        Self::at_feedforward(arch, seed, &x, &y, cfg)
+    }
+
+    /// κ at initialisation (weights from `seed`) at the feedforward activities of the sample `(x, y)`.
+    pub fn at_feedforward(
+        arch: Arch,
+        seed: u64,
+        x: &Mat<f64>,
+        y: &Mat<f64>,
+        cfg: LanczosConfig,
+    ) -> Result<Self, String> {
+        let net: Network<f64> = Network::init(arch, seed);
+        let z = forward(&net, x).0;
+        Self::new(net, x, y, &z, 0, cfg)
+    }
+
+    /// κ of `f32` weights and activities (a GPU run's download), sample `row` of `(x, y)`.
+    pub fn of_f32(
+        net: &Network<f32>,
+        x: &Mat<f32>,
+        y: &Mat<f32>,
+        z: &[Mat<f32>],
+        row: usize,
+        cfg: LanczosConfig,
+    ) -> Result<Self, String> {
+        let net64 = Network::from_weights(net.arch, net.scalings, net.weights.iter().map(to_f64).collect())?;
+        let z: Vec<Mat<f64>> = z.iter().map(to_f64).collect();
+        Self::new(net64, &to_f64(x), &to_f64(y), &z, row, cfg)
+    }
+
+    /// Lanczos iterations so far.
+    pub fn iterations(&self) -> usize {
+        self.lanczos.iterations()
+    }
+
+    /// Runs Lanczos iterations while `more()` says so; the result when finished.
+    pub fn advance(&mut self, mut more: impl FnMut() -> bool) -> Option<Extremes> {
+        let (net, point) = (&self.net, &self.point);
+        loop {
+            let done = self.lanczos.step(|v, out| out.copy_from_slice(&hvp(net, point, v)));
+            if done.is_some() || !more() {
+                return done;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_advanced_in_slices_ends_where_one_run_ends() {
+        let arch = Scheme::Mupc.arch(6, 4, Activation::Tanh);
+        let net: Network<f64> = Network::init(Arch { input: 5, ..arch }, 2);
+        let x = Mat::from_vec(1, 5, vec![0.3, -0.2, 0.5, 0.1, -0.4]).expect("x");
+        let mut y = Mat::zeros(1, 10);
+        y.data[3] = 1.0;
+        let z = forward(&net, &x).0;
+        let cfg = LanczosConfig { tol: 1e-9, ..Default::default() };
+        let whole = at(&net, &x, &y, &z, 0, LanczosConfig { ..cfg }).expect("dense");
+        let mut job = KappaJob::new(net, &x, &y, &z, 0, cfg).expect("job");
+        let mut slices = 0;
+        let got = loop {
+            slices += 1;
+            let mut budget = 3;
+            if let Some(e) = job.advance(|| {
+                budget -= 1;
+                budget > 0
+            }) {
+                break e;
+            }
+        };
+        assert!(slices > 2, "the job ran in slices");
+        assert!((got.kappa - whole.kappa).abs() <= 1e-6 * whole.kappa, "{got:?} vs {whole:?}");
+        assert!("sp_noskip".parse::<Scheme>() == Ok(Scheme::SpNoSkip) && "x".parse::<Scheme>().is_err());
+    }
 }

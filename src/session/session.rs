@@ -35,6 +35,8 @@ pub struct Session {
     batcher: Batcher,
     iteration: usize,
     test_x: Option<Arc<Mat<f32>>>,
+    /// The first sample `(x, y)` of the latest batch (where κ is measured during training).
+    pub last_sample: Option<(Mat<f32>, Mat<f32>)>,
 }
 
 impl Session {
@@ -66,7 +68,7 @@ impl Session {
     fn with_backends(config: RunConfig, data: Arc<Mnist>, backends: Vec<Backend>) -> Result<Self, SessionError> {
         let runs = config.rules.iter().zip(backends).map(|(rs, b)| Run::new(*rs, b)).collect();
         let batcher = Batcher::new(data.train.len(), config.batch, config.seed);
-        Ok(Session { config, runs, data, batcher, iteration: 0, test_x: None })
+        Ok(Session { config, runs, data, batcher, iteration: 0, test_x: None, last_sample: None })
     }
 
     /// Evaluates on these test inputs (from [`test_inputs`] of the same data) instead of
@@ -75,6 +77,12 @@ impl Session {
     pub fn with_test_inputs(mut self, x: Arc<Mat<f32>>) -> Self {
         self.test_x = Some(x);
         self
+    }
+
+    /// The first sample of the first batch this session trains on (κ at initialisation).
+    pub fn first_sample(&self) -> (Mat<f32>, Mat<f32>) {
+        let first = Batcher::new(self.data.train.len(), self.config.batch, self.config.seed).next_indices()[0];
+        self.data.train.batch::<f32>(&[first])
     }
 
     /// The MNIST data this session trains on.
@@ -139,6 +147,7 @@ impl Session {
     /// `eval_every` iterations and after the last) — then call [`Session::evaluate`].
     pub fn train(&mut self) -> (Vec<Event>, bool) {
         let (x, y) = self.data.train.batch::<f32>(self.batcher.next_indices());
+        self.last_sample = Some((x.range_rows(0, 1), y.range_rows(0, 1)));
         self.iteration += 1;
         let iteration = self.iteration;
         let per_epoch = self.batcher.per_epoch();

@@ -271,6 +271,63 @@ fn Plot(index: usize, hover: RwSignal<Vec<String>>) -> impl IntoView {
 }
 
 #[component]
+fn Conditioning(snap: RwSignal<Snapshot>, hover: RwSignal<Vec<String>>) -> impl IntoView {
+    let run = move |_| {
+        runner::with(|r| if r.sweep_running() { r.cancel_sweep() } else { r.start_sweep() });
+    };
+    view! {
+        <section class="conditioning">
+            <h2>"Conditioning of inference"</h2>
+            <p class="caption">
+                "The Hessian of one sample's energy over all hidden activities, N·H × N·H; κ from Lanczos (float64, 1 %). "
+                "μPC fixes the forward pass, not this: κ still grows with depth and width."
+            </p>
+            <div class="toolbar">
+                <label class="field inline">
+                    <span>"sweep depths 1 … "</span>
+                    <select data-testid="kappa-sweep-depth" on:change=move |ev| {
+                        let v = event_target_value(&ev).parse().unwrap_or(32);
+                        runner::with(|r| r.sweep_max_depth = v);
+                    }>
+                        {[8usize, 16, 32, 64, 128].iter().map(|&h| view! { <option value=h.to_string() selected=h == 32>{h}</option> }).collect::<Vec<_>>()}
+                    </select>
+                </label>
+                <label class="field inline">
+                    <span>"seeds"</span>
+                    <select data-testid="kappa-sweep-seeds" on:change=move |ev| {
+                        let v = event_target_value(&ev).parse().unwrap_or(3);
+                        runner::with(|r| r.sweep_seeds = v);
+                    }>
+                        {[1u64, 2, 3, 5].iter().map(|&k| view! { <option value=k.to_string() selected=k == 3>{k}</option> }).collect::<Vec<_>>()}
+                    </select>
+                </label>
+                <button data-testid="kappa-sweep-run" on:click=run>
+                    {move || if snap.with(|s| s.sweep_running) { "cancel the sweep" } else { "run the κ sweep" }}
+                </button>
+                <span data-testid="kappa-sweep-progress">{move || snap.with(|s| s.sweep.clone())}</span>
+                <label class="field inline">
+                    <span>"κ during training every"</span>
+                    <select data-testid="kappa-every" on:change=move |ev| {
+                        let v = event_target_value(&ev).parse().unwrap_or(0);
+                        runner::with(|r| r.kappa_every = v);
+                    }>
+                        {[(0usize, "off"), (25, "25"), (50, "50"), (100, "100"), (250, "250"), (1000, "1000")]
+                            .iter()
+                            .map(|&(k, t)| view! { <option value=k.to_string() selected=k == 100>{t}</option> })
+                            .collect::<Vec<_>>()}
+                    </select>
+                    <span>"iterations"</span>
+                </label>
+            </div>
+            <div class="plots">
+                <Plot index=6 hover />
+                <Plot index=7 hover />
+            </div>
+        </section>
+    }
+}
+
+#[component]
 fn App() -> impl IntoView {
     let search = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
     let (first, problems) = PageConfig::from_query(&search);
@@ -282,15 +339,17 @@ fn App() -> impl IntoView {
 
     // The frame loop: the runner's work, at most one plot redrawn, the text updated if it changed.
     let next_plot = Rc::new(Cell::new(0usize));
-    let drawn_at = Rc::new(Cell::new([f64::NEG_INFINITY; 6]));
+    let drawn_at = Rc::new(Cell::new([f64::NEG_INFINITY; runner::PLOT_COUNT]));
     leptos_use::use_raf_fn(move |_| {
         let now = now_ms();
         let out = runner::with(|r| {
             r.tick();
+            r.work_conditioning();
             let mut times = drawn_at.get();
             let n = plots::PLOTS.len();
             // While an evaluation has the session, the plots keep what they show.
-            let due = |i: usize| r.dirty[i] && now - times[i] >= REDRAW_MS && !r.lent;
+            // The conditioning plots (6, 7) do not read the session.
+            let due = |i: usize| r.dirty[i] && now - times[i] >= REDRAW_MS && (!r.lent || i >= 6);
             if let Some(i) = (0..n).map(|k| (next_plot.get() + k) % n).find(|&i| due(i)) {
                 r.dirty[i] = false;
                 times[i] = now;
@@ -371,6 +430,9 @@ fn App() -> impl IntoView {
                                 <div class="label">{row.label}</div>
                                 <div>"test accuracy " <strong data-testid=format!("test-accuracy-{}", row.name)>{row.accuracy.clone()}</strong></div>
                                 <div>"training loss " <strong data-testid=format!("train-loss-{}", row.name)>{row.loss.clone()}</strong></div>
+                                {row.kappa.clone().map(|k| view! {
+                                    <div>"κ " <strong data-testid=format!("kappa-{}", row.name)>{k}</strong></div>
+                                })}
                                 <div class="state">{row.state.clone()}</div>
                             </div>
                         }
@@ -401,8 +463,9 @@ fn App() -> impl IntoView {
                     <span class="inference-note" data-testid="inference-state">{move || snap.with(|s| s.inference.clone())}</span>
                 </div>
                 <div class="plots">
-                    {(0..plots::PLOTS.len()).map(|i| view! { <Plot index=i hover /> }).collect::<Vec<_>>()}
+                    {(0..6).map(|i| view! { <Plot index=i hover /> }).collect::<Vec<_>>()}
                 </div>
+                <Conditioning snap hover />
                 <section class="messages" data-testid="status">
                     {move || snap.with(|s| s.messages.iter().map(|m| view! { <p class=m.level>{m.text.clone()}</p> }).collect::<Vec<_>>())}
                 </section>

@@ -3,6 +3,7 @@
 
 use super::runner::{Reveal, Runner};
 use crate::charts::{self, Axes, Frame, Grid, Line};
+use crate::session::conditioning::Scheme;
 use plotters::prelude::*;
 use plotters_canvas::CanvasBackend;
 use std::cell::RefCell;
@@ -19,7 +20,7 @@ pub struct PlotDef {
 }
 
 /// Every plot, in the runner's `dirty` order.
-pub const PLOTS: [PlotDef; 6] = [
+pub const PLOTS: [PlotDef; super::runner::PLOT_COUNT] = [
     PlotDef {
         id: "accuracy",
         title: "Test accuracy",
@@ -50,6 +51,16 @@ pub const PLOTS: [PlotDef; 6] = [
         title: "Where learning happens",
         caption: "‖ΔW_l‖ / ‖W_l‖ of the latest Adam update, by layer (log scale).",
     },
+    PlotDef {
+        id: "kappa-sweep",
+        title: "Ill-conditioning grows with depth",
+        caption: "κ = |λ_max| / |λ_min| of the inference Hessian at initialisation against depth H (log–log), median over seeds with their range shaded.",
+    },
+    PlotDef {
+        id: "kappa-training",
+        title: "Conditioning over training",
+        caption: "κ of each PC run at the batch's first sample after inference, every k iterations (solid), with λ_max and λ_min (faint).",
+    },
 ];
 
 /// Heatmap cells drawn at most (columns are averaged to stay under it).
@@ -76,6 +87,7 @@ fn line_of(label: &'static str, rule: &str, points: Vec<(f64, f64)>, diverged_at
         points,
         faded: false,
         diverged_at: diverged_at.map(|i| i as f64),
+        band: Vec::new(),
     }
 }
 
@@ -122,6 +134,37 @@ fn profile_lines(r: &Runner, pc_only: bool, pick: impl Fn(&crate::pcn::train::It
         .collect()
 }
 
+/// κ against depth per scheme: the median over seeds, with the range as a band.
+fn sweep_lines(r: &Runner) -> Vec<Line> {
+    let Some(sw) = r.sweep.as_ref() else { return Vec::new() };
+    Scheme::ALL
+        .iter()
+        .map(|&scheme| {
+            let (label, color) = match scheme {
+                Scheme::Sp => ("standard PC, skips", "sp"),
+                Scheme::SpNoSkip => ("standard PC, no skips", "sp_noskip"),
+                Scheme::Mupc => ("μPC", "mupc"),
+            };
+            let mut depths: Vec<usize> = sw.results.iter().filter(|p| p.scheme == scheme).map(|p| p.depth).collect();
+            depths.dedup();
+            let mut points = Vec::new();
+            let mut band = Vec::new();
+            for h in depths {
+                let mut k: Vec<f64> = sw
+                    .results
+                    .iter()
+                    .filter(|p| p.scheme == scheme && p.depth == h)
+                    .map(|p| p.extremes.kappa)
+                    .collect();
+                k.sort_by(f64::total_cmp);
+                points.push((h as f64, k[k.len() / 2]));
+                band.push((h as f64, k[0], k[k.len() - 1]));
+            }
+            Line { band, ..line_of(label, color, points, None) }
+        })
+        .collect()
+}
+
 /// Draws plot `index`; returns what the status should say if drawing failed.
 pub fn draw(index: usize, r: &Runner) -> Result<(), String> {
     let def = &PLOTS[index];
@@ -131,7 +174,7 @@ pub fn draw(index: usize, r: &Runner) -> Result<(), String> {
     };
     let root = backend.into_drawing_area();
     let empty = if r.session.is_none() { "waiting for the networks…" } else { "press play or step" };
-    let axes = |x: &str, y: &str, log_y| Axes { x_desc: x.into(), y_desc: y.into(), log_y };
+    let axes = |x: &str, y: &str, log_y| Axes { x_desc: x.into(), y_desc: y.into(), log_y, log_x: false };
     let mut hover = Vec::new();
     match def.id {
         "accuracy" | "loss" => {
@@ -202,6 +245,35 @@ pub fn draw(index: usize, r: &Runner) -> Result<(), String> {
             let lines = profile_lines(r, false, |rep| &rep.act_rms);
             let frame = charts::draw_lines(&root, &axes("layer l", "RMS of z_l", true), &lines, empty)?;
             hover.push((frame, Hover::Lines(lines, "layer")));
+        }
+        "kappa-sweep" => {
+            let lines = sweep_lines(r);
+            let ax = Axes { x_desc: "depth H".into(), y_desc: "κ at initialisation".into(), log_y: true, log_x: true };
+            let note =
+                if r.sweep.is_none() { "press “run the κ sweep”" } else { "computing the first networks…" };
+            let frame = charts::draw_lines(&root, &ax, &lines, note)?;
+            hover.push((frame, Hover::Lines(lines, "H")));
+        }
+        "kappa-training" => {
+            let mut lines = Vec::new();
+            for (rule, points) in &r.kappa {
+                let label = rule.parse::<crate::config::Rule>().map_or(*rule, |r| r.label());
+                let series = |f: fn(&crate::pcn::hessian::Extremes) -> f64| -> Vec<(f64, f64)> {
+                    points.iter().map(|(i, e)| (*i as f64, f(e))).collect()
+                };
+                lines.push(line_of(label, rule, series(|e| e.kappa), None));
+                for (what, f) in [
+                    ("λ_max", (|e: &crate::pcn::hessian::Extremes| e.lambda_max) as fn(&_) -> f64),
+                    ("λ_min", |e| e.lambda_min.abs()),
+                ] {
+                    let l = line_of(label, rule, series(f), None);
+                    lines.push(Line { label: format!("{label} {what}"), faded: true, ..l });
+                }
+            }
+            let note =
+                if r.kappa_every == 0 { "κ during training is off" } else { "computing κ at initialisation…" };
+            let frame = charts::draw_lines(&root, &axes("iteration", "κ, λ_max, |λ_min|", true), &lines, note)?;
+            hover.push((frame, Hover::Lines(lines, "iteration")));
         }
         _ => {
             let lines = profile_lines(r, false, |rep| &rep.rel_dw);

@@ -9,11 +9,51 @@ use crate::config::{BackendKind, Rule};
 use crate::data::Mnist;
 use crate::gpu::GpuContext;
 use crate::page::PageConfig;
+use crate::pcn::hessian::{Extremes, LanczosConfig};
 use crate::pcn::train::iteration_flops;
+use crate::pcn::Activation;
 use crate::pcn::Mat;
-use crate::session::{Event, RunStatus, Series, Session};
+use crate::session::conditioning::{to_f64, KappaJob, Scheme};
+use crate::session::{Backend, Event, RunStatus, Series, Session};
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::sync::Arc;
+
+/// The page's Lanczos: 1 % on κ is plenty for a log plot, and 400 basis vectors of a
+/// 16 384-dimensional Hessian (52 MB) fit the page's memory.
+const PAGE_LANCZOS: LanczosConfig = LanczosConfig { max_iter: 400, tol: 1e-2, seed: 0 };
+/// Milliseconds of conditioning work (Lanczos iterations) per animation frame.
+const CONDITIONING_BUDGET_MS: f64 = 6.0;
+/// Plots on the page (the runner's dirty flags).
+pub const PLOT_COUNT: usize = 8;
+
+/// One point of the κ-against-depth sweep.
+#[derive(Clone, Debug)]
+pub struct SweepPoint {
+    /// Parameterisation.
+    pub scheme: Scheme,
+    /// `H`.
+    pub depth: usize,
+    /// κ and the extremes.
+    pub extremes: Extremes,
+}
+
+/// The κ-against-depth sweep at initialisation: tasks in order, the one in progress, results.
+pub struct Sweep {
+    /// `N`.
+    pub width: usize,
+    /// φ.
+    pub act: Activation,
+    /// `(scheme, depth, seed)` in the order they run.
+    pub tasks: Vec<(Scheme, usize, u64)>,
+    /// Index of the next task to start.
+    pub next: usize,
+    job: Option<KappaJob>,
+    /// Finished points.
+    pub results: Vec<SweepPoint>,
+    /// Stopped by the user.
+    pub cancelled: bool,
+}
 
 /// Most GPU iterations in flight per run: enough to keep the device busy, few enough that pause
 /// and reset answer at once.
@@ -73,6 +113,8 @@ pub struct RuleRow {
     pub loss: String,
     /// "training", "diverged at 120", "failed: …".
     pub state: String,
+    /// PC rules: the latest κ with λ_min and λ_max.
+    pub kappa: Option<String>,
 }
 
 /// Everything the page's text shows, rebuilt each frame and compared before it is set.
@@ -106,6 +148,10 @@ pub struct Snapshot {
     pub view_rule: Option<&'static str>,
     /// Training can start (data loaded, networks built).
     pub ready: bool,
+    /// The κ sweep's progress, in words.
+    pub sweep: String,
+    /// The κ sweep has work left.
+    pub sweep_running: bool,
 }
 
 /// Speed limits offered by the page (iterations per second; `None` = as fast as possible).
@@ -157,7 +203,19 @@ pub struct Runner {
     /// Iterations submitted, remembered while the session is lent out.
     shown_iteration: usize,
     /// Data changed since the plots were last drawn (one flag per plot, in `plots::PLOTS` order).
-    pub dirty: [bool; 6],
+    pub dirty: [bool; PLOT_COUNT],
+    /// The κ sweep, once started.
+    pub sweep: Option<Sweep>,
+    /// Deepest network of the sweep.
+    pub sweep_max_depth: usize,
+    /// Seeds per sweep point.
+    pub sweep_seeds: u64,
+    /// κ of every PC run every this many iterations (0: never).
+    pub kappa_every: usize,
+    /// κ over training, per PC rule.
+    pub kappa: Vec<(&'static str, Vec<(usize, Extremes)>)>,
+    kappa_jobs: VecDeque<(&'static str, usize, KappaJob)>,
+    capture_pending: bool,
 }
 
 thread_local! {
@@ -195,7 +253,14 @@ pub fn install(cfg: PageConfig, problems: Vec<String>) {
         no_webgpu: None,
         throughput: (0.0, 0, String::new()),
         shown_iteration: 0,
-        dirty: [true; 6],
+        dirty: [true; PLOT_COUNT],
+        sweep: None,
+        sweep_max_depth: 32,
+        sweep_seeds: 3,
+        kappa_every: 100,
+        kappa: Vec::new(),
+        kappa_jobs: VecDeque::new(),
+        capture_pending: false,
     };
     r.view_rule = r.default_view_rule();
     for p in problems {
@@ -227,7 +292,7 @@ impl Runner {
 
     /// Marks every plot for redrawing.
     pub fn touch(&mut self) {
-        self.dirty = [true; 6];
+        self.dirty = [true; PLOT_COUNT];
     }
 
     /// New settings: rates and `T` apply to the running networks, anything else rebuilds them.
@@ -261,6 +326,9 @@ impl Runner {
         self.generation += 1;
         self.lent = false;
         self.switch_pending = false;
+        self.capture_pending = false;
+        self.kappa.clear();
+        self.kappa_jobs.clear();
         self.shown_iteration = 0;
         self.session = None;
         self.reveal = None;
@@ -361,8 +429,11 @@ impl Runner {
             let (ev, due) = session.train();
             events.extend(ev);
             self.steps_requested = self.steps_requested.saturating_sub(1);
-            if due {
-                eval_due = true;
+            let kappa_due = self.kappa_every > 0 && session.iteration() % self.kappa_every == 0;
+            // κ is measured at this iteration's activities: nothing may be submitted after it.
+            self.capture_pending |= kappa_due;
+            if due || kappa_due {
+                eval_due = due;
                 break;
             }
         }
@@ -374,7 +445,167 @@ impl Runner {
         self.file(events);
         if eval_due {
             self.start_eval();
+        } else if self.capture_pending {
+            self.start_capture();
         }
+    }
+
+    /// Lanczos work for at most [`CONDITIONING_BUDGET_MS`]: κ of training runs first, then the sweep.
+    pub fn work_conditioning(&mut self) {
+        let deadline = now_ms() + CONDITIONING_BUDGET_MS;
+        let more = || now_ms() < deadline;
+        while more() {
+            if let Some((rule, at, job)) = self.kappa_jobs.front_mut() {
+                if let Some(e) = job.advance(more) {
+                    let (rule, at) = (*rule, *at);
+                    self.kappa_jobs.pop_front();
+                    match self.kappa.iter_mut().find(|k| k.0 == rule) {
+                        Some(k) => k.1.push((at, e)),
+                        None => self.kappa.push((rule, vec![(at, e)])),
+                    }
+                    self.dirty[7] = true;
+                }
+                continue;
+            }
+            let Some(data) = self.data.as_ref().map(|d| d.0.clone()) else { return };
+            let Some(sw) = self.sweep.as_mut() else { return };
+            if sw.job.is_none() {
+                let Some(&(scheme, depth, seed)) = sw.tasks.get(sw.next) else { return };
+                match KappaJob::at_init(scheme.arch(sw.width, depth, sw.act), seed, &data, PAGE_LANCZOS) {
+                    Ok(job) => sw.job = Some(job),
+                    Err(e) => {
+                        sw.next = sw.tasks.len();
+                        self.message("error", format!("the κ sweep stopped: {e}"));
+                        return;
+                    }
+                }
+            }
+            if let Some(e) = sw.job.as_mut().and_then(|j| j.advance(more)) {
+                let (scheme, depth, _) = sw.tasks[sw.next];
+                sw.results.push(SweepPoint { scheme, depth, extremes: e });
+                sw.job = None;
+                sw.next += 1;
+                self.dirty[6] = true;
+                if sw.next == sw.tasks.len() {
+                    self.message("info", "the κ sweep is complete");
+                }
+            }
+        }
+    }
+
+    /// Starts (or restarts) the κ-against-depth sweep at the page's width and activation.
+    pub fn start_sweep(&mut self) {
+        if self.data.is_none() {
+            self.message("warn", "the κ sweep starts once MNIST has loaded");
+            return;
+        }
+        let depths: Vec<usize> = (0..).map(|k| 1usize << k).take_while(|&h| h <= self.sweep_max_depth).collect();
+        let mut tasks = Vec::new();
+        for &h in &depths {
+            for scheme in Scheme::ALL {
+                for seed in 0..self.sweep_seeds {
+                    tasks.push((scheme, h, seed));
+                }
+            }
+        }
+        self.sweep = Some(Sweep {
+            width: self.cfg.width,
+            act: self.cfg.act,
+            tasks,
+            next: 0,
+            job: None,
+            results: Vec::new(),
+            cancelled: false,
+        });
+        self.dirty[6] = true;
+    }
+
+    /// Stops the sweep, keeping the points it has.
+    pub fn cancel_sweep(&mut self) {
+        if let Some(sw) = self.sweep.as_mut() {
+            sw.cancelled = true;
+            sw.job = None;
+            sw.next = sw.tasks.len();
+        }
+    }
+
+    /// True while the sweep has work left.
+    pub fn sweep_running(&self) -> bool {
+        self.sweep.as_ref().is_some_and(|s| s.next < s.tasks.len())
+    }
+
+    /// κ of every PC run at initialisation, at the feedforward activities of the first sample of
+    /// the first batch (the weights every backend starts from are drawn the same way).
+    fn queue_init_kappa(&mut self) {
+        let Some(s) = self.session.as_ref() else { return };
+        if self.kappa_every == 0 {
+            return;
+        }
+        let (x, y) = s.first_sample();
+        let (x, y) = (to_f64(&x), to_f64(&y));
+        let jobs: Vec<_> = s
+            .runs
+            .iter()
+            .filter(|r| r.settings.rule.is_pc())
+            .map(|r| {
+                (
+                    r.name(),
+                    KappaJob::at_feedforward(s.config.arch(r.settings.rule), s.config.seed, &x, &y, PAGE_LANCZOS),
+                )
+            })
+            .collect();
+        for (rule, job) in jobs {
+            match job {
+                Ok(job) => self.kappa_jobs.push_back((rule, 0, job)),
+                Err(e) => self.message("error", format!("κ of {rule} at initialisation: {e}")),
+            }
+        }
+    }
+
+    /// Downloads every PC run's weights and post-inference activities (the GPU's, asynchronously)
+    /// and queues κ at the batch's first sample.
+    fn start_capture(&mut self) {
+        self.capture_pending = false;
+        let Some(session) = self.session.take() else { return };
+        self.lent = true;
+        self.shown_iteration = session.iteration();
+        let generation = self.generation;
+        wasm_bindgen_futures::spawn_local(async move {
+            let iteration = session.iteration();
+            let mut captured = Vec::new();
+            let mut failures = Vec::new();
+            if let Some((x, y)) = session.last_sample.clone() {
+                for run in session.runs.iter().filter(|r| r.settings.rule.is_pc() && r.is_running()) {
+                    let got = match &run.backend {
+                        Backend::Gpu(m) => match (m.network().await, m.activities().await) {
+                            (Ok(net), Ok(z)) => Ok((net, z)),
+                            (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
+                        },
+                        Backend::Cpu(m) => Ok((m.net.clone(), m.z.clone())),
+                    };
+                    match got.and_then(|(net, z)| {
+                        let z: Vec<Mat<f32>> = z.iter().map(|m| m.range_rows(0, 1)).collect();
+                        KappaJob::of_f32(&net, &x, &y, &z, 0, PAGE_LANCZOS)
+                    }) {
+                        Ok(job) => captured.push((run.name(), iteration, job)),
+                        Err(e) => failures.push(format!("κ of {} at iteration {iteration}: {e}", run.name())),
+                    }
+                }
+            }
+            with(|r| {
+                if r.generation == generation {
+                    r.session = Some(session);
+                    r.lent = false;
+                    r.kappa_jobs.extend(captured);
+                    for f in failures {
+                        r.message("error", f);
+                    }
+                    if std::mem::take(&mut r.switch_pending) {
+                        r.switch_param();
+                    }
+                }
+            });
+        });
     }
 
     fn measure(&mut self, now: f64) {
@@ -452,6 +683,8 @@ impl Runner {
                     r.file(events);
                     if std::mem::take(&mut r.switch_pending) {
                         r.switch_param();
+                    } else if r.capture_pending {
+                        r.start_capture();
                     }
                 }
             });
@@ -478,7 +711,18 @@ impl Runner {
                         Some(RunStatus::Diverged { iteration }) => format!("diverged at {iteration}"),
                         Some(RunStatus::Failed { iteration, message }) => format!("failed at {iteration}: {message}"),
                     };
-                    RuleRow { name: rule.name(), label: rule.label(), accuracy, loss, state }
+                    let kappa = rule.is_pc().then(|| {
+                        let latest = self.kappa.iter().find(|k| k.0 == rule.name()).and_then(|k| k.1.last());
+                        match latest {
+                            Some((at, e)) => format!(
+                                "{:.3e} (λ_min {:.2e}, λ_max {:.2e}; iteration {at})",
+                                e.kappa, e.lambda_min, e.lambda_max
+                            ),
+                            None if self.kappa_every == 0 => "off".into(),
+                            None => "computing…".into(),
+                        }
+                    });
+                    RuleRow { name: rule.name(), label: rule.label(), accuracy, loss, state, kappa }
                 })
                 .collect()
         };
@@ -529,6 +773,29 @@ impl Runner {
             no_webgpu: self.no_webgpu.clone(),
             inference,
             ready: s.is_some(),
+            sweep: self.sweep_text(),
+            sweep_running: self.sweep_running(),
+        }
+    }
+}
+
+impl Runner {
+    fn sweep_text(&self) -> String {
+        let Some(sw) = self.sweep.as_ref() else { return String::new() };
+        let total = sw.tasks.len();
+        let done = sw.results.len();
+        if sw.cancelled {
+            return format!("cancelled after {done} of {total} networks");
+        }
+        match sw.tasks.get(sw.next) {
+            Some((scheme, h, seed)) => {
+                let its = sw.job.as_ref().map_or(0, |j| j.iterations());
+                format!(
+                    "{done} / {total} networks · now {scheme} H={h} seed {seed} (N={}, {} Lanczos iterations)",
+                    sw.width, its
+                )
+            }
+            None => format!("done: {total} networks at N={}, {}", sw.width, sw.act.name()),
         }
     }
 }
@@ -560,6 +827,7 @@ pub fn spawn_build(generation: u64, cfg: PageConfig, data: (Arc<Mnist>, Arc<Mat<
                     r.session = Some(s);
                     r.phase = "ready".into();
                     r.throughput = (0.0, 0, String::new());
+                    r.queue_init_kappa();
                     r.touch();
                 }
                 Err(e) => {
