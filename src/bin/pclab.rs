@@ -50,6 +50,9 @@ struct LanczosArgs {
     /// Most Lanczos iterations
     #[arg(long, default_value_t = 3000)]
     max_iter: usize,
+    /// Solve densely (all eigenvalues, float64) up to this N·H; Lanczos above
+    #[arg(long, default_value_t = conditioning::DENSE_UP_TO)]
+    dense_up_to: usize,
 }
 
 impl LanczosArgs {
@@ -86,6 +89,9 @@ struct HessianArgs {
     /// Print one JSON object
     #[arg(long)]
     json: bool,
+    /// At initialisation with Lanczos: print the estimates every this many iterations on stderr
+    #[arg(long, value_name = "K")]
+    trace: Option<usize>,
 }
 
 #[derive(Args)]
@@ -571,12 +577,20 @@ fn check_size(width: usize, depth: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn extremes_json(scheme: &str, width: usize, depth: usize, seed: u64, e: &Extremes, ms: f64) -> serde_json::Value {
+fn extremes_json(
+    scheme: &str,
+    width: usize,
+    depth: usize,
+    seed: u64,
+    e: &Extremes,
+    ms: f64,
+    dense: usize,
+) -> serde_json::Value {
     json!({
         "param": scheme, "width": width, "depth": depth, "seed": seed, "kappa": e.kappa,
         "lambda_min": e.lambda_min, "lambda_max": e.lambda_max, "iterations": e.iterations,
         "residual_min": e.residual_min, "residual_max": e.residual_max, "converged": e.converged,
-        "method": if width * depth <= conditioning::DENSE_UP_TO { "dense" } else { "lanczos" }, "ms": ms,
+        "method": if width * depth <= dense { "dense" } else { "lanczos" }, "ms": ms,
     })
 }
 
@@ -588,8 +602,27 @@ fn hessian(a: HessianArgs) -> Result<(), String> {
     let data = load_data(&None)?;
     let arch = scheme.arch(a.width, a.depth, act);
     let t0 = Instant::now();
-    let e = if a.iters == 0 {
-        conditioning::at_init(arch, a.seed, &data, cfg)?
+    let e = if let (0, Some(every), true) = (a.iters, a.trace, a.width * a.depth > a.lanczos.dense_up_to) {
+        let mut job = conditioning::KappaJob::at_init(arch, a.seed, &data, cfg)?;
+        loop {
+            let done = job.advance(|| false);
+            if let Some(e) = job.estimate().filter(|_| job.iterations() % every.max(1) == 0 || done.is_some()) {
+                eprintln!(
+                    "iteration {:5}: λ_min {:.6e} (residual {:.1e}), λ_max {:.6e} (residual {:.1e}), κ {:.4e}",
+                    job.iterations(),
+                    e.lambda_min,
+                    e.residual_min,
+                    e.lambda_max,
+                    e.residual_max,
+                    e.kappa
+                );
+            }
+            if let Some(e) = done {
+                break e;
+            }
+        }
+    } else if a.iters == 0 {
+        conditioning::at_init(arch, a.seed, &data, cfg, a.lanczos.dense_up_to)?
     } else {
         let rule = Rule::Pc(arch.param);
         let rs = RuleSettings::new(rule);
@@ -606,11 +639,11 @@ fn hessian(a: HessianArgs) -> Result<(), String> {
                 return Err(format!("training diverged at iteration {}", i + 1));
             }
         }
-        conditioning::of_model(&model, &x, &y, cfg)?
+        conditioning::of_model(&model, &x, &y, cfg, a.lanczos.dense_up_to)?
     };
     let ms = t0.elapsed().as_secs_f64() * 1e3;
     if a.json {
-        println!("{}", extremes_json(scheme.name(), a.width, a.depth, a.seed, &e, ms));
+        println!("{}", extremes_json(scheme.name(), a.width, a.depth, a.seed, &e, ms, a.lanczos.dense_up_to));
     } else {
         let at = if a.iters == 0 { "at initialisation".to_string() } else { format!("after {} iterations", a.iters) };
         println!(
@@ -652,10 +685,10 @@ fn sweep_kappa(a: SweepArgs) -> Result<(), String> {
             for &h in &a.depths {
                 for &seed in &a.seeds {
                     let t0 = Instant::now();
-                    let e = conditioning::at_init(scheme.arch(w, h, act), seed, &data, cfg)?;
+                    let e = conditioning::at_init(scheme.arch(w, h, act), seed, &data, cfg, a.lanczos.dense_up_to)?;
                     let ms = t0.elapsed().as_secs_f64() * 1e3;
                     if a.json {
-                        println!("{}", extremes_json(scheme.name(), w, h, seed, &e, ms));
+                        println!("{}", extremes_json(scheme.name(), w, h, seed, &e, ms, a.lanczos.dense_up_to));
                     } else {
                         println!(
                             "{:<10} {w:>5} {h:>5} {seed:>5} {:>12.4e} {:>12.4e} {:>12.4e} {:>6}",

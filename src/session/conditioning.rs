@@ -11,7 +11,7 @@ use crate::pcn::{Activation, Arch, Mat, Network, Param};
 use std::fmt;
 use std::str::FromStr;
 
-/// Largest `N·H` whose Hessian is solved densely; larger ones use Lanczos.
+/// Largest `N·H` whose Hessian is solved densely by default; larger ones use Lanczos.
 pub const DENSE_UP_TO: usize = 1024;
 
 /// The three networks the paper compares.
@@ -86,26 +86,40 @@ fn at(
     z: &[Mat<f64>],
     row: usize,
     cfg: LanczosConfig,
+    dense_up_to: usize,
 ) -> Result<Extremes, String> {
     let p = HessianPoint::new(net, x, y, z, row);
-    extremes(net, &p, DENSE_UP_TO, cfg)
+    extremes(net, &p, dense_up_to, cfg)
 }
 
-/// κ at initialisation (weights from `seed`) at the feedforward activities of training image 0.
-pub fn at_init(arch: Arch, seed: u64, data: &Mnist, cfg: LanczosConfig) -> Result<Extremes, String> {
+/// κ at initialisation (weights from `seed`) at the feedforward activities of training image 0;
+/// dense eigenvalues when `N·H ≤ dense_up_to`, else Lanczos.
+pub fn at_init(
+    arch: Arch,
+    seed: u64,
+    data: &Mnist,
+    cfg: LanczosConfig,
+    dense_up_to: usize,
+) -> Result<Extremes, String> {
     let net: Network<f64> = Network::init(arch, seed);
     let (x, y) = data.train.batch::<f64>(&[0]);
     let z = forward(&net, &x).0;
-    at(&net, &x, &y, &z, 0, cfg)
+    at(&net, &x, &y, &z, 0, cfg, dense_up_to)
 }
 
 /// κ of a PC model after its last [`Model::train_step`] on `(x, y)`: its post-inference
 /// activities of the batch's first sample, with the just-updated weights.
-pub fn of_model(model: &Model<f32>, x: &Mat<f32>, y: &Mat<f32>, cfg: LanczosConfig) -> Result<Extremes, String> {
+pub fn of_model(
+    model: &Model<f32>,
+    x: &Mat<f32>,
+    y: &Mat<f32>,
+    cfg: LanczosConfig,
+    dense_up_to: usize,
+) -> Result<Extremes, String> {
     let net =
         Network::from_weights(model.net.arch, model.net.scalings, model.net.weights.iter().map(to_f64).collect())?;
     let z: Vec<Mat<f64>> = model.z.iter().map(to_f64).collect();
-    at(&net, &to_f64(x), &to_f64(y), &z, 0, cfg)
+    at(&net, &to_f64(x), &to_f64(y), &z, 0, cfg, dense_up_to)
 }
 
 /// One κ computation that can be advanced a little at a time (Lanczos iterations), owning its
@@ -170,6 +184,11 @@ impl KappaJob {
         self.lanczos.iterations()
     }
 
+    /// The latest estimate (after the first iteration).
+    pub fn estimate(&self) -> Option<&Extremes> {
+        self.lanczos.estimate.as_ref()
+    }
+
     /// Runs Lanczos iterations while `more()` says so; the result when finished.
     pub fn advance(&mut self, mut more: impl FnMut() -> bool) -> Option<Extremes> {
         let (net, point) = (&self.net, &self.point);
@@ -195,7 +214,7 @@ mod tests {
         y.data[3] = 1.0;
         let z = forward(&net, &x).0;
         let cfg = LanczosConfig { tol: 1e-9, ..Default::default() };
-        let whole = at(&net, &x, &y, &z, 0, LanczosConfig { ..cfg }).expect("dense");
+        let whole = at(&net, &x, &y, &z, 0, cfg, DENSE_UP_TO).expect("dense");
         let mut job = KappaJob::new(net, &x, &y, &z, 0, cfg).expect("job");
         let mut slices = 0;
         let got = loop {
