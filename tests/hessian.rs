@@ -184,3 +184,116 @@ fn the_linear_sanity_table_of_spec_8_holds_at_width_16() {
         assert!(got[1] > got[2] && got[2] > got[0], "H={h}: ordering sp > mupc > sp_noskip broken: {got:?}");
     }
 }
+
+fn gpu() -> Option<std::sync::Arc<pclab::gpu::GpuContext>> {
+    match pclab::session::backend::shared_gpu() {
+        Ok(c) => Some(c),
+        Err(e) if std::env::var("PCLAB_REQUIRE_GPU").as_deref() == Ok("1") => {
+            panic!("PCLAB_REQUIRE_GPU=1 but no GPU: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping GPU test: {e}");
+            None
+        }
+    }
+}
+
+fn to_f32(m: &Mat<f64>) -> Mat<f32> {
+    Mat { rows: m.rows, cols: m.cols, data: m.data.iter().map(|&v| v as f32).collect() }
+}
+
+fn net_f32(net: &Network<f64>) -> Network<f32> {
+    Network::from_weights(net.arch, net.scalings, net.weights.iter().map(to_f32).collect()).expect("weights")
+}
+
+/// The f32 point of one sample (row 0 of single-row `z`).
+fn point_f32(net: &Network<f32>, x: &Mat<f64>, y: &Mat<f64>, z: &[Mat<f64>]) -> (Vec<Mat<f32>>, HessianPoint<f32>) {
+    let z32: Vec<Mat<f32>> = z.iter().map(to_f32).collect();
+    let p = HessianPoint::new(net, &to_f32(x), &to_f32(y), &z32, 0);
+    (z32, p)
+}
+
+#[test]
+fn every_fixture_matches_on_the_gpu() {
+    let Some(ctx) = gpu() else { return };
+    for path in fixtures() {
+        let fx = load(&path);
+        let name = fx["name"].as_str().unwrap_or("?").to_string();
+        let net64: Network<f64> = network(&fx, "weights");
+        let net = net_f32(&net64);
+        let (x, y): (Mat<f64>, Mat<f64>) = (mat(&fx["x"]), mat(&fx["y"]));
+        let (z, p) = point_f32(&net, &x, &y, &mats(&fx["activities"]));
+        let hvp = pclab::gpu::GpuHvp::new(ctx.clone(), &net, &z, &[p]).expect("GPU Hessian");
+        let probe: Vec<f32> = floats(&fx["probe"]).iter().map(|&v| v as f32).collect();
+        let hv: Vec<f64> = pollster::block_on(hvp.apply(&probe)).expect("product").iter().map(|&v| v as f64).collect();
+        let e_hvp = rel_err(&hv, &floats(&fx["hessian_times_probe"]));
+        // Lanczos over the GPU's f32 products (orchestrated in f64 on the CPU).
+        let cfg = LanczosConfig { tol: 1e-6, ..LanczosConfig::default() };
+        let lz = pclab::pcn::hessian::lanczos(
+            hvp.len(),
+            |v, out| {
+                let v32: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+                let r = pollster::block_on(hvp.apply(&v32)).expect("product");
+                out.iter_mut().zip(r).for_each(|(o, x)| *o = x as f64);
+            },
+            cfg,
+        )
+        .expect("Lanczos");
+        let (lo, hi, k) = (f(&fx["lambda_min"]), f(&fx["lambda_max"]), f(&fx["kappa"]));
+        let e_lz = [(lz.lambda_min - lo) / lo.abs(), (lz.lambda_max - hi) / hi.abs(), (lz.kappa - k) / k]
+            .iter()
+            .fold(0.0f64, |m, v| m.max(v.abs()));
+        let worst = e_hvp.max(e_lz);
+        println!(
+            "fixture {name} gpu ok kappa={:.6e} max_rel_err={worst:.1e} (hvp {e_hvp:.1e}, Lanczos {e_lz:.1e} in {} iterations)",
+            lz.kappa, lz.iterations
+        );
+        assert!(e_hvp <= 1e-5, "{name}: GPU Hessian-vector product off by {e_hvp:e}");
+        assert!(e_lz <= 1e-4, "{name}: GPU Lanczos extremes off by {e_lz:e}: {lz:?}");
+    }
+}
+
+#[test]
+fn the_gpu_product_equals_the_cpu_one_on_odd_sizes_deep_stacks_and_batches() {
+    let Some(ctx) = gpu() else { return };
+    let cases = [
+        (Activation::Tanh, Param::Mupc, true, 7, 5, 3),
+        (Activation::Relu, Param::Sp, true, 33, 1, 1),
+        (Activation::Gelu, Param::Mupc, true, 16, 64, 2),
+        (Activation::Silu, Param::Sp, false, 5, 3, 37),
+        (Activation::LeakyRelu, Param::Mupc, true, 40, 9, 5),
+    ];
+    for (act, param, skips, width, hidden, batch) in cases {
+        let arch = Arch { input: 11, width, hidden, output: 4, act, skips, param };
+        let net64: Network<f64> = Network::init(arch, 5);
+        let net = net_f32(&net64);
+        let x = Mat::from_vec(batch, 11, (0..batch * 11).map(|i| ((i as f64) * 0.37).sin()).collect()).expect("x");
+        let mut y = Mat::zeros(batch, 4);
+        (0..batch).for_each(|s| y.data[s * 4 + s % 4] = 1.0);
+        // Relaxed activities, so the errors and the φ'' term are not zero.
+        let mut z = pclab::pcn::forward::forward(&net64, &x).0;
+        let mut ws = pclab::pcn::energy::Workspace::new(&net64, batch);
+        ws.set_input(&net64, &x);
+        infer(&net64, &y, &mut z, &mut ws, 0.3, 3, false, |_, _| {});
+        let z32: Vec<Mat<f32>> = z.iter().map(to_f32).collect();
+        let (x32, y32) = (to_f32(&x), to_f32(&y));
+        let points: Vec<HessianPoint<f32>> = (0..batch).map(|s| HessianPoint::new(&net, &x32, &y32, &z32, s)).collect();
+        let gpu = pclab::gpu::GpuHvp::new(ctx.clone(), &net, &z32, &points).expect("GPU Hessian");
+        let (n, d) = (width, width * hidden);
+        let v: Vec<f32> = (0..gpu.len()).map(|i| ((i as f32) * 0.61).cos()).collect();
+        let got = pollster::block_on(gpu.apply(&v)).expect("product");
+        for s in 0..batch {
+            // Sample s's slice of the stacked (H, B, N) layout, and the CPU's product in f64.
+            let pick = |all: &[f32]| -> Vec<f64> {
+                (0..hidden)
+                    .flat_map(|l| all[(l * batch + s) * n..(l * batch + s + 1) * n].iter().map(|&x| x as f64))
+                    .collect()
+            };
+            let p64 = HessianPoint::new(&net64, &x, &y, &z, s);
+            let want = hvp(&net64, &p64, &pick(&v));
+            let err = rel_err(&pick(&got), &want);
+            assert_eq!(want.len(), d);
+            assert!(err <= 2e-5, "{act:?} N={width} H={hidden} B={batch} sample {s}: relative error {err:e}");
+        }
+    }
+}

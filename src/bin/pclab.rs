@@ -92,6 +92,9 @@ struct HessianArgs {
     /// At initialisation with Lanczos: print the estimates every this many iterations on stderr
     #[arg(long, value_name = "K")]
     trace: Option<usize>,
+    /// Where the Hessian-vector products run: cpu (float64) or gpu (f32 kernels; Lanczos in f64)
+    #[arg(long, default_value = "cpu")]
+    backend: String,
 }
 
 #[derive(Args)]
@@ -602,7 +605,20 @@ fn hessian(a: HessianArgs) -> Result<(), String> {
     let data = load_data(&None)?;
     let arch = scheme.arch(a.width, a.depth, act);
     let t0 = Instant::now();
-    let e = if let (0, Some(every), true) = (a.iters, a.trace, a.width * a.depth > a.lanczos.dense_up_to) {
+    let backend: BackendKind = a.backend.parse().map_err(|e: pclab::config::ConfigError| e.to_string())?;
+    let e = if backend == BackendKind::Gpu {
+        let ctx = pclab::session::backend::shared_gpu().map_err(|e| e.to_string())?;
+        let (net, x, y, z) = if a.iters == 0 {
+            let net: pclab::pcn::Network<f32> = pclab::pcn::Network::init(arch, a.seed);
+            let (x, y) = data.train.batch::<f32>(&[0]);
+            let z = pclab::pcn::forward::forward(&net, &x).0;
+            (net, x, y, z)
+        } else {
+            let (model, x, y) = train_pc(arch, a.seed, a.depth, a.iters, &data)?;
+            (model.net, x, y, model.z)
+        };
+        conditioning::on_gpu(ctx, &net, &x, &y, &z, cfg)?
+    } else if let (0, Some(every), true) = (a.iters, a.trace, a.width * a.depth > a.lanczos.dense_up_to) {
         let mut job = conditioning::KappaJob::at_init(arch, a.seed, &data, cfg)?;
         loop {
             let done = job.advance(|| false);
@@ -624,26 +640,16 @@ fn hessian(a: HessianArgs) -> Result<(), String> {
     } else if a.iters == 0 {
         conditioning::at_init(arch, a.seed, &data, cfg, a.lanczos.dense_up_to)?
     } else {
-        let rule = Rule::Pc(arch.param);
-        let rs = RuleSettings::new(rule);
-        let learning = pclab::pcn::train::Learning::Pc { eta_z: rs.eta_z, steps: a.depth };
-        let net = pclab::pcn::Network::init(arch, a.seed);
-        let mut model = pclab::pcn::train::Model::new(net, learning, rs.lr, Default::default());
-        let mut batcher = pclab::data::Batcher::new(data.train.len(), 64, a.seed);
-        let (mut x, mut y) = data.train.batch::<f32>(batcher.next_indices());
-        for i in 0..a.iters {
-            if i > 0 {
-                (x, y) = data.train.batch::<f32>(batcher.next_indices());
-            }
-            if !model.train_step(&x, &y).finite {
-                return Err(format!("training diverged at iteration {}", i + 1));
-            }
-        }
+        let (model, x, y) = train_pc(arch, a.seed, a.depth, a.iters, &data)?;
         conditioning::of_model(&model, &x, &y, cfg, a.lanczos.dense_up_to)?
     };
     let ms = t0.elapsed().as_secs_f64() * 1e3;
     if a.json {
-        println!("{}", extremes_json(scheme.name(), a.width, a.depth, a.seed, &e, ms, a.lanczos.dense_up_to));
+        // The GPU path is always Lanczos.
+        let dense = if backend == BackendKind::Gpu { 0 } else { a.lanczos.dense_up_to };
+        let mut v = extremes_json(scheme.name(), a.width, a.depth, a.seed, &e, ms, dense);
+        v["backend"] = json!(a.backend);
+        println!("{v}");
     } else {
         let at = if a.iters == 0 { "at initialisation".to_string() } else { format!("after {} iterations", a.iters) };
         println!(
@@ -662,6 +668,29 @@ fn hessian(a: HessianArgs) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// A trained model with its last batch `(x, y)`.
+type Trained = (pclab::pcn::train::Model<f32>, pclab::pcn::Mat<f32>, pclab::pcn::Mat<f32>);
+
+/// A PC model of `arch` trained `iters` iterations (default rates, `T = H`, `B = 64`), with the
+/// last batch.
+fn train_pc(arch: pclab::pcn::Arch, seed: u64, steps: usize, iters: usize, data: &Mnist) -> Result<Trained, String> {
+    let rs = RuleSettings::new(Rule::Pc(arch.param));
+    let learning = pclab::pcn::train::Learning::Pc { eta_z: rs.eta_z, steps };
+    let net = pclab::pcn::Network::init(arch, seed);
+    let mut model = pclab::pcn::train::Model::new(net, learning, rs.lr, Default::default());
+    let mut batcher = pclab::data::Batcher::new(data.train.len(), 64, seed);
+    let (mut x, mut y) = data.train.batch::<f32>(batcher.next_indices());
+    for i in 0..iters {
+        if i > 0 {
+            (x, y) = data.train.batch::<f32>(batcher.next_indices());
+        }
+        if !model.train_step(&x, &y).finite {
+            return Err(format!("training diverged at iteration {}", i + 1));
+        }
+    }
+    Ok((model, x, y))
 }
 
 fn sweep_kappa(a: SweepArgs) -> Result<(), String> {

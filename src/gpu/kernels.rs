@@ -49,6 +49,12 @@ pub mod binding {
     pub const LABELS: u32 = 14;
     /// Count of correct predictions.
     pub const CORRECT: u32 = 15;
+    /// `hvp.wgsl`: the vector `v` of a Hessian-vector product.
+    pub const HV_V: u32 = 16;
+    /// `hvp.wgsl`: the curvature term `c_k`.
+    pub const HV_CURV: u32 = 17;
+    /// `hvp.wgsl`: the product `H v`.
+    pub const HV_OUT: u32 = 18;
 }
 
 /// A compute pipeline with its bind-group layout and the storage bindings it takes.
@@ -87,6 +93,10 @@ pub struct Kernels {
     pub adam: Kernel,
     /// Norms of the weights and of the update, per matrix (bindings: w, m, v, stats).
     pub adam_stats: Kernel,
+    /// Hessian-vector product, first stage: `u_l` of every layer.
+    pub hvp_u: Kernel,
+    /// Hessian-vector product, last stage: `(Hv)_k` of every hidden layer.
+    pub hvp_out: Kernel,
 }
 
 fn kernel(
@@ -170,7 +180,7 @@ impl Kernels {
                 source: wgpu::ShaderSource::Wgsl(src.into()),
             })
         };
-        let (pc, adam) = (module("pc"), module("adam"));
+        let (pc, adam, hvp) = (module("pc"), module("adam"), module("hvp"));
         let (tile, tile_k) = tile_sizes();
         let pc_consts: &[(&str, f64)] = &[("WG", ELEMENTWISE_WG as f64), ("TM", tile as f64), ("TK", tile_k as f64)];
         let adam_consts: &[(&str, f64)] = &[("WG", ELEMENTWISE_WG as f64)];
@@ -186,6 +196,8 @@ impl Kernels {
             accuracy: kernel(device, &pc, pc_consts, "accuracy", &[YHAT, LABELS, CORRECT]),
             adam: kernel(device, &adam, adam_consts, "adam", &[1, 2, 3, 4]),
             adam_stats: kernel(device, &adam, adam_consts, "adam_stats", &[1, 3, 4, 5]),
+            hvp_u: kernel(device, &hvp, pc_consts, "hvp_u", &[Z, W1, WH, WO, E, HV_V]),
+            hvp_out: kernel(device, &hvp, pc_consts, "hvp_out", &[Z, E, BACK, HV_V, HV_CURV, HV_OUT]),
         };
         match scope.pop().await {
             Some(e) => Err(GpuError::Shader(e.to_string())),

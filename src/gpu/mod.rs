@@ -11,6 +11,7 @@
 
 mod context;
 mod error;
+mod hvp;
 mod kernels;
 pub mod layout;
 mod model;
@@ -18,6 +19,7 @@ pub mod shaders;
 
 pub use context::GpuContext;
 pub use error::GpuError;
+pub use hvp::GpuHvp;
 pub use model::{GpuModel, DISPATCHES_PER_INFERENCE_STEP};
 
 /// One μPC iteration of a small seeded network on the GPU and on the CPU reference, compared:

@@ -105,16 +105,16 @@ pub struct GpuModel {
     done: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-fn bytes_f32(n: usize) -> u64 {
+pub(super) fn bytes_f32(n: usize) -> u64 {
     (n.max(1) * 4) as u64
 }
 
-const STORAGE: wgpu::BufferUsages =
+pub(super) const STORAGE: wgpu::BufferUsages =
     wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_DST).union(wgpu::BufferUsages::COPY_SRC);
-const UNIFORM: wgpu::BufferUsages = wgpu::BufferUsages::UNIFORM.union(wgpu::BufferUsages::COPY_DST);
-const READBACK: wgpu::BufferUsages = wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
+pub(super) const UNIFORM: wgpu::BufferUsages = wgpu::BufferUsages::UNIFORM.union(wgpu::BufferUsages::COPY_DST);
+pub(super) const READBACK: wgpu::BufferUsages = wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
 
-fn new_buffer(dev: &wgpu::Device, label: &str, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+pub(super) fn new_buffer(dev: &wgpu::Device, label: &str, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
     dev.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false })
 }
 
@@ -124,14 +124,14 @@ fn stats_len(a: &Arch) -> usize {
 }
 
 /// Elements of `W_1`, of all of `W_2 … W_H`, and of `W_L`: the three weight buffers.
-fn matrix_sizes(a: &Arch) -> [usize; 3] {
+pub(super) fn matrix_sizes(a: &Arch) -> [usize; 3] {
     let (n, d, o, h) = (a.width, a.input, a.output, a.hidden);
     [n * d, (h - 1) * n * n, o * n]
 }
 
 /// A bind group for `kernel`: the `Params` table at binding 0 (one slot, chosen per dispatch by
 /// dynamic offset), then each of the kernel's storage bindings from `buffer`.
-fn bind_group<'b>(
+pub(super) fn bind_group<'b>(
     dev: &wgpu::Device,
     params: &wgpu::Buffer,
     kernel: &Kernel,
@@ -156,8 +156,29 @@ fn bind_group<'b>(
     dev.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &kernel.layout, entries: &entries })
 }
 
+/// Maps a staging buffer and copies its floats out (natively the device is polled until the
+/// map completes; on the web the browser completes it and nothing blocks).
+pub(super) async fn read_mapped(ctx: &GpuContext, staging: &wgpu::Buffer) -> Result<Vec<f32>, GpuError> {
+    let (tx, rx) = futures_channel::oneshot::channel();
+    staging.map_async(wgpu::MapMode::Read, .., move |r| {
+        let _ = tx.send(r);
+    });
+    #[cfg(not(target_arch = "wasm32"))]
+    ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Readback(e.to_string()))?;
+    rx.await
+        .map_err(|_| GpuError::Readback("the map callback was dropped".into()))?
+        .map_err(|e| GpuError::Readback(e.to_string()))?;
+    let data = {
+        let view = staging.get_mapped_range(..).map_err(|e| GpuError::Readback(e.to_string()))?;
+        bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+    };
+    staging.unmap();
+    ctx.check_lost()?;
+    Ok(data)
+}
+
 /// `Params` slots laid out at [`PARAMS_STRIDE`] for a uniform table.
-fn pack_params(slots: &[Params]) -> Vec<u8> {
+pub(super) fn pack_params(slots: &[Params]) -> Vec<u8> {
     let mut table = vec![0u8; slots.len() * PARAMS_STRIDE as usize];
     for (i, s) in slots.iter().enumerate() {
         let at = i * PARAMS_STRIDE as usize;
@@ -466,7 +487,7 @@ impl GpuModel {
         pack_params(&slots)
     }
 
-    fn dispatch(
+    pub(super) fn dispatch(
         pass: &mut wgpu::ComputePass<'_>,
         k: &Kernel,
         g: &wgpu::BindGroup,
@@ -712,25 +733,8 @@ impl GpuModel {
         }
     }
 
-    /// Maps a staging buffer and copies its floats out (natively the device is polled until the
-    /// map completes; on the web the browser completes it and nothing blocks).
     async fn read_mapped(&self, staging: &wgpu::Buffer) -> Result<Vec<f32>, GpuError> {
-        let (tx, rx) = futures_channel::oneshot::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
-        #[cfg(not(target_arch = "wasm32"))]
-        self.ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Readback(e.to_string()))?;
-        rx.await
-            .map_err(|_| GpuError::Readback("the map callback was dropped".into()))?
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
-        let data = {
-            let view = staging.get_mapped_range(..).map_err(|e| GpuError::Readback(e.to_string()))?;
-            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
-        };
-        staging.unmap();
-        self.ctx.check_lost()?;
-        Ok(data)
+        read_mapped(&self.ctx, staging).await
     }
 
     /// Reads `len` floats of a storage buffer back.

@@ -7,8 +7,14 @@ pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
 pub const PC: &str = include_str!("../../shaders/pc.wgsl");
 /// `adam.wgsl`: Adam.
 pub const ADAM: &str = include_str!("../../shaders/adam.wgsl");
+/// `hvp.wgsl`: the inference Hessian's vector product (after `pc.wgsl`, whose helpers it shares).
+pub const HVP: &str = include_str!("../../shaders/hvp.wgsl");
 
 /// Every kernel module by name, as compiled (common prefix included).
 pub fn modules() -> Vec<(&'static str, String)> {
-    vec![("pc", format!("{COMMON}\n{PC}")), ("adam", format!("{COMMON}\n{ADAM}"))]
+    vec![
+        ("pc", format!("{COMMON}\n{PC}")),
+        ("adam", format!("{COMMON}\n{ADAM}")),
+        ("hvp", format!("{COMMON}\n{PC}\n{HVP}")),
+    ]
 }

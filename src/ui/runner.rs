@@ -715,8 +715,11 @@ impl Runner {
                         let latest = self.kappa.iter().find(|k| k.0 == rule.name()).and_then(|k| k.1.last());
                         match latest {
                             Some((at, e)) => format!(
-                                "{:.3e} (λ_min {:.2e}, λ_max {:.2e}; iteration {at})",
-                                e.kappa, e.lambda_min, e.lambda_max
+                                "{:.3e} (λ_min {:.2e}, λ_max {:.2e}; iteration {at}{})",
+                                e.kappa,
+                                e.lambda_min,
+                                e.lambda_max,
+                                if e.converged { "" } else { "; not converged: a lower bound" }
                             ),
                             None if self.kappa_every == 0 => "off".into(),
                             None => "computing…".into(),
@@ -795,7 +798,18 @@ impl Runner {
                     sw.width, its
                 )
             }
-            None => format!("done: {total} networks at N={}, {}", sw.width, sw.act.name()),
+            None => {
+                let loose = sw.results.iter().filter(|p| !p.extremes.converged).count();
+                let note = if loose > 0 {
+                    format!(
+                        "; {loose} did not reach 1 % in {} Lanczos iterations, so their κ is a lower bound",
+                        PAGE_LANCZOS.max_iter
+                    )
+                } else {
+                    String::new()
+                };
+                format!("done: {total} networks at N={}, {}{note}", sw.width, sw.act.name())
+            }
         }
     }
 }
