@@ -24,6 +24,9 @@ use std::sync::Arc;
 const PAGE_LANCZOS: LanczosConfig = LanczosConfig { max_iter: 400, tol: 1e-2, seed: 0 };
 /// Milliseconds of conditioning work (Lanczos iterations) per animation frame.
 const CONDITIONING_BUDGET_MS: f64 = 6.0;
+/// Largest Hessian (`N·H`) the page analyses: the Lanczos basis of a 16 384-dimensional Hessian
+/// already takes 52 MB; larger ones are for `pclab hessian`.
+pub const PAGE_MAX_HESSIAN: usize = 128 * 128;
 /// Plots on the page (the runner's dirty flags).
 pub const PLOT_COUNT: usize = 8;
 
@@ -216,6 +219,7 @@ pub struct Runner {
     pub kappa: Vec<(&'static str, Vec<(usize, Extremes)>)>,
     kappa_jobs: VecDeque<(&'static str, usize, KappaJob)>,
     capture_pending: bool,
+    kappa_too_large_said: bool,
 }
 
 thread_local! {
@@ -261,6 +265,7 @@ pub fn install(cfg: PageConfig, problems: Vec<String>) {
         kappa: Vec::new(),
         kappa_jobs: VecDeque::new(),
         capture_pending: false,
+        kappa_too_large_said: false,
     };
     r.view_rule = r.default_view_rule();
     for p in problems {
@@ -327,6 +332,7 @@ impl Runner {
         self.lent = false;
         self.switch_pending = false;
         self.capture_pending = false;
+        self.kappa_too_large_said = false;
         self.kappa.clear();
         self.kappa_jobs.clear();
         self.shown_iteration = 0;
@@ -499,7 +505,14 @@ impl Runner {
             self.message("warn", "the κ sweep starts once MNIST has loaded");
             return;
         }
-        let depths: Vec<usize> = (0..).map(|k| 1usize << k).take_while(|&h| h <= self.sweep_max_depth).collect();
+        let cap = (PAGE_MAX_HESSIAN / self.cfg.width.max(1)).min(self.sweep_max_depth);
+        if cap < self.sweep_max_depth {
+            self.message(
+                "warn",
+                format!("the sweep stops at H = {cap}: N·H is limited to {PAGE_MAX_HESSIAN} in the page"),
+            );
+        }
+        let depths: Vec<usize> = (0..).map(|k| 1usize << k).take_while(|&h| h <= cap).collect();
         let mut tasks = Vec::new();
         for &h in &depths {
             for scheme in Scheme::ALL {
@@ -520,6 +533,23 @@ impl Runner {
         self.dirty[6] = true;
     }
 
+    /// True when κ of the page's network fits the page; otherwise says so once.
+    fn hessian_fits(&mut self) -> bool {
+        let dim = self.cfg.width * self.cfg.depth;
+        if dim <= PAGE_MAX_HESSIAN {
+            return true;
+        }
+        if self.kappa_every != 0 && !std::mem::replace(&mut self.kappa_too_large_said, true) {
+            self.message(
+                "warn",
+                format!(
+                    "κ during training is off: N·H = {dim} is beyond the page's {PAGE_MAX_HESSIAN}; `pclab hessian` computes it"
+                ),
+            );
+        }
+        false
+    }
+
     /// Stops the sweep, keeping the points it has.
     pub fn cancel_sweep(&mut self) {
         if let Some(sw) = self.sweep.as_mut() {
@@ -537,10 +567,10 @@ impl Runner {
     /// κ of every PC run at initialisation, at the feedforward activities of the first sample of
     /// the first batch (the weights every backend starts from are drawn the same way).
     fn queue_init_kappa(&mut self) {
-        let Some(s) = self.session.as_ref() else { return };
-        if self.kappa_every == 0 {
+        if self.kappa_every == 0 || !self.hessian_fits() {
             return;
         }
+        let Some(s) = self.session.as_ref() else { return };
         let (x, y) = s.first_sample();
         let (x, y) = (to_f64(&x), to_f64(&y));
         let jobs: Vec<_> = s
@@ -566,6 +596,9 @@ impl Runner {
     /// and queues κ at the batch's first sample.
     fn start_capture(&mut self) {
         self.capture_pending = false;
+        if !self.hessian_fits() {
+            return;
+        }
         let Some(session) = self.session.take() else { return };
         self.lent = true;
         self.shown_iteration = session.iteration();
