@@ -9,26 +9,13 @@
 mod common;
 
 use common::*;
-use pclab::gpu::{GpuContext, GpuModel, DISPATCHES_PER_INFERENCE_STEP};
+use pclab::gpu::{GpuModel, DISPATCHES_PER_INFERENCE_STEP};
 use pclab::pcn::learn::AdamConfig;
 use pclab::pcn::network::seeded_rng;
 use pclab::pcn::train::{Learning, Model};
 use pclab::pcn::{Activation, Arch, Mat, Network, Param};
 use rand_distr::{Distribution, StandardNormal};
 use std::sync::Arc;
-
-fn gpu() -> Option<Arc<GpuContext>> {
-    match pclab::session::backend::shared_gpu() {
-        Ok(c) => Some(c),
-        Err(e) if std::env::var("PCLAB_REQUIRE_GPU").as_deref() == Ok("1") => {
-            panic!("PCLAB_REQUIRE_GPU=1 but no GPU: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping GPU test: {e}");
-            None
-        }
-    }
-}
 
 fn block<T>(f: impl std::future::Future<Output = T>) -> T {
     pollster::block_on(f)

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{f, floats, json_files, load, mat, mats, network, shared_reference};
+use common::{f, floats, gpu, json_files, load, mat, mats, network, shared_reference};
 use pclab::pcn::hessian::{dense_hessian, eigenvalues, extremes, hvp, kappa, HessianPoint, LanczosConfig};
 use pclab::pcn::infer::infer;
 use pclab::pcn::{Activation, Arch, Mat, Network, Param};
@@ -182,19 +182,6 @@ fn the_linear_sanity_table_of_spec_8_holds_at_width_16() {
             assert!(g / w <= 2.0 && w / g <= 2.0, "H={h} {what}: κ {g:e}, the spec says {w:e}");
         }
         assert!(got[1] > got[2] && got[2] > got[0], "H={h}: ordering sp > mupc > sp_noskip broken: {got:?}");
-    }
-}
-
-fn gpu() -> Option<std::sync::Arc<pclab::gpu::GpuContext>> {
-    match pclab::session::backend::shared_gpu() {
-        Ok(c) => Some(c),
-        Err(e) if std::env::var("PCLAB_REQUIRE_GPU").as_deref() == Ok("1") => {
-            panic!("PCLAB_REQUIRE_GPU=1 but no GPU: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping GPU test: {e}");
-            None
-        }
     }
 }
 

@@ -78,6 +78,11 @@ pub fn to_f64(m: &Mat<f32>) -> Mat<f64> {
     Mat { rows: m.rows, cols: m.cols, data: m.data.iter().map(|&v| v as f64).collect() }
 }
 
+/// A copy of an `f32` network in `f64`.
+pub fn net_f64(net: &Network<f32>) -> Result<Network<f64>, String> {
+    Network::from_weights(net.arch, net.scalings, net.weights.iter().map(to_f64).collect())
+}
+
 /// The extremes at `z` for sample `row` of `(x, y)`.
 fn at(
     net: &Network<f64>,
@@ -116,8 +121,7 @@ pub fn of_model(
     cfg: LanczosConfig,
     dense_up_to: usize,
 ) -> Result<Extremes, String> {
-    let net =
-        Network::from_weights(model.net.arch, model.net.scalings, model.net.weights.iter().map(to_f64).collect())?;
+    let net = net_f64(&model.net)?;
     let z: Vec<Mat<f64>> = model.z.iter().map(to_f64).collect();
     at(&net, &to_f64(x), &to_f64(y), &z, 0, cfg, dense_up_to)
 }
@@ -211,7 +215,7 @@ impl KappaJob {
         row: usize,
         cfg: LanczosConfig,
     ) -> Result<Self, String> {
-        let net64 = Network::from_weights(net.arch, net.scalings, net.weights.iter().map(to_f64).collect())?;
+        let net64 = net_f64(net)?;
         let z: Vec<Mat<f64>> = z.iter().map(to_f64).collect();
         Self::new(net64, &to_f64(x), &to_f64(y), &z, row, cfg)
     }

@@ -163,3 +163,18 @@ impl Checker {
         self.values(what, &[got], &[want], tol);
     }
 }
+
+/// The process's GPU; `None` (the test skips) when there is none, unless `PCLAB_REQUIRE_GPU=1`,
+/// where a missing adapter fails the test.
+pub fn gpu() -> Option<std::sync::Arc<pclab::gpu::GpuContext>> {
+    match pclab::session::backend::shared_gpu() {
+        Ok(c) => Some(c),
+        Err(e) if std::env::var("PCLAB_REQUIRE_GPU").as_deref() == Ok("1") => {
+            panic!("PCLAB_REQUIRE_GPU=1 but no GPU: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping GPU test: {e}");
+            None
+        }
+    }
+}
