@@ -156,18 +156,36 @@ pub(super) fn bind_group<'b>(
     dev.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &kernel.layout, entries: &entries })
 }
 
+/// Polls that [`read_mapped`] and [`GpuModel::ready_reports`] allow for a map callback to fire.
+#[cfg(not(target_arch = "wasm32"))]
+const MAX_POLLS: usize = 1000;
+
 /// Maps a staging buffer and copies its floats out (natively the device is polled until the
 /// map completes; on the web the browser completes it and nothing blocks).
 pub(super) async fn read_mapped(ctx: &GpuContext, staging: &wgpu::Buffer) -> Result<Vec<f32>, GpuError> {
-    let (tx, rx) = futures_channel::oneshot::channel();
+    #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
+    let (tx, mut rx) = futures_channel::oneshot::channel();
     staging.map_async(wgpu::MapMode::Read, .., move |r| {
         let _ = tx.send(r);
     });
+    let dropped = || GpuError::Readback("the map callback was dropped".into());
+    // Natively the callback fires inside a poll — not always the first one after the work is
+    // done — so poll until it has; on the web the browser fires it and this awaits.
     #[cfg(not(target_arch = "wasm32"))]
-    ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Readback(e.to_string()))?;
-    rx.await
-        .map_err(|_| GpuError::Readback("the map callback was dropped".into()))?
-        .map_err(|e| GpuError::Readback(e.to_string()))?;
+    let outcome = {
+        let mut outcome = None;
+        for _ in 0..MAX_POLLS {
+            ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Readback(e.to_string()))?;
+            if let Some(r) = rx.try_recv().map_err(|_| dropped())? {
+                outcome = Some(r);
+                break;
+            }
+        }
+        outcome.ok_or_else(|| GpuError::Readback(format!("no map callback after {MAX_POLLS} polls")))?
+    };
+    #[cfg(target_arch = "wasm32")]
+    let outcome = rx.await.map_err(|_| dropped())?;
+    outcome.map_err(|e| GpuError::Readback(e.to_string()))?;
     let data = {
         let view = staging.get_mapped_range(..).map_err(|e| GpuError::Readback(e.to_string()))?;
         bytemuck::cast_slice::<u8, f32>(&view).to_vec()
@@ -629,10 +647,20 @@ impl GpuModel {
     }
 
     #[cfg(not(target_arch = "wasm32"))]
-    fn wait_oldest(&self) -> Result<(), GpuError> {
-        if let Some(p) = self.pending.front() {
+    fn wait_oldest(&mut self) -> Result<(), GpuError> {
+        for _ in 0..MAX_POLLS {
+            let Some(p) = self.pending.front_mut() else { return Ok(()) };
+            if p.landed.is_some() {
+                return Ok(());
+            }
             let wait = wgpu::PollType::Wait { submission_index: Some(p.submission.clone()), timeout: None };
             self.ctx.device.poll(wait).map_err(|e| GpuError::Readback(e.to_string()))?;
+            // The callback may fire on a later poll than the one that saw the work finish.
+            match p.mapped.try_recv() {
+                Ok(None) => continue,
+                Ok(Some(r)) => p.landed = Some(r),
+                Err(_) => p.landed = Some(Err(wgpu::BufferAsyncError)),
+            }
         }
         Ok(())
     }
@@ -672,6 +700,17 @@ impl GpuModel {
                 wgpu::PollType::Poll
             };
             self.ctx.device.poll(poll).map_err(|e| GpuError::Readback(e.to_string()))?;
+            self.collect_landed()?;
+            // A map callback can fire on a later poll than the one that saw its work finish.
+            let mut polls = 0;
+            while wait && !self.pending.is_empty() && polls < MAX_POLLS {
+                self.ctx
+                    .device
+                    .poll(wgpu::PollType::wait_indefinitely())
+                    .map_err(|e| GpuError::Readback(e.to_string()))?;
+                self.collect_landed()?;
+                polls += 1;
+            }
         }
         #[cfg(target_arch = "wasm32")]
         let _ = wait;
