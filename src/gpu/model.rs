@@ -156,9 +156,17 @@ pub(super) fn bind_group<'b>(
     dev.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &kernel.layout, entries: &entries })
 }
 
-/// Polls that [`read_mapped`] and [`GpuModel::ready_reports`] allow for a map callback to fire.
+/// Polls that [`read_mapped`] and [`GpuModel::ready_reports`] allow for a map callback to fire,
+/// a millisecond apart: with several threads on one device, another thread's poll may be the one
+/// running our callback.
 #[cfg(not(target_arch = "wasm32"))]
-const MAX_POLLS: usize = 1000;
+const MAX_POLLS: usize = 20_000;
+
+/// Lets another thread's poll finish running callbacks (native only).
+#[cfg(not(target_arch = "wasm32"))]
+fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(1));
+}
 
 /// Maps a staging buffer and copies its floats out (natively the device is polled until the
 /// map completes; on the web the browser completes it and nothing blocks).
@@ -180,6 +188,7 @@ pub(super) async fn read_mapped(ctx: &GpuContext, staging: &wgpu::Buffer) -> Res
                 outcome = Some(r);
                 break;
             }
+            settle();
         }
         outcome.ok_or_else(|| GpuError::Readback(format!("no map callback after {MAX_POLLS} polls")))?
     };
@@ -657,7 +666,7 @@ impl GpuModel {
             self.ctx.device.poll(wait).map_err(|e| GpuError::Readback(e.to_string()))?;
             // The callback may fire on a later poll than the one that saw the work finish.
             match p.mapped.try_recv() {
-                Ok(None) => continue,
+                Ok(None) => settle(),
                 Ok(Some(r)) => p.landed = Some(r),
                 Err(_) => p.landed = Some(Err(wgpu::BufferAsyncError)),
             }
@@ -704,6 +713,7 @@ impl GpuModel {
             // A map callback can fire on a later poll than the one that saw its work finish.
             let mut polls = 0;
             while wait && !self.pending.is_empty() && polls < MAX_POLLS {
+                settle();
                 self.ctx
                     .device
                     .poll(wgpu::PollType::wait_indefinitely())
