@@ -214,18 +214,10 @@ fn every_fixture_matches_on_the_gpu() {
         let probe: Vec<f32> = floats(&fx["probe"]).iter().map(|&v| v as f32).collect();
         let hv: Vec<f64> = pollster::block_on(hvp.apply(&probe)).expect("product").iter().map(|&v| v as f64).collect();
         let e_hvp = rel_err(&hv, &floats(&fx["hessian_times_probe"]));
-        // Lanczos over the GPU's f32 products (orchestrated in f64 on the CPU).
-        let cfg = LanczosConfig { tol: 1e-6, ..LanczosConfig::default() };
-        let lz = pclab::pcn::hessian::lanczos(
-            hvp.len(),
-            |v, out| {
-                let v32: Vec<f32> = v.iter().map(|&x| x as f32).collect();
-                let r = pollster::block_on(hvp.apply(&v32)).expect("product");
-                out.iter_mut().zip(r).for_each(|(o, x)| *o = x as f64);
-            },
-            cfg,
-        )
-        .expect("Lanczos");
+        // Lanczos entirely on the GPU (f32 vector operations; the tridiagonal on the CPU).
+        let cfg = LanczosConfig { tol: 1e-5, ..LanczosConfig::default() };
+        let mut run = pclab::gpu::GpuLanczos::new(hvp, cfg).expect("GPU Lanczos");
+        let lz = pollster::block_on(run.run()).expect("Lanczos").remove(0);
         let (lo, hi, k) = (f(&fx["lambda_min"]), f(&fx["lambda_max"]), f(&fx["kappa"]));
         let e_lz = [(lz.lambda_min - lo) / lo.abs(), (lz.lambda_max - hi) / hi.abs(), (lz.kappa - k) / k]
             .iter()
@@ -237,6 +229,56 @@ fn every_fixture_matches_on_the_gpu() {
         );
         assert!(e_hvp <= 1e-5, "{name}: GPU Hessian-vector product off by {e_hvp:e}");
         assert!(e_lz <= 1e-4, "{name}: GPU Lanczos extremes off by {e_lz:e}: {lz:?}");
+    }
+}
+
+#[test]
+fn gpu_lanczos_runs_per_sample_problems_side_by_side_and_agrees_with_dense_eigenvalues() {
+    let Some(ctx) = gpu() else { return };
+    let cases = [
+        (Activation::Tanh, Param::Mupc, true, 7, 5, 3),
+        (Activation::Relu, Param::Sp, true, 9, 4, 5),
+        (Activation::Gelu, Param::Mupc, true, 16, 6, 2),
+        (Activation::Silu, Param::Sp, false, 5, 3, 4),
+        (Activation::Linear, Param::Mupc, true, 33, 2, 1),
+    ];
+    for (act, param, skips, width, hidden, batch) in cases {
+        let arch = Arch { input: 11, width, hidden, output: 4, act, skips, param };
+        let net64: Network<f64> = Network::init(arch, 8);
+        let net = net_f32(&net64);
+        let x = Mat::from_vec(batch, 11, (0..batch * 11).map(|i| ((i as f64) * 0.53).cos()).collect()).expect("x");
+        let mut y = Mat::zeros(batch, 4);
+        (0..batch).for_each(|s| y.data[s * 4 + (s + 1) % 4] = 1.0);
+        let mut z = pclab::pcn::forward::forward(&net64, &x).0;
+        let mut ws = pclab::pcn::energy::Workspace::new(&net64, batch);
+        ws.set_input(&net64, &x);
+        infer(&net64, &y, &mut z, &mut ws, 0.2, 2, false, |_, _| {});
+        let z32: Vec<Mat<f32>> = z.iter().map(to_f32).collect();
+        let (x32, y32) = (to_f32(&x), to_f32(&y));
+        let points: Vec<HessianPoint<f32>> = (0..batch).map(|s| HessianPoint::new(&net, &x32, &y32, &z32, s)).collect();
+        let hvp = pclab::gpu::GpuHvp::new(ctx.clone(), &net, &z32, &points).expect("GPU Hessian");
+        let cfg = LanczosConfig { tol: 1e-5, seed: 3, ..LanczosConfig::default() };
+        let mut run = pclab::gpu::GpuLanczos::new(hvp, cfg).expect("GPU Lanczos");
+        let got = pollster::block_on(run.run()).expect("Lanczos");
+        assert_eq!(got.len(), batch);
+        for (s, e) in got.iter().enumerate() {
+            // Each sample's own problem, dense in f64 on the CPU.
+            let p64 = HessianPoint::new(&net64, &x, &y, &z, s);
+            let want = pclab::pcn::hessian::Extremes::of_spectrum(
+                &eigenvalues(&dense_hessian(&net64, &p64), p64.dim()).expect("eigenvalues"),
+            );
+            let scale = want.lambda_max.abs().max(want.lambda_min.abs());
+            let err =
+                ((e.lambda_min - want.lambda_min).abs() / scale).max((e.lambda_max - want.lambda_max).abs() / scale);
+            println!(
+                "{act:?} N={width} H={hidden} B={batch} sample {s}: λ_min {:.6e} ({:.6e}), λ_max {:.6e} ({:.6e}), {} iterations, error {err:.1e}",
+                e.lambda_min, want.lambda_min, e.lambda_max, want.lambda_max, e.iterations
+            );
+            assert!(e.iterations <= p64.dim(), "more iterations than the dimension");
+            assert!(err <= 1e-5, "{act:?} N={width} H={hidden} B={batch} sample {s}: {e:?} against {want:?}");
+            let k_err = (e.kappa - want.kappa).abs() / want.kappa;
+            assert!(k_err <= 1e-3, "sample {s}: κ {} against {}", e.kappa, want.kappa);
+        }
     }
 }
 

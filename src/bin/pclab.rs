@@ -92,9 +92,12 @@ struct HessianArgs {
     /// At initialisation with Lanczos: print the estimates every this many iterations on stderr
     #[arg(long, value_name = "K")]
     trace: Option<usize>,
-    /// Where the Hessian-vector products run: cpu (float64) or gpu (f32 kernels; Lanczos in f64)
+    /// Where it runs: cpu (float64) or gpu (f32 kernels: Hessian-vector products and Lanczos)
     #[arg(long, default_value = "cpu")]
     backend: String,
+    /// With --backend gpu: κ at each of the first K samples of the batch, as K problems side by side
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    samples: usize,
 }
 
 #[derive(Args)]
@@ -606,18 +609,21 @@ fn hessian(a: HessianArgs) -> Result<(), String> {
     let arch = scheme.arch(a.width, a.depth, act);
     let t0 = Instant::now();
     let backend: BackendKind = a.backend.parse().map_err(|e: pclab::config::ConfigError| e.to_string())?;
-    let e = if backend == BackendKind::Gpu {
+    let all = if backend == BackendKind::Gpu {
         let ctx = pclab::session::backend::shared_gpu().map_err(|e| e.to_string())?;
         let (net, x, y, z) = if a.iters == 0 {
             let net: pclab::pcn::Network<f32> = pclab::pcn::Network::init(arch, a.seed);
-            let (x, y) = data.train.batch::<f32>(&[0]);
+            let rows: Vec<usize> = (0..a.samples.clamp(1, 1024)).collect();
+            let (x, y) = data.train.batch::<f32>(&rows);
             let z = pclab::pcn::forward::forward(&net, &x).0;
             (net, x, y, z)
         } else {
             let (model, x, y) = train_pc(arch, a.seed, a.depth, a.iters, &data)?;
             (model.net, x, y, model.z)
         };
-        conditioning::on_gpu(ctx, &net, &x, &y, &z, cfg)?
+        conditioning::on_gpu(ctx, &net, &x, &y, &z, a.samples, cfg)?
+    } else if a.samples != 1 {
+        return Err(format!("--samples {} needs --backend gpu (the CPU computes sample 0 only)", a.samples));
     } else if let (0, Some(every), true) = (a.iters, a.trace, a.width * a.depth > a.lanczos.dense_up_to) {
         let mut job = conditioning::KappaJob::at_init(arch, a.seed, &data, cfg)?;
         loop {
@@ -634,26 +640,30 @@ fn hessian(a: HessianArgs) -> Result<(), String> {
                 );
             }
             if let Some(e) = done {
-                break e;
+                break vec![e];
             }
         }
     } else if a.iters == 0 {
-        conditioning::at_init(arch, a.seed, &data, cfg, a.lanczos.dense_up_to)?
+        vec![conditioning::at_init(arch, a.seed, &data, cfg, a.lanczos.dense_up_to)?]
     } else {
         let (model, x, y) = train_pc(arch, a.seed, a.depth, a.iters, &data)?;
-        conditioning::of_model(&model, &x, &y, cfg, a.lanczos.dense_up_to)?
+        vec![conditioning::of_model(&model, &x, &y, cfg, a.lanczos.dense_up_to)?]
     };
     let ms = t0.elapsed().as_secs_f64() * 1e3;
-    if a.json {
-        // The GPU path is always Lanczos.
-        let dense = if backend == BackendKind::Gpu { 0 } else { a.lanczos.dense_up_to };
-        let mut v = extremes_json(scheme.name(), a.width, a.depth, a.seed, &e, ms, dense);
-        v["backend"] = json!(a.backend);
-        println!("{v}");
-    } else {
-        let at = if a.iters == 0 { "at initialisation".to_string() } else { format!("after {} iterations", a.iters) };
+    // The GPU path is always Lanczos.
+    let dense = if backend == BackendKind::Gpu { 0 } else { a.lanczos.dense_up_to };
+    let at = if a.iters == 0 { "at initialisation".to_string() } else { format!("after {} iterations", a.iters) };
+    for (s, e) in all.iter().enumerate() {
+        if a.json {
+            let mut v = extremes_json(scheme.name(), a.width, a.depth, a.seed, e, ms, dense);
+            v["backend"] = json!(a.backend);
+            v["sample"] = json!(s);
+            println!("{v}");
+            continue;
+        }
+        let sample = if all.len() > 1 { format!(" sample {s}") } else { String::new() };
         println!(
-            "{scheme} N={} H={} {} {at}: κ = {:.4e}, λ_min = {:.4e} (residual {:.1e}), λ_max = {:.4e} (residual {:.1e}); {} iterations{}, {:.0} ms",
+            "{scheme} N={} H={} {} {at}{sample}: κ = {:.4e}, λ_min = {:.4e} (residual {:.1e}), λ_max = {:.4e} (residual {:.1e}); {} iterations{}, {:.0} ms",
             a.width,
             a.depth,
             act.name(),

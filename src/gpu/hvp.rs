@@ -127,24 +127,49 @@ impl GpuHvp {
         self.len() == 0
     }
 
+    /// Records the product's three dispatches: `H v` from the `v` buffer into the `out` buffer.
+    pub(super) fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        let (a, b, k) = (&self.arch, self.batch, &self.kernels);
+        let tiles = |v: usize| v.div_ceil(k.tile as usize);
+        let (n, h, o) = (a.width, a.hidden, a.output);
+        let mut count = 0;
+        GpuModel::dispatch(pass, &k.hvp_u, &self.groups[0], 0, [tiles(n.max(o)), tiles(b), h + 1], &mut count);
+        GpuModel::dispatch(pass, &k.back_project, &self.groups[1], 0, [tiles(n), tiles(b), h], &mut count);
+        let elems = (b * n).div_ceil(ELEMENTWISE_WG as usize).clamp(1, 64);
+        GpuModel::dispatch(pass, &k.hvp_out, &self.groups[2], 0, [elems, 1, h], &mut count);
+    }
+
+    /// The product's input buffer (`v`) and output buffer (`H v`), `N·H·B` floats each.
+    pub(super) fn io(&self) -> (&wgpu::Buffer, &wgpu::Buffer) {
+        (&self.v, &self.out)
+    }
+
+    /// The context the product runs on.
+    pub(super) fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+
+    /// `B`: the independent samples.
+    pub fn samples(&self) -> usize {
+        self.batch
+    }
+
+    /// `(N, H)`.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.arch.width, self.arch.hidden)
+    }
+
     /// `H v` for every sample at once (layout of [`GpuHvp::len`]).
     pub async fn apply(&self, v: &[f32]) -> Result<Vec<f32>, GpuError> {
         if v.len() != self.len() {
             return Err(GpuError::Unsupported(format!("v has {} entries, expected N·H·B = {}", v.len(), self.len())));
         }
-        let (a, b, k) = (&self.arch, self.batch, &self.kernels);
         self.ctx.queue.write_buffer(&self.v, 0, bytemuck::cast_slice(v));
         let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("hvp") });
         {
             let mut pass =
                 enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("hvp"), timestamp_writes: None });
-            let tiles = |v: usize| v.div_ceil(k.tile as usize);
-            let (n, h, o) = (a.width, a.hidden, a.output);
-            let mut count = 0;
-            GpuModel::dispatch(&mut pass, &k.hvp_u, &self.groups[0], 0, [tiles(n.max(o)), tiles(b), h + 1], &mut count);
-            GpuModel::dispatch(&mut pass, &k.back_project, &self.groups[1], 0, [tiles(n), tiles(b), h], &mut count);
-            let elems = (b * n).div_ceil(ELEMENTWISE_WG as usize).clamp(1, 64);
-            GpuModel::dispatch(&mut pass, &k.hvp_out, &self.groups[2], 0, [elems, 1, h], &mut count);
+            self.record(&mut pass);
         }
         enc.copy_buffer_to_buffer(&self.out, 0, &self.read, 0, None);
         self.ctx.queue.submit([enc.finish()]);

@@ -55,6 +55,12 @@ pub mod binding {
     pub const HV_CURV: u32 = 17;
     /// `hvp.wgsl`: the product `H v`.
     pub const HV_OUT: u32 = 18;
+    /// `lanczos.wgsl`: the Lanczos basis `q_0 … q_k`.
+    pub const LZ_BASIS: u32 = 19;
+    /// `lanczos.wgsl`: the reorthogonalisation coefficients.
+    pub const LZ_COEF: u32 = 20;
+    /// `lanczos.wgsl`: the tridiagonal's α and β.
+    pub const LZ_AB: u32 = 21;
 }
 
 /// A compute pipeline with its bind-group layout and the storage bindings it takes.
@@ -97,6 +103,14 @@ pub struct Kernels {
     pub hvp_u: Kernel,
     /// Hessian-vector product, last stage: `(Hv)_k` of every hidden layer.
     pub hvp_out: Kernel,
+    /// Lanczos: inner products of the basis with `w`.
+    pub lz_dots: Kernel,
+    /// Lanczos: `w` minus its projection on the basis.
+    pub lz_orth: Kernel,
+    /// Lanczos: `β = ‖w‖`.
+    pub lz_norm: Kernel,
+    /// Lanczos: the next basis vector.
+    pub lz_next: Kernel,
 }
 
 fn kernel(
@@ -180,10 +194,10 @@ impl Kernels {
                 source: wgpu::ShaderSource::Wgsl(src.into()),
             })
         };
-        let (pc, adam, hvp) = (module("pc"), module("adam"), module("hvp"));
+        let (pc, adam, hvp, lz) = (module("pc"), module("adam"), module("hvp"), module("lanczos"));
         let (tile, tile_k) = tile_sizes();
         let pc_consts: &[(&str, f64)] = &[("WG", ELEMENTWISE_WG as f64), ("TM", tile as f64), ("TK", tile_k as f64)];
-        let adam_consts: &[(&str, f64)] = &[("WG", ELEMENTWISE_WG as f64)];
+        let wg_consts: &[(&str, f64)] = &[("WG", ELEMENTWISE_WG as f64)];
         let kernels = Kernels {
             tile,
             forward: kernel(device, &pc, pc_consts, "forward", &[IO, Z, W1, WH, WO, YHAT]),
@@ -194,10 +208,14 @@ impl Kernels {
             bp_back: kernel(device, &pc, pc_consts, "bp_back", &[Z, W1, WH, WO, E]),
             act_rms: kernel(device, &pc, pc_consts, "act_rms", &[Z, STATS]),
             accuracy: kernel(device, &pc, pc_consts, "accuracy", &[YHAT, LABELS, CORRECT]),
-            adam: kernel(device, &adam, adam_consts, "adam", &[1, 2, 3, 4]),
-            adam_stats: kernel(device, &adam, adam_consts, "adam_stats", &[1, 3, 4, 5]),
+            adam: kernel(device, &adam, wg_consts, "adam", &[1, 2, 3, 4]),
+            adam_stats: kernel(device, &adam, wg_consts, "adam_stats", &[1, 3, 4, 5]),
             hvp_u: kernel(device, &hvp, pc_consts, "hvp_u", &[Z, W1, WH, WO, E, HV_V]),
             hvp_out: kernel(device, &hvp, pc_consts, "hvp_out", &[Z, E, BACK, HV_V, HV_CURV, HV_OUT]),
+            lz_dots: kernel(device, &lz, wg_consts, "lz_dots", &[HV_OUT, LZ_BASIS, LZ_COEF, LZ_AB]),
+            lz_orth: kernel(device, &lz, wg_consts, "lz_orth", &[HV_OUT, LZ_BASIS, LZ_COEF]),
+            lz_norm: kernel(device, &lz, wg_consts, "lz_norm", &[HV_OUT, LZ_AB]),
+            lz_next: kernel(device, &lz, wg_consts, "lz_next", &[HV_V, HV_OUT, LZ_BASIS, LZ_AB]),
         };
         match scope.pop().await {
             Some(e) => Err(GpuError::Shader(e.to_string())),

@@ -13,6 +13,7 @@ mod context;
 mod error;
 mod hvp;
 mod kernels;
+mod lanczos;
 pub mod layout;
 mod model;
 pub mod shaders;
@@ -20,6 +21,7 @@ pub mod shaders;
 pub use context::GpuContext;
 pub use error::GpuError;
 pub use hvp::GpuHvp;
+pub use lanczos::{GpuLanczos, CHECK_EVERY};
 pub use model::{GpuModel, DISPATCHES_PER_INFERENCE_STEP};
 
 /// One μPC iteration of a small seeded network on the GPU and on the CPU reference, compared:

@@ -9,6 +9,8 @@ pub const PC: &str = include_str!("../../shaders/pc.wgsl");
 pub const ADAM: &str = include_str!("../../shaders/adam.wgsl");
 /// `hvp.wgsl`: the inference Hessian's vector product (after `pc.wgsl`, whose helpers it shares).
 pub const HVP: &str = include_str!("../../shaders/hvp.wgsl");
+/// `lanczos.wgsl`: Lanczos's vector operations over `hvp.wgsl`'s products.
+pub const LANCZOS: &str = include_str!("../../shaders/lanczos.wgsl");
 
 /// Every kernel module by name, as compiled (common prefix included).
 pub fn modules() -> Vec<(&'static str, String)> {
@@ -16,5 +18,6 @@ pub fn modules() -> Vec<(&'static str, String)> {
         ("pc", format!("{COMMON}\n{PC}")),
         ("adam", format!("{COMMON}\n{ADAM}")),
         ("hvp", format!("{COMMON}\n{PC}\n{HVP}")),
+        ("lanczos", format!("{COMMON}\n{LANCZOS}")),
     ]
 }

@@ -214,10 +214,7 @@ impl Lanczos {
         if dim == 0 {
             return Err("the operator has dimension 0".into());
         }
-        let mut rng = seeded_rng(cfg.seed, 0x1a4c205);
-        let mut q: Vec<f64> = (0..dim).map(|_| StandardNormal.sample(&mut rng)).collect();
-        let norm = dot(&q, &q).sqrt();
-        q.iter_mut().for_each(|v| *v /= norm);
+        let q = start_vector(dim, cfg.seed);
         let max_iter = cfg.max_iter.clamp(1, dim);
         Ok(Lanczos {
             cfg,
@@ -250,21 +247,38 @@ impl Lanczos {
             }
         }
         let b = dot(&self.w, &self.w).sqrt();
-        let scale = self.alpha.iter().chain(&self.beta).fold(0.0f64, |m, v| m.max(v.abs())).max(f64::MIN_POSITIVE);
-        let invariant = b <= 1e-12 * scale;
-        let last = j + 1 == self.max_iter;
-        let ext = ritz_extremes(&self.alpha, &self.beta, if invariant { 0.0 } else { b });
-        let tol = self.cfg.tol;
-        let done = invariant
-            || (ext.residual_min <= tol * ext.lambda_min.abs() && ext.residual_max <= tol * ext.lambda_max.abs());
-        self.estimate = Some(Extremes { converged: done, ..ext });
-        if done || last {
+        let ext = assess(&self.alpha, &self.beta, b, 1e-12, self.cfg.tol);
+        let done = ext.converged;
+        self.estimate = Some(ext);
+        if done || j + 1 == self.max_iter {
             return self.estimate.clone();
         }
         self.beta.push(b);
         self.basis.push(self.w.iter().map(|v| v / b).collect());
         None
     }
+}
+
+/// The estimate after a Lanczos iteration: `alpha` (α_0 … α_j) and `beta` (β_0 … β_{j−1}) are the
+/// tridiagonal so far, `next_beta` the norm of the new residual vector. The Krylov space counts as
+/// invariant when `next_beta ≤ invariant · max |T|` (the precision of the arithmetic that built it);
+/// converged when that, or each extreme's residual is at most `tol · |θ|`.
+pub fn assess(alpha: &[f64], beta: &[f64], next_beta: f64, invariant: f64, tol: f64) -> Extremes {
+    let scale = alpha.iter().chain(beta).fold(0.0f64, |m, v| m.max(v.abs())).max(f64::MIN_POSITIVE);
+    let stopped = next_beta <= invariant * scale;
+    let ext = ritz_extremes(alpha, beta, if stopped { 0.0 } else { next_beta });
+    let converged =
+        stopped || (ext.residual_min <= tol * ext.lambda_min.abs() && ext.residual_max <= tol * ext.lambda_max.abs());
+    Extremes { converged, ..ext }
+}
+
+/// The unit start vector of a Lanczos run with `seed` (the same in [`Lanczos`] and on the GPU).
+pub fn start_vector(dim: usize, seed: u64) -> Vec<f64> {
+    let mut rng = seeded_rng(seed, 0x1a4c205);
+    let mut q: Vec<f64> = (0..dim).map(|_| StandardNormal.sample(&mut rng)).collect();
+    let norm = dot(&q, &q).sqrt();
+    q.iter_mut().for_each(|v| *v /= norm);
+    q
 }
 
 /// [`Lanczos`] run to the end.

@@ -126,9 +126,10 @@ pub fn of_model(
     at(&net, &to_f64(x), &to_f64(y), &z, 0, cfg, dense_up_to)
 }
 
-/// κ at the first sample of `(x, y)` and activities `z` (single rows are enough) with Lanczos
-/// over the GPU's Hessian-vector products (f32; the Lanczos vectors and the tridiagonal
-/// eigenproblem stay in f64 on the CPU). Native: it waits for each product.
+/// κ at each of the first `samples` rows of `(x, y)` and activities `z`, entirely on the GPU:
+/// the Hessian-vector products and Lanczos's vector operations in f32 ([`crate::gpu::GpuLanczos`]),
+/// the per-sample problems side by side; only the small tridiagonal problems are solved on the
+/// CPU. Native: it waits for the GPU.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn on_gpu(
     ctx: std::sync::Arc<crate::gpu::GpuContext>,
@@ -136,31 +137,19 @@ pub fn on_gpu(
     x: &Mat<f32>,
     y: &Mat<f32>,
     z: &[Mat<f32>],
+    samples: usize,
     cfg: LanczosConfig,
-) -> Result<Extremes, String> {
-    let z1: Vec<Mat<f32>> = z.iter().map(|m| m.range_rows(0, 1)).collect();
-    let p = HessianPoint::new(net, &x.range_rows(0, 1), &y.range_rows(0, 1), &z1, 0);
-    let gpu = crate::gpu::GpuHvp::new(ctx, net, &z1, &[p]).map_err(|e| e.to_string())?;
-    let mut failed = None;
-    let mut v32 = vec![0.0f32; gpu.len()];
-    let e = crate::pcn::hessian::lanczos(
-        gpu.len(),
-        |v, out| {
-            v32.iter_mut().zip(v).for_each(|(a, &b)| *a = b as f32);
-            match pollster::block_on(gpu.apply(&v32)) {
-                Ok(r) => out.iter_mut().zip(r).for_each(|(o, x)| *o = x as f64),
-                Err(e) => {
-                    failed.get_or_insert(e.to_string());
-                    out.fill(f64::NAN);
-                }
-            }
-        },
-        cfg,
-    )?;
-    match failed {
-        Some(why) => Err(why),
-        None => Ok(e),
+) -> Result<Vec<Extremes>, String> {
+    if samples == 0 || samples > x.rows {
+        return Err(format!("samples must be 1 … {} (the rows of the batch), got {samples}", x.rows));
     }
+    let zs: Vec<Mat<f32>> = z.iter().map(|m| m.range_rows(0, samples)).collect();
+    let points: Vec<HessianPoint<f32>> = (0..samples).map(|s| HessianPoint::new(net, x, y, z, s)).collect();
+    let run = async {
+        let hvp = crate::gpu::GpuHvp::new(ctx, net, &zs, &points)?;
+        crate::gpu::GpuLanczos::new(hvp, cfg)?.run().await
+    };
+    pollster::block_on(run).map_err(|e| e.to_string())
 }
 
 /// One κ computation that can be advanced a little at a time (Lanczos iterations), owning its
