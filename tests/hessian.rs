@@ -5,7 +5,7 @@
 mod common;
 
 use common::{f, floats, gpu, json_files, load, mat, mats, network, shared_reference};
-use pclab::pcn::hessian::{dense_hessian, eigenvalues, extremes, hvp, kappa, HessianPoint, LanczosConfig};
+use pclab::pcn::hessian::{dense_hessian, BlockHessian, eigenvalues, extremes, hvp, kappa, HessianPoint, LanczosConfig, Method};
 use pclab::pcn::infer::infer;
 use pclab::pcn::{Activation, Arch, Mat, Network, Param};
 use serde_json::Value;
@@ -46,16 +46,23 @@ fn every_fixture_matches_on_the_cpu() {
         let e_eig = rel_err(&eig, &want_eig);
         // Lanczos only (no dense shortcut), run to convergence.
         let cfg = LanczosConfig { tol: 1e-10, ..LanczosConfig::default() };
-        let lz = extremes(&net, &p, 0, cfg).expect("Lanczos");
+        let lz = extremes(&net, &p, Method::Lanczos, cfg).expect("Lanczos");
         let (lo, hi, k) = (f(&fx["lambda_min"]), f(&fx["lambda_max"]), f(&fx["kappa"]));
         let e_lz = [(lz.lambda_min - lo) / lo.abs(), (lz.lambda_max - hi) / hi.abs(), (lz.kappa - k) / k]
             .iter()
             .fold(0.0f64, |m, v| m.max(v.abs()));
-        let worst = e_hvp.max(e_eig).max(e_lz);
+        // Bisection with block-Cholesky tests.
+        let blk = extremes(&net, &p, Method::Blocks, LanczosConfig { tol: 1e-12, ..LanczosConfig::default() })
+            .expect("blocks");
+        let e_blk = [(blk.lambda_min - lo) / lo.abs(), (blk.lambda_max - hi) / hi.abs(), (blk.kappa - k) / k]
+            .iter()
+            .fold(0.0f64, |m, v| m.max(v.abs()));
+        let worst = e_hvp.max(e_eig).max(e_lz).max(e_blk);
         println!(
-            "fixture {name} cpu ok kappa={:.6e} max_rel_err={worst:.1e} (hvp {e_hvp:.1e}, eigenvalues {e_eig:.1e}, Lanczos {e_lz:.1e} in {} iterations)",
+            "fixture {name} cpu ok kappa={:.6e} max_rel_err={worst:.1e} (hvp {e_hvp:.1e}, eigenvalues {e_eig:.1e}, Lanczos {e_lz:.1e} in {} iterations, blocks {e_blk:.1e})",
             lz.kappa, lz.iterations
         );
+        assert!(e_blk <= 1e-9, "{name}: block bisection off by {e_blk:e}: {blk:?}");
         assert!(e_hvp <= 1e-10, "{name}: Hessian-vector product off by {e_hvp:e}");
         assert!(e_eig <= 1e-9, "{name}: dense eigenvalues off by {e_eig:e}");
         assert!(e_lz <= 1e-6, "{name}: Lanczos extremes off by {e_lz:e}: {lz:?} vs {lo} {hi} {k}");
@@ -131,7 +138,7 @@ fn lanczos_agrees_with_dense_eigenvalues_on_random_networks_of_every_activation(
         for (param, seed) in [(Param::Mupc, 1), (Param::Sp, 2)] {
             let (net, p, ..) = random_point(act, param, seed, 6);
             let eig = eigenvalues(&dense_hessian(&net, &p), p.dim()).expect("dense");
-            let lz = extremes(&net, &p, 0, LanczosConfig { tol: 1e-8, ..Default::default() }).expect("Lanczos");
+            let lz = extremes(&net, &p, Method::Lanczos, LanczosConfig { tol: 1e-8, ..Default::default() }).expect("Lanczos");
             let (lo, hi) = (eig[0], eig[eig.len() - 1]);
             // Stated tolerance: 1e-6 relative on each extreme once the residuals are below 1e-8·|θ|.
             assert!(lz.converged, "{act:?} {param:?}: {lz:?}");
@@ -150,6 +157,30 @@ fn lanczos_agrees_with_dense_eigenvalues_on_random_networks_of_every_activation(
     }
 }
 
+#[test]
+fn the_block_hessian_is_the_dense_one_and_its_bisection_finds_the_dense_extremes() {
+    for act in Activation::ALL {
+        for (param, seed, relax) in [(Param::Mupc, 1, 6), (Param::Sp, 2, 0), (Param::Sp, 4, 9)] {
+            let (net, p, ..) = random_point(act, param, seed, relax);
+            let dense = dense_hessian(&net, &p);
+            let blocks = BlockHessian::new(&net, &p);
+            assert_eq!(blocks.dim(), p.dim());
+            let scale = dense.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let diff = blocks.to_dense().iter().zip(&dense).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(diff <= 1e-13 * scale, "{act:?} {param:?}: block matrix differs by {diff:e}");
+            let eig = eigenvalues(&dense, p.dim()).expect("dense");
+            let (lo, hi) = (eig[0], eig[eig.len() - 1]);
+            let got = blocks.extremes(1e-11);
+            assert!(got.converged, "{act:?} {param:?}: {got:?}");
+            let (e_lo, e_hi) = ((got.lambda_min - lo).abs() / lo.abs(), (got.lambda_max - hi).abs() / hi.abs());
+            assert!(e_lo <= 1e-9 && e_hi <= 1e-9, "{act:?} {param:?}: {got:?} vs [{lo}, {hi}]");
+            // The definiteness test itself, either side of each extreme.
+            assert!(blocks.definite(1.0, lo - 1e-6 * lo.abs()) && !blocks.definite(1.0, lo + 1e-6 * lo.abs()));
+            assert!(blocks.definite(-1.0, -hi - 1e-6 * hi) && !blocks.definite(-1.0, -hi + 1e-6 * hi));
+        }
+    }
+}
+
 /// κ at initialisation of the linear network 784 → N … → 10 (the Hessian does not depend on
 /// the input there), for standard PC without and with skips and for μPC.
 fn linear_kappa(width: usize, depth: usize, param: Param, skips: bool, seed: u64) -> f64 {
@@ -159,7 +190,7 @@ fn linear_kappa(width: usize, depth: usize, param: Param, skips: bool, seed: u64
     let y = Mat::from_vec(1, 10, vec![0.0; 10]).expect("y");
     let z = pclab::pcn::forward::forward(&net, &x).0;
     let p = HessianPoint::new(&net, &x, &y, &z, 0);
-    extremes(&net, &p, usize::MAX, LanczosConfig::default()).expect("dense").kappa
+    extremes(&net, &p, Method::Dense, LanczosConfig::default()).expect("dense").kappa
 }
 
 #[test]

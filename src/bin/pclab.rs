@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use pclab::config::{BackendKind, Preset, Rule, RuleSettings, RunConfig};
 use pclab::data::Mnist;
-use pclab::pcn::hessian::{Extremes, LanczosConfig};
+use pclab::pcn::hessian::{Extremes, LanczosConfig, Method};
 use pclab::pcn::train::iteration_flops;
 use pclab::pcn::Activation;
 use pclab::session::conditioning::{self, Scheme};
@@ -42,7 +42,7 @@ enum Command {
 }
 
 /// Lanczos options shared by `hessian` and `sweep-kappa`.
-#[derive(Args, Clone, Copy)]
+#[derive(Args, Clone)]
 struct LanczosArgs {
     /// Stop Lanczos when each extreme's residual is at most this fraction of it
     #[arg(long, default_value_t = 1e-3)]
@@ -50,17 +50,29 @@ struct LanczosArgs {
     /// Most Lanczos iterations
     #[arg(long, default_value_t = 3000)]
     max_iter: usize,
-    /// Solve densely (all eigenvalues, float64) up to this N·H; Lanczos above
+    /// With --method auto: solve densely (all eigenvalues, float64) up to this N·H
     #[arg(long, default_value_t = conditioning::DENSE_UP_TO)]
     dense_up_to: usize,
+    /// auto (dense up to --dense-up-to, blocks up to width 256, else lanczos), dense, blocks
+    /// (bisection with block-Cholesky tests, to --tol) or lanczos
+    #[arg(long, default_value = "auto")]
+    method: String,
 }
 
 impl LanczosArgs {
-    fn config(self) -> Result<LanczosConfig, String> {
+    fn config(&self) -> Result<LanczosConfig, String> {
         if !(self.tol > 0.0 && self.tol < 1.0) {
             return Err(format!("--tol must be between 0 and 1, got {}", self.tol));
         }
         Ok(LanczosConfig { tol: self.tol, max_iter: self.max_iter.max(1), seed: 0 })
+    }
+
+    /// The CPU method for an `N × H` network.
+    fn method(&self, width: usize, depth: usize) -> Result<Method, String> {
+        match self.method.as_str() {
+            "auto" => Ok(Method::auto(width, depth, self.dense_up_to)),
+            other => other.parse().map_err(|e: String| format!("--method: {e}, or auto")),
+        }
     }
 }
 
@@ -590,13 +602,13 @@ fn extremes_json(
     seed: u64,
     e: &Extremes,
     ms: f64,
-    dense: usize,
+    method: &str,
 ) -> serde_json::Value {
     json!({
         "param": scheme, "width": width, "depth": depth, "seed": seed, "kappa": e.kappa,
         "lambda_min": e.lambda_min, "lambda_max": e.lambda_max, "iterations": e.iterations,
         "residual_min": e.residual_min, "residual_max": e.residual_max, "converged": e.converged,
-        "method": if width * depth <= dense { "dense" } else { "lanczos" }, "ms": ms,
+        "method": method, "ms": ms,
     })
 }
 
@@ -605,6 +617,7 @@ fn hessian(a: HessianArgs) -> Result<(), String> {
     let act: Activation = a.act.parse()?;
     check_size(a.width, a.depth)?;
     let cfg = a.lanczos.config()?;
+    let method = a.lanczos.method(a.width, a.depth)?;
     let data = load_data(&None)?;
     let arch = scheme.arch(a.width, a.depth, act);
     let t0 = Instant::now();
@@ -624,7 +637,7 @@ fn hessian(a: HessianArgs) -> Result<(), String> {
         conditioning::on_gpu(ctx, &net, &x, &y, &z, a.samples, cfg)?
     } else if a.samples != 1 {
         return Err(format!("--samples {} needs --backend gpu (the CPU computes sample 0 only)", a.samples));
-    } else if let (0, Some(every), true) = (a.iters, a.trace, a.width * a.depth > a.lanczos.dense_up_to) {
+    } else if let (0, Some(every), true) = (a.iters, a.trace, method == Method::Lanczos) {
         let mut job = conditioning::KappaJob::at_init(arch, a.seed, &data, cfg)?;
         loop {
             let done = job.advance(|| false);
@@ -644,18 +657,18 @@ fn hessian(a: HessianArgs) -> Result<(), String> {
             }
         }
     } else if a.iters == 0 {
-        vec![conditioning::at_init(arch, a.seed, &data, cfg, a.lanczos.dense_up_to)?]
+        vec![conditioning::at_init(arch, a.seed, &data, cfg, method)?]
     } else {
         let (model, x, y) = train_pc(arch, a.seed, a.depth, a.iters, &data)?;
-        vec![conditioning::of_model(&model, &x, &y, cfg, a.lanczos.dense_up_to)?]
+        vec![conditioning::of_model(&model, &x, &y, cfg, method)?]
     };
     let ms = t0.elapsed().as_secs_f64() * 1e3;
     // The GPU path is always Lanczos.
-    let dense = if backend == BackendKind::Gpu { 0 } else { a.lanczos.dense_up_to };
+    let method = if backend == BackendKind::Gpu { Method::Lanczos } else { method };
     let at = if a.iters == 0 { "at initialisation".to_string() } else { format!("after {} iterations", a.iters) };
     for (s, e) in all.iter().enumerate() {
         if a.json {
-            let mut v = extremes_json(scheme.name(), a.width, a.depth, a.seed, e, ms, dense);
+            let mut v = extremes_json(scheme.name(), a.width, a.depth, a.seed, e, ms, method.name());
             v["backend"] = json!(a.backend);
             v["sample"] = json!(s);
             println!("{v}");
@@ -724,10 +737,11 @@ fn sweep_kappa(a: SweepArgs) -> Result<(), String> {
             for &h in &a.depths {
                 for &seed in &a.seeds {
                     let t0 = Instant::now();
-                    let e = conditioning::at_init(scheme.arch(w, h, act), seed, &data, cfg, a.lanczos.dense_up_to)?;
+                    let method = a.lanczos.method(w, h)?;
+                    let e = conditioning::at_init(scheme.arch(w, h, act), seed, &data, cfg, method)?;
                     let ms = t0.elapsed().as_secs_f64() * 1e3;
                     if a.json {
-                        println!("{}", extremes_json(scheme.name(), w, h, seed, &e, ms, a.lanczos.dense_up_to));
+                        println!("{}", extremes_json(scheme.name(), w, h, seed, &e, ms, method.name()));
                     } else {
                         println!(
                             "{:<10} {w:>5} {h:>5} {seed:>5} {:>12.4e} {:>12.4e} {:>12.4e} {:>6}",

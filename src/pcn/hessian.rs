@@ -380,16 +380,67 @@ fn ritz_extremes(alpha: &[f64], beta: &[f64], next_beta: f64) -> Extremes {
     }
 }
 
-/// κ and the extremes at `p`: dense eigenvalues when `N·H ≤ dense_up_to`, else Lanczos in f64.
+/// How the extremes are computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Every eigenvalue of the dense matrix (faer): `O((N·H)³)`, small networks.
+    Dense,
+    /// Bisection with block-Cholesky definiteness tests ([`BlockHessian`]): `O(H·N³)` per test.
+    Blocks,
+    /// [`Lanczos`] from Hessian-vector products only: `O(k·H·N²)` plus the basis.
+    Lanczos,
+}
+
+/// Widest network [`Method::auto`] gives to [`Method::Blocks`].
+pub const BLOCKS_UP_TO_WIDTH: usize = 256;
+
+impl Method {
+    /// Dense up to `N·H ≤ dense_up_to`, blocks up to width [`BLOCKS_UP_TO_WIDTH`], else Lanczos.
+    pub fn auto(width: usize, depth: usize, dense_up_to: usize) -> Self {
+        if width * depth <= dense_up_to {
+            Method::Dense
+        } else if width <= BLOCKS_UP_TO_WIDTH {
+            Method::Blocks
+        } else {
+            Method::Lanczos
+        }
+    }
+
+    /// `dense`, `blocks` or `lanczos`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Dense => "dense",
+            Method::Blocks => "blocks",
+            Method::Lanczos => "lanczos",
+        }
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "dense" => Ok(Method::Dense),
+            "blocks" => Ok(Method::Blocks),
+            "lanczos" => Ok(Method::Lanczos),
+            other => Err(format!("unknown method '{other}': use dense, blocks or lanczos")),
+        }
+    }
+}
+
+/// κ and the extremes at `p` by `method` (in f64; `cfg.tol` is also the blocks' bisection
+/// accuracy).
 pub fn extremes<T: Real>(
     net: &Network<T>,
     p: &HessianPoint<T>,
-    dense_up_to: usize,
+    method: Method,
     cfg: LanczosConfig,
 ) -> Result<Extremes, String> {
     let d = p.dim();
-    if d <= dense_up_to {
-        return Ok(Extremes::of_spectrum(&eigenvalues(&dense_hessian(net, p), d)?));
+    match method {
+        Method::Dense => return Ok(Extremes::of_spectrum(&eigenvalues(&dense_hessian(net, p), d)?)),
+        Method::Blocks => return Ok(BlockHessian::new(net, p).extremes(cfg.tol)),
+        Method::Lanczos => {}
     }
     let mut vt = vec![T::zero(); d];
     lanczos(
@@ -402,4 +453,150 @@ pub fn extremes<T: Real>(
         },
         cfg,
     )
+}
+
+/// The Hessian by its blocks, for exact extremes at sizes where the dense matrix is too big: with
+/// `J_l` as in the module notes, the diagonal blocks are `A_l = I + J_lᵀ J_l − diag(c_l)` and the
+/// blocks below them `H_{l+1,l} = −J_l` (`N × N` each; f64). `H − tI` is positive definite exactly
+/// when every Schur complement `S_1 = A_1 − tI`, `S_l = A_l − tI − J_{l−1} S_{l−1}⁻¹ J_{l−1}ᵀ` has
+/// a Cholesky factor, so bisection on `t` finds λ_min — and on `−H`, λ_max — at `O(H·N³)` per
+/// test instead of the dense `O((N·H)³)`, and with no Krylov convergence to wait for.
+#[derive(Clone, Debug)]
+pub struct BlockHessian {
+    diag: Vec<faer::Mat<f64>>,
+    /// `J_1 … J_{H−1}`.
+    jac: Vec<faer::Mat<f64>>,
+}
+
+/// Bisection steps at most per extreme.
+const MAX_BISECTIONS: usize = 200;
+
+impl BlockHessian {
+    /// The blocks at `p`.
+    pub fn new<T: Real>(net: &Network<T>, p: &HessianPoint<T>) -> Self {
+        let a = net.arch;
+        let n = a.width;
+        // J_l: (out × N), J[i][j] = τ δ_ij + a W_{l+1}[i][j] φ'(z_l)[j].
+        let jac_of = |l: usize| {
+            let w = &net.weights[l];
+            let (scale, tau) = if l < a.hidden { (net.scalings.a_hidden, a.tau()) } else { (net.scalings.a_out, 0.0) };
+            faer::Mat::<f64>::from_fn(w.rows, n, |i, j| {
+                scale * w.data[i * w.cols + j].f64() * p.dphi[l - 1][j].f64() + if i == j { tau } else { 0.0 }
+            })
+        };
+        let jacs: Vec<faer::Mat<f64>> = (1..=a.hidden).map(jac_of).collect();
+        let diag = (1..=a.hidden)
+            .map(|l| {
+                let j = &jacs[l - 1];
+                let mut d = j.transpose() * j;
+                for i in 0..n {
+                    d[(i, i)] += 1.0 - p.curv[l - 1][i].f64();
+                }
+                d
+            })
+            .collect();
+        let mut jac = jacs;
+        jac.pop();
+        BlockHessian { diag, jac }
+    }
+
+    /// `N·H`.
+    pub fn dim(&self) -> usize {
+        self.diag.iter().map(|d| d.nrows()).sum()
+    }
+
+    /// The dense matrix (row-major), for checking.
+    pub fn to_dense(&self) -> Vec<f64> {
+        let (n, d) = (self.diag[0].nrows(), self.dim());
+        let mut m = vec![0.0; d * d];
+        for (l, a) in self.diag.iter().enumerate() {
+            for i in 0..n {
+                for j in 0..n {
+                    m[(l * n + i) * d + l * n + j] = a[(i, j)];
+                }
+            }
+        }
+        for (l, jl) in self.jac.iter().enumerate() {
+            for i in 0..n {
+                for j in 0..n {
+                    // H_{l+1,l} = −J_l and its transpose above the diagonal.
+                    m[((l + 1) * n + i) * d + l * n + j] = -jl[(i, j)];
+                    m[(l * n + j) * d + (l + 1) * n + i] = -jl[(i, j)];
+                }
+            }
+        }
+        m
+    }
+
+    /// Whether `sign·H − t·I` is positive definite (block Cholesky of its Schur complements).
+    pub fn definite(&self, sign: f64, t: f64) -> bool {
+        use faer::linalg::matmul::matmul;
+        use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
+        let n = self.diag[0].nrows();
+        let shifted = |a: &faer::Mat<f64>| faer::Mat::<f64>::from_fn(n, n, |i, j| sign * a[(i, j)] - if i == j { t } else { 0.0 });
+        let mut s = shifted(&self.diag[0]);
+        for l in 0..self.diag.len() {
+            let Ok(llt) = s.llt(faer::Side::Lower) else { return false };
+            let Some(jl) = self.jac.get(l) else { return true };
+            // S_{l+1} = sign·A_{l+1} − tI − (sign J_l) S_l⁻¹ (sign J_l)ᵀ = … − Yᵀ Y with Y = L⁻¹ J_lᵀ.
+            let mut y = jl.transpose().to_owned();
+            solve_lower_triangular_in_place(llt.L(), y.as_mut(), faer::Par::Seq);
+            let mut next = shifted(&self.diag[l + 1]);
+            matmul(next.as_mut(), faer::Accum::Add, y.transpose(), y.as_ref(), -1.0, faer::Par::Seq);
+            s = next;
+        }
+        true
+    }
+
+    /// λ_min of `sign·H` within `[lo, hi]`-bisection to relative width `tol`: the midpoint and
+    /// the half-width (a bound on its error), with the tests used.
+    fn smallest(&self, sign: f64, tol: f64) -> (f64, f64, usize) {
+        // Gershgorin: every eigenvalue of sign·H lies in [g_lo, g_hi]; λ_min ≤ the smallest diagonal entry.
+        let n = self.diag[0].nrows();
+        let (mut lo, mut hi) = (f64::INFINITY, f64::INFINITY);
+        for (l, a) in self.diag.iter().enumerate() {
+            for i in 0..n {
+                let mut off = (0..n).filter(|&j| j != i).map(|j| a[(i, j)].abs()).sum::<f64>();
+                if l > 0 {
+                    off += (0..n).map(|j| self.jac[l - 1][(i, j)].abs()).sum::<f64>();
+                }
+                if l < self.jac.len() {
+                    off += (0..n).map(|j| self.jac[l][(j, i)].abs()).sum::<f64>();
+                }
+                lo = lo.min(sign * a[(i, i)] - off);
+                hi = hi.min(sign * a[(i, i)]);
+            }
+        }
+        let mut tests = 0;
+        while tests < MAX_BISECTIONS && hi - lo > tol * lo.abs().max(hi.abs()) {
+            // Geometric steps once the interval is positive, so tiny λ_min cost few tests.
+            let mid = if lo > 0.0 { (lo * hi).sqrt() } else { 0.5 * (lo + hi) };
+            if mid <= lo || mid >= hi {
+                break;
+            }
+            tests += 1;
+            if self.definite(sign, mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        (0.5 * (lo + hi), 0.5 * (hi - lo), tests)
+    }
+
+    /// λ_min and λ_max to relative accuracy `tol`; `iterations` counts the Cholesky sweeps, the
+    /// residuals are the bisection brackets' half-widths.
+    pub fn extremes(&self, tol: f64) -> Extremes {
+        let (lo, r_lo, t_lo) = self.smallest(1.0, tol);
+        let (neg_hi, r_hi, t_hi) = self.smallest(-1.0, tol);
+        Extremes {
+            lambda_min: lo,
+            lambda_max: -neg_hi,
+            kappa: kappa(lo, -neg_hi),
+            iterations: t_lo + t_hi,
+            residual_min: r_lo,
+            residual_max: r_hi,
+            converged: r_lo <= tol * lo.abs() && r_hi <= tol * neg_hi.abs(),
+        }
+    }
 }

@@ -1,17 +1,18 @@
 //! κ of the inference landscape (spec §8) where the paper measures it: at initialisation, at the
 //! feedforward activities of one training image, across depths (the sweep); and during training,
 //! at the post-inference activities of the batch's first sample with the just-updated weights.
-//! Always in float64 on the CPU here: dense eigenvalues up to [`DENSE_UP_TO`], Lanczos beyond.
+//! In float64 on the CPU here, by a [`Method`] (dense eigenvalues up to [`DENSE_UP_TO`] by
+//! default, block bisection or Lanczos beyond); [`on_gpu`] runs Lanczos on the GPU in f32.
 
 use crate::data::Mnist;
 use crate::pcn::forward::forward;
-use crate::pcn::hessian::{extremes, hvp, Extremes, HessianPoint, Lanczos, LanczosConfig};
+use crate::pcn::hessian::{extremes, hvp, Extremes, HessianPoint, Lanczos, LanczosConfig, Method};
 use crate::pcn::train::Model;
 use crate::pcn::{Activation, Arch, Mat, Network, Param};
 use std::fmt;
 use std::str::FromStr;
 
-/// Largest `N·H` whose Hessian is solved densely by default; larger ones use Lanczos.
+/// Largest `N·H` whose Hessian is solved densely by default ([`Method::auto`]).
 pub const DENSE_UP_TO: usize = 1024;
 
 /// The three networks the paper compares.
@@ -91,25 +92,25 @@ fn at(
     z: &[Mat<f64>],
     row: usize,
     cfg: LanczosConfig,
-    dense_up_to: usize,
+    method: Method,
 ) -> Result<Extremes, String> {
     let p = HessianPoint::new(net, x, y, z, row);
-    extremes(net, &p, dense_up_to, cfg)
+    extremes(net, &p, method, cfg)
 }
 
 /// κ at initialisation (weights from `seed`) at the feedforward activities of training image 0;
-/// dense eigenvalues when `N·H ≤ dense_up_to`, else Lanczos.
+/// by `method`.
 pub fn at_init(
     arch: Arch,
     seed: u64,
     data: &Mnist,
     cfg: LanczosConfig,
-    dense_up_to: usize,
+    method: Method,
 ) -> Result<Extremes, String> {
     let net: Network<f64> = Network::init(arch, seed);
     let (x, y) = data.train.batch::<f64>(&[0]);
     let z = forward(&net, &x).0;
-    at(&net, &x, &y, &z, 0, cfg, dense_up_to)
+    at(&net, &x, &y, &z, 0, cfg, method)
 }
 
 /// κ of a PC model after its last [`Model::train_step`] on `(x, y)`: its post-inference
@@ -119,11 +120,11 @@ pub fn of_model(
     x: &Mat<f32>,
     y: &Mat<f32>,
     cfg: LanczosConfig,
-    dense_up_to: usize,
+    method: Method,
 ) -> Result<Extremes, String> {
     let net = net_f64(&model.net)?;
     let z: Vec<Mat<f64>> = model.z.iter().map(to_f64).collect();
-    at(&net, &to_f64(x), &to_f64(y), &z, 0, cfg, dense_up_to)
+    at(&net, &to_f64(x), &to_f64(y), &z, 0, cfg, method)
 }
 
 /// κ at each of the first `samples` rows of `(x, y)` and activities `z`, entirely on the GPU:
@@ -244,7 +245,7 @@ mod tests {
         y.data[3] = 1.0;
         let z = forward(&net, &x).0;
         let cfg = LanczosConfig { tol: 1e-9, ..Default::default() };
-        let whole = at(&net, &x, &y, &z, 0, cfg, DENSE_UP_TO).expect("dense");
+        let whole = at(&net, &x, &y, &z, 0, cfg, Method::Dense).expect("dense");
         let mut job = KappaJob::new(net, &x, &y, &z, 0, cfg).expect("job");
         let mut slices = 0;
         let got = loop {
