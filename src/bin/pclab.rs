@@ -638,7 +638,7 @@ fn hessian(a: HessianArgs) -> Result<(), String> {
     } else if a.samples != 1 {
         return Err(format!("--samples {} needs --backend gpu (the CPU computes sample 0 only)", a.samples));
     } else if let (0, Some(every), true) = (a.iters, a.trace, method == Method::Lanczos) {
-        let mut job = conditioning::KappaJob::at_init(arch, a.seed, &data, cfg)?;
+        let mut job = conditioning::KappaJob::at_init(arch, a.seed, &data, cfg, method)?;
         loop {
             let done = job.advance(|| false);
             if let Some(e) = job.estimate().filter(|_| job.iterations() % every.max(1) == 0 || done.is_some()) {

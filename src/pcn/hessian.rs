@@ -530,28 +530,17 @@ impl BlockHessian {
 
     /// Whether `sign·H − t·I` is positive definite (block Cholesky of its Schur complements).
     pub fn definite(&self, sign: f64, t: f64) -> bool {
-        use faer::linalg::matmul::matmul;
-        use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
-        let n = self.diag[0].nrows();
-        let shifted = |a: &faer::Mat<f64>| faer::Mat::<f64>::from_fn(n, n, |i, j| sign * a[(i, j)] - if i == j { t } else { 0.0 });
-        let mut s = shifted(&self.diag[0]);
-        for l in 0..self.diag.len() {
-            let Ok(llt) = s.llt(faer::Side::Lower) else { return false };
-            let Some(jl) = self.jac.get(l) else { return true };
-            // S_{l+1} = sign·A_{l+1} − tI − (sign J_l) S_l⁻¹ (sign J_l)ᵀ = … − Yᵀ Y with Y = L⁻¹ J_lᵀ.
-            let mut y = jl.transpose().to_owned();
-            solve_lower_triangular_in_place(llt.L(), y.as_mut(), faer::Par::Seq);
-            let mut next = shifted(&self.diag[l + 1]);
-            matmul(next.as_mut(), faer::Accum::Add, y.transpose(), y.as_ref(), -1.0, faer::Par::Seq);
-            s = next;
+        let mut test = DefinitenessTest::new(sign, t);
+        loop {
+            if let Some(yes) = test.step(self) {
+                return yes;
+            }
         }
-        true
     }
 
-    /// λ_min of `sign·H` within `[lo, hi]`-bisection to relative width `tol`: the midpoint and
-    /// the half-width (a bound on its error), with the tests used.
-    fn smallest(&self, sign: f64, tol: f64) -> (f64, f64, usize) {
-        // Gershgorin: every eigenvalue of sign·H lies in [g_lo, g_hi]; λ_min ≤ the smallest diagonal entry.
+    /// Gershgorin's lower bound on λ_min of `sign·H`, and the smallest diagonal entry (an upper
+    /// bound on it).
+    fn bracket(&self, sign: f64) -> (f64, f64) {
         let n = self.diag[0].nrows();
         let (mut lo, mut hi) = (f64::INFINITY, f64::INFINITY);
         for (l, a) in self.diag.iter().enumerate() {
@@ -567,36 +556,126 @@ impl BlockHessian {
                 hi = hi.min(sign * a[(i, i)]);
             }
         }
-        let mut tests = 0;
-        while tests < MAX_BISECTIONS && hi - lo > tol * lo.abs().max(hi.abs()) {
-            // Geometric steps once the interval is positive, so tiny λ_min cost few tests.
-            let mid = if lo > 0.0 { (lo * hi).sqrt() } else { 0.5 * (lo + hi) };
-            if mid <= lo || mid >= hi {
-                break;
-            }
-            tests += 1;
-            if self.definite(sign, mid) {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        (0.5 * (lo + hi), 0.5 * (hi - lo), tests)
+        (lo, hi)
     }
 
     /// λ_min and λ_max to relative accuracy `tol`; `iterations` counts the Cholesky sweeps, the
     /// residuals are the bisection brackets' half-widths.
-    pub fn extremes(&self, tol: f64) -> Extremes {
-        let (lo, r_lo, t_lo) = self.smallest(1.0, tol);
-        let (neg_hi, r_hi, t_hi) = self.smallest(-1.0, tol);
-        Extremes {
+    pub fn extremes(self, tol: f64) -> Extremes {
+        let mut b = BlockBisection::new(self, tol);
+        loop {
+            if let Some(e) = b.step() {
+                return e;
+            }
+        }
+    }
+}
+
+/// One definiteness test of `sign·H − t·I`, a block at a time.
+#[derive(Clone, Debug)]
+struct DefinitenessTest {
+    sign: f64,
+    t: f64,
+    layer: usize,
+    /// The next Schur complement (before its factorisation).
+    schur: Option<faer::Mat<f64>>,
+}
+
+impl DefinitenessTest {
+    fn new(sign: f64, t: f64) -> Self {
+        DefinitenessTest { sign, t, layer: 0, schur: None }
+    }
+
+    /// Factorises one Schur complement; the answer once known.
+    fn step(&mut self, h: &BlockHessian) -> Option<bool> {
+        use faer::linalg::matmul::matmul;
+        use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
+        let n = h.diag[0].nrows();
+        let (sign, t) = (self.sign, self.t);
+        let shifted = |a: &faer::Mat<f64>| faer::Mat::<f64>::from_fn(n, n, |i, j| sign * a[(i, j)] - if i == j { t } else { 0.0 });
+        let l = self.layer;
+        let s = self.schur.take().unwrap_or_else(|| shifted(&h.diag[0]));
+        let Ok(llt) = s.llt(faer::Side::Lower) else { return Some(false) };
+        let Some(jl) = h.jac.get(l) else { return Some(true) };
+        // S_{l+1} = sign·A_{l+1} − tI − (sign J_l) S_l⁻¹ (sign J_l)ᵀ = … − Yᵀ Y with Y = L⁻¹ J_lᵀ.
+        let mut y = jl.transpose().to_owned();
+        solve_lower_triangular_in_place(llt.L(), y.as_mut(), faer::Par::Seq);
+        let mut next = shifted(&h.diag[l + 1]);
+        matmul(next.as_mut(), faer::Accum::Add, y.transpose(), y.as_ref(), -1.0, faer::Par::Seq);
+        self.schur = Some(next);
+        self.layer += 1;
+        None
+    }
+}
+
+/// [`BlockHessian::extremes`] a block-Cholesky step at a time (each `O(N³)`), so a page can
+/// spread it over frames: bisection for λ_min of `H`, then of `−H`.
+#[derive(Clone, Debug)]
+pub struct BlockBisection {
+    blocks: BlockHessian,
+    tol: f64,
+    sign: f64,
+    lo: f64,
+    hi: f64,
+    test: Option<(f64, DefinitenessTest)>,
+    tests: usize,
+    /// `(value, half-width, tests)` of λ_min, once bracketed.
+    first: Option<(f64, f64, usize)>,
+    /// The latest estimate: both extremes once known.
+    pub estimate: Option<Extremes>,
+}
+
+impl BlockBisection {
+    /// Ready to bisect to relative accuracy `tol`.
+    pub fn new(blocks: BlockHessian, tol: f64) -> Self {
+        let (lo, hi) = blocks.bracket(1.0);
+        BlockBisection { blocks, tol, sign: 1.0, lo, hi, test: None, tests: 0, first: None, estimate: None }
+    }
+
+    /// Definiteness tests completed.
+    pub fn iterations(&self) -> usize {
+        self.first.map_or(0, |f| f.2) + self.tests
+    }
+
+    /// One block step; both extremes once bracketed.
+    pub fn step(&mut self) -> Option<Extremes> {
+        if let Some((mid, mut test)) = self.test.take() {
+            match test.step(&self.blocks) {
+                None => self.test = Some((mid, test)),
+                Some(true) => self.lo = mid,
+                Some(false) => self.hi = mid,
+            }
+            return None;
+        }
+        let (lo, hi) = (self.lo, self.hi);
+        // Geometric steps once the bracket is positive, so a tiny λ_min costs few tests.
+        let mid = if lo > 0.0 { (lo * hi).sqrt() } else { 0.5 * (lo + hi) };
+        let narrow = hi - lo <= self.tol * lo.abs().max(hi.abs()) || mid <= lo || mid >= hi;
+        if !narrow && self.tests < MAX_BISECTIONS {
+            self.tests += 1;
+            self.test = Some((mid, DefinitenessTest::new(self.sign, mid)));
+            return None;
+        }
+        let found = (0.5 * (lo + hi), 0.5 * (hi - lo), self.tests);
+        let Some((lo, r_lo, t_lo)) = self.first else {
+            self.first = Some(found);
+            self.sign = -1.0;
+            (self.lo, self.hi) = self.blocks.bracket(-1.0);
+            self.tests = 0;
+            return None;
+        };
+        let (hi, r_hi) = (-found.0, found.1);
+        let tol = self.tol;
+        let e = Extremes {
             lambda_min: lo,
-            lambda_max: -neg_hi,
-            kappa: kappa(lo, -neg_hi),
-            iterations: t_lo + t_hi,
+            lambda_max: hi,
+            kappa: kappa(lo, hi),
+            iterations: t_lo + found.2,
             residual_min: r_lo,
             residual_max: r_hi,
-            converged: r_lo <= tol * lo.abs() && r_hi <= tol * neg_hi.abs(),
-        }
+            converged: r_lo <= tol * lo.abs() && r_hi <= tol * hi.abs(),
+        };
+        self.estimate = Some(e.clone());
+        Some(e)
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::data::Mnist;
 use crate::pcn::forward::forward;
-use crate::pcn::hessian::{extremes, hvp, Extremes, HessianPoint, Lanczos, LanczosConfig, Method};
+use crate::pcn::hessian::{extremes, hvp, BlockBisection, BlockHessian, Extremes, HessianPoint, Lanczos, LanczosConfig, Method};
 use crate::pcn::train::Model;
 use crate::pcn::{Activation, Arch, Mat, Network, Param};
 use std::fmt;
@@ -153,16 +153,35 @@ pub fn on_gpu(
     pollster::block_on(run).map_err(|e| e.to_string())
 }
 
-/// One κ computation that can be advanced a little at a time (Lanczos iterations), owning its
-/// network and point — for a page, which must not hold the main thread.
+/// One κ computation that can be advanced a little at a time — for a page, which must not hold the
+/// main thread: block bisection (exact to `cfg.tol`, one `O(N³)` block step at a time; also for
+/// [`Method::Dense`]) or Lanczos (one iteration at a time, owning its network and point).
 #[derive(Debug)]
 pub struct KappaJob {
-    net: Network<f64>,
-    point: HessianPoint<f64>,
-    lanczos: Lanczos,
+    solver: Solver,
 }
 
+#[derive(Debug)]
+enum Solver {
+    Lanczos { net: Network<f64>, point: HessianPoint<f64>, lanczos: Lanczos },
+    Blocks(BlockBisection),
+}
+
+/// Widest network [`KappaJob::stepwise`] gives to block bisection (a block step is `O(N³)`:
+/// about 7 MFLOP at 128, a few milliseconds).
+pub const JOB_BLOCKS_UP_TO_WIDTH: usize = 128;
+
 impl KappaJob {
+    /// The method whose steps stay short at width `N`: blocks up to [`JOB_BLOCKS_UP_TO_WIDTH`],
+    /// else Lanczos.
+    pub fn stepwise(width: usize) -> Method {
+        if width <= JOB_BLOCKS_UP_TO_WIDTH {
+            Method::Blocks
+        } else {
+            Method::Lanczos
+        }
+    }
+
     /// κ at `z` for sample `row` of `(x, y)`.
     pub fn new(
         net: Network<f64>,
@@ -171,16 +190,30 @@ impl KappaJob {
         z: &[Mat<f64>],
         row: usize,
         cfg: LanczosConfig,
+        method: Method,
     ) -> Result<Self, String> {
         let point = HessianPoint::new(&net, x, y, z, row);
-        let lanczos = Lanczos::new(point.dim(), cfg)?;
-        Ok(KappaJob { net, point, lanczos })
+        let solver = if method != Method::Lanczos {
+            Solver::Blocks(BlockBisection::new(BlockHessian::new(&net, &point), cfg.tol))
+        } else {
+            let lanczos = Lanczos::new(point.dim(), cfg)?;
+            Solver::Lanczos { net, point, lanczos }
+        };
+        Ok(KappaJob { solver })
+    }
+
+    /// The method this job uses.
+    pub fn method(&self) -> Method {
+        match self.solver {
+            Solver::Lanczos { .. } => Method::Lanczos,
+            Solver::Blocks(_) => Method::Blocks,
+        }
     }
 
     /// κ at initialisation (weights from `seed`) at the feedforward activities of training image 0.
-    pub fn at_init(arch: Arch, seed: u64, data: &Mnist, cfg: LanczosConfig) -> Result<Self, String> {
+    pub fn at_init(arch: Arch, seed: u64, data: &Mnist, cfg: LanczosConfig, method: Method) -> Result<Self, String> {
         let (x, y) = data.train.batch::<f64>(&[0]);
-        Self::at_feedforward(arch, seed, &x, &y, cfg)
+        Self::at_feedforward(arch, seed, &x, &y, cfg, method)
     }
 
     /// κ at initialisation (weights from `seed`) at the feedforward activities of the sample `(x, y)`.
@@ -190,10 +223,11 @@ impl KappaJob {
         x: &Mat<f64>,
         y: &Mat<f64>,
         cfg: LanczosConfig,
+        method: Method,
     ) -> Result<Self, String> {
         let net: Network<f64> = Network::init(arch, seed);
         let z = forward(&net, x).0;
-        Self::new(net, x, y, &z, 0, cfg)
+        Self::new(net, x, y, &z, 0, cfg, method)
     }
 
     /// κ of `f32` weights and activities (a GPU run's download), sample `row` of `(x, y)`.
@@ -204,27 +238,39 @@ impl KappaJob {
         z: &[Mat<f32>],
         row: usize,
         cfg: LanczosConfig,
+        method: Method,
     ) -> Result<Self, String> {
         let net64 = net_f64(net)?;
         let z: Vec<Mat<f64>> = z.iter().map(to_f64).collect();
-        Self::new(net64, &to_f64(x), &to_f64(y), &z, row, cfg)
+        Self::new(net64, &to_f64(x), &to_f64(y), &z, row, cfg, method)
     }
 
-    /// Lanczos iterations so far.
+    /// Lanczos iterations, or definiteness tests, so far.
     pub fn iterations(&self) -> usize {
-        self.lanczos.iterations()
+        match &self.solver {
+            Solver::Lanczos { lanczos, .. } => lanczos.iterations(),
+            Solver::Blocks(b) => b.iterations(),
+        }
     }
 
-    /// The latest estimate (after the first iteration).
+    /// The latest estimate (Lanczos: after the first iteration; bisection: at the end).
     pub fn estimate(&self) -> Option<&Extremes> {
-        self.lanczos.estimate.as_ref()
+        match &self.solver {
+            Solver::Lanczos { lanczos, .. } => lanczos.estimate.as_ref(),
+            Solver::Blocks(b) => b.estimate.as_ref(),
+        }
     }
 
-    /// Runs Lanczos iterations while `more()` says so; the result when finished.
+    /// Runs steps (Lanczos iterations, or block-Cholesky steps) while `more()` says so; the
+    /// result when finished.
     pub fn advance(&mut self, mut more: impl FnMut() -> bool) -> Option<Extremes> {
-        let (net, point) = (&self.net, &self.point);
         loop {
-            let done = self.lanczos.step(|v, out| out.copy_from_slice(&hvp(net, point, v)));
+            let done = match &mut self.solver {
+                Solver::Lanczos { net, point, lanczos } => {
+                    lanczos.step(|v, out| out.copy_from_slice(&hvp(net, point, v)))
+                }
+                Solver::Blocks(b) => b.step(),
+            };
             if done.is_some() || !more() {
                 return done;
             }
@@ -238,28 +284,32 @@ mod tests {
 
     #[test]
     fn a_job_advanced_in_slices_ends_where_one_run_ends() {
-        let arch = Scheme::Mupc.arch(6, 4, Activation::Tanh);
-        let net: Network<f64> = Network::init(Arch { input: 5, ..arch }, 2);
-        let x = Mat::from_vec(1, 5, vec![0.3, -0.2, 0.5, 0.1, -0.4]).expect("x");
-        let mut y = Mat::zeros(1, 10);
-        y.data[3] = 1.0;
-        let z = forward(&net, &x).0;
-        let cfg = LanczosConfig { tol: 1e-9, ..Default::default() };
-        let whole = at(&net, &x, &y, &z, 0, cfg, Method::Dense).expect("dense");
-        let mut job = KappaJob::new(net, &x, &y, &z, 0, cfg).expect("job");
-        let mut slices = 0;
-        let got = loop {
-            slices += 1;
-            let mut budget = 3;
-            if let Some(e) = job.advance(|| {
-                budget -= 1;
-                budget > 0
-            }) {
-                break e;
-            }
-        };
-        assert!(slices > 2, "the job ran in slices");
-        assert!((got.kappa - whole.kappa).abs() <= 1e-6 * whole.kappa, "{got:?} vs {whole:?}");
+        // Block bisection (narrow) and Lanczos (wider than JOB_BLOCKS_UP_TO_WIDTH).
+        for (width, depth, method) in [(6, 4, Method::Blocks), (JOB_BLOCKS_UP_TO_WIDTH + 3, 2, Method::Lanczos)] {
+            let arch = Scheme::Mupc.arch(width, depth, Activation::Tanh);
+            let net: Network<f64> = Network::init(Arch { input: 5, ..arch }, 2);
+            let x = Mat::from_vec(1, 5, vec![0.3, -0.2, 0.5, 0.1, -0.4]).expect("x");
+            let mut y = Mat::zeros(1, 10);
+            y.data[3] = 1.0;
+            let z = forward(&net, &x).0;
+            let cfg = LanczosConfig { tol: 1e-9, ..Default::default() };
+            let whole = at(&net, &x, &y, &z, 0, cfg, Method::Dense).expect("dense");
+            let mut job = KappaJob::new(net, &x, &y, &z, 0, cfg, KappaJob::stepwise(width)).expect("job");
+            assert_eq!(job.method(), method);
+            let mut slices = 0;
+            let got = loop {
+                slices += 1;
+                let mut budget = 3;
+                if let Some(e) = job.advance(|| {
+                    budget -= 1;
+                    budget > 0
+                }) {
+                    break e;
+                }
+            };
+            assert!(slices > 2, "the job ran in slices");
+            assert!((got.kappa - whole.kappa).abs() <= 1e-6 * whole.kappa, "{method:?}: {got:?} vs {whole:?}");
+        }
         assert!("sp_noskip".parse::<Scheme>() == Ok(Scheme::SpNoSkip) && "x".parse::<Scheme>().is_err());
     }
 }

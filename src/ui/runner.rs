@@ -9,7 +9,7 @@ use crate::config::{BackendKind, Rule};
 use crate::data::Mnist;
 use crate::gpu::GpuContext;
 use crate::page::PageConfig;
-use crate::pcn::hessian::{Extremes, LanczosConfig};
+use crate::pcn::hessian::{Extremes, LanczosConfig, Method};
 use crate::pcn::train::iteration_flops;
 use crate::pcn::Activation;
 use crate::pcn::Mat;
@@ -19,9 +19,19 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// The page's Lanczos: 1 % on κ is plenty for a log plot, and 400 basis vectors of a
-/// 16 384-dimensional Hessian (52 MB) fit the page's memory.
+/// The page's Lanczos (for widths beyond [`crate::session::conditioning::JOB_BLOCKS_UP_TO_WIDTH`]): 1 % on κ is plenty for a
+/// log plot, and 400 basis vectors of a 16 384-dimensional Hessian (52 MB) fit the page's memory.
 const PAGE_LANCZOS: LanczosConfig = LanczosConfig { max_iter: 400, tol: 1e-2, seed: 0 };
+/// The page's block bisection (widths up to [`crate::session::conditioning::JOB_BLOCKS_UP_TO_WIDTH`]): exact to 10⁻⁴.
+const PAGE_BLOCKS: LanczosConfig = LanczosConfig { tol: 1e-4, ..PAGE_LANCZOS };
+
+/// How the page computes κ at width `N`: its settings and method.
+fn page_kappa(width: usize) -> (LanczosConfig, Method) {
+    match KappaJob::stepwise(width) {
+        Method::Lanczos => (PAGE_LANCZOS, Method::Lanczos),
+        m => (PAGE_BLOCKS, m),
+    }
+}
 /// Milliseconds of conditioning work (Lanczos iterations) per animation frame.
 const CONDITIONING_BUDGET_MS: f64 = 6.0;
 /// Largest Hessian (`N·H`) the page analyses: the Lanczos basis of a 16 384-dimensional Hessian
@@ -477,7 +487,8 @@ impl Runner {
             let Some(sw) = self.sweep.as_mut() else { return };
             if sw.job.is_none() {
                 let Some(&(scheme, depth, seed)) = sw.tasks.get(sw.next) else { return };
-                match KappaJob::at_init(scheme.arch(sw.width, depth, sw.act), seed, &data, PAGE_LANCZOS) {
+                let (cfg, method) = page_kappa(sw.width);
+                match KappaJob::at_init(scheme.arch(sw.width, depth, sw.act), seed, &data, cfg, method) {
                     Ok(job) => sw.job = Some(job),
                     Err(e) => {
                         sw.next = sw.tasks.len();
@@ -580,7 +591,10 @@ impl Runner {
             .map(|r| {
                 (
                     r.name(),
-                    KappaJob::at_feedforward(s.config.arch(r.settings.rule), s.config.seed, &x, &y, PAGE_LANCZOS),
+                    {
+                        let (cfg, method) = page_kappa(s.config.width);
+                        KappaJob::at_feedforward(s.config.arch(r.settings.rule), s.config.seed, &x, &y, cfg, method)
+                    },
                 )
             })
             .collect();
@@ -618,7 +632,8 @@ impl Runner {
                     };
                     match got.and_then(|(net, z)| {
                         let z: Vec<Mat<f32>> = z.iter().map(|m| m.range_rows(0, 1)).collect();
-                        KappaJob::of_f32(&net, &x, &y, &z, 0, PAGE_LANCZOS)
+                        let (cfg, method) = page_kappa(net.arch.width);
+                        KappaJob::of_f32(&net, &x, &y, &z, 0, cfg, method)
                     }) {
                         Ok(job) => captured.push((run.name(), iteration, job)),
                         Err(e) => failures.push(format!("κ of {} at iteration {iteration}: {e}", run.name())),
@@ -826,10 +841,11 @@ impl Runner {
         match sw.tasks.get(sw.next) {
             Some((scheme, h, seed)) => {
                 let its = sw.job.as_ref().map_or(0, |j| j.iterations());
-                format!(
-                    "{done} / {total} networks · now {scheme} H={h} seed {seed} (N={}, {} Lanczos iterations)",
-                    sw.width, its
-                )
+                let what = match page_kappa(sw.width).1 {
+                    Method::Lanczos => "Lanczos iterations",
+                    _ => "bisection steps",
+                };
+                format!("{done} / {total} networks · now {scheme} H={h} seed {seed} (N={}, {its} {what})", sw.width)
             }
             None => {
                 let loose = sw.results.iter().filter(|p| !p.extremes.converged).count();
