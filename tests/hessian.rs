@@ -5,7 +5,9 @@
 mod common;
 
 use common::{f, floats, gpu, json_files, load, mat, mats, network, shared_reference};
-use pclab::pcn::hessian::{dense_hessian, BlockHessian, eigenvalues, extremes, hvp, kappa, HessianPoint, LanczosConfig, Method};
+use pclab::pcn::hessian::{
+    dense_hessian, eigenvalues, extremes, hvp, kappa, BlockHessian, HessianPoint, LanczosConfig, Method,
+};
 use pclab::pcn::infer::infer;
 use pclab::pcn::{Activation, Arch, Mat, Network, Param};
 use serde_json::Value;
@@ -138,7 +140,8 @@ fn lanczos_agrees_with_dense_eigenvalues_on_random_networks_of_every_activation(
         for (param, seed) in [(Param::Mupc, 1), (Param::Sp, 2)] {
             let (net, p, ..) = random_point(act, param, seed, 6);
             let eig = eigenvalues(&dense_hessian(&net, &p), p.dim()).expect("dense");
-            let lz = extremes(&net, &p, Method::Lanczos, LanczosConfig { tol: 1e-8, ..Default::default() }).expect("Lanczos");
+            let lz = extremes(&net, &p, Method::Lanczos, LanczosConfig { tol: 1e-8, ..Default::default() })
+                .expect("Lanczos");
             let (lo, hi) = (eig[0], eig[eig.len() - 1]);
             // Stated tolerance: 1e-6 relative on each extreme once the residuals are below 1e-8·|θ|.
             assert!(lz.converged, "{act:?} {param:?}: {lz:?}");
@@ -170,7 +173,7 @@ fn the_block_hessian_is_the_dense_one_and_its_bisection_finds_the_dense_extremes
             assert!(diff <= 1e-13 * scale, "{act:?} {param:?}: block matrix differs by {diff:e}");
             let eig = eigenvalues(&dense, p.dim()).expect("dense");
             let (lo, hi) = (eig[0], eig[eig.len() - 1]);
-            let got = blocks.extremes(1e-11);
+            let got = blocks.clone().extremes(1e-11);
             assert!(got.converged, "{act:?} {param:?}: {got:?}");
             let (e_lo, e_hi) = ((got.lambda_min - lo).abs() / lo.abs(), (got.lambda_max - hi).abs() / hi.abs());
             assert!(e_lo <= 1e-9 && e_hi <= 1e-9, "{act:?} {param:?}: {got:?} vs [{lo}, {hi}]");

@@ -6,7 +6,9 @@
 
 use crate::data::Mnist;
 use crate::pcn::forward::forward;
-use crate::pcn::hessian::{extremes, hvp, BlockBisection, BlockHessian, Extremes, HessianPoint, Lanczos, LanczosConfig, Method};
+use crate::pcn::hessian::{
+    extremes, hvp, BlockBisection, BlockHessian, Extremes, HessianPoint, Lanczos, LanczosConfig, Method,
+};
 use crate::pcn::train::Model;
 use crate::pcn::{Activation, Arch, Mat, Network, Param};
 use std::fmt;
@@ -100,13 +102,7 @@ fn at(
 
 /// κ at initialisation (weights from `seed`) at the feedforward activities of training image 0;
 /// by `method`.
-pub fn at_init(
-    arch: Arch,
-    seed: u64,
-    data: &Mnist,
-    cfg: LanczosConfig,
-    method: Method,
-) -> Result<Extremes, String> {
+pub fn at_init(arch: Arch, seed: u64, data: &Mnist, cfg: LanczosConfig, method: Method) -> Result<Extremes, String> {
     let net: Network<f64> = Network::init(arch, seed);
     let (x, y) = data.train.batch::<f64>(&[0]);
     let z = forward(&net, &x).0;

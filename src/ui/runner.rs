@@ -589,13 +589,10 @@ impl Runner {
             .iter()
             .filter(|r| r.settings.rule.is_pc())
             .map(|r| {
-                (
-                    r.name(),
-                    {
-                        let (cfg, method) = page_kappa(s.config.width);
-                        KappaJob::at_feedforward(s.config.arch(r.settings.rule), s.config.seed, &x, &y, cfg, method)
-                    },
-                )
+                (r.name(), {
+                    let (cfg, method) = page_kappa(s.config.width);
+                    KappaJob::at_feedforward(s.config.arch(r.settings.rule), s.config.seed, &x, &y, cfg, method)
+                })
             })
             .collect();
         for (rule, job) in jobs {
@@ -767,7 +764,11 @@ impl Runner {
                                 e.kappa,
                                 e.lambda_min,
                                 e.lambda_max,
-                                if e.converged { "" } else { "; not converged: a lower bound" }
+                                match (e.converged, page_kappa(self.cfg.width).1) {
+                                    (true, _) => "",
+                                    (false, Method::Lanczos) => "; not converged: a lower bound",
+                                    _ => "; beyond float64's resolution: an order of magnitude",
+                                }
                             ),
                             None if self.kappa_every == 0 => "off".into(),
                             None => "computing…".into(),
@@ -849,13 +850,15 @@ impl Runner {
             }
             None => {
                 let loose = sw.results.iter().filter(|p| !p.extremes.converged).count();
-                let note = if loose > 0 {
+                let note = if loose == 0 {
+                    String::new()
+                } else if page_kappa(sw.width).1 == Method::Lanczos {
                     format!(
                         "; {loose} did not reach 1 % in {} Lanczos iterations, so their κ is a lower bound",
                         PAGE_LANCZOS.max_iter
                     )
                 } else {
-                    String::new()
+                    format!("; {loose} have κ beyond float64's resolution (about 10¹²): an order of magnitude only")
                 };
                 format!("done: {total} networks at N={}, {}{note}", sw.width, sw.act.name())
             }
