@@ -160,13 +160,23 @@ fn sweep_kappa_prints_one_json_line_per_point_and_hessian_reports_lanczos() {
     }
     assert_eq!(lines[0]["param"], "sp");
     assert_eq!(lines[4]["param"], "sp_noskip");
-    // A Hessian too large for the dense solve goes through Lanczos, which reports its iterations.
-    let (ok, out, err) =
-        pclab(&["hessian", "--param", "mupc", "--width", "64", "--depth", "24", "--act", "tanh", "--json"]);
-    assert!(ok, "{err}");
-    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
-    assert_eq!(v["method"], "lanczos");
-    assert!(v["converged"].as_bool().expect("converged") && v["iterations"].as_u64().expect("iterations") > 10, "{v}");
+    // A Hessian too large for the dense solve goes to block bisection by default; Lanczos, on
+    // request, reports its iterations and agrees.
+    let hessian = |method: &str| {
+        let args = ["hessian", "--param", "mupc", "--width", "64", "--depth", "24", "--act", "tanh", "--json"];
+        let (ok, out, err) = pclab(&[&args[..], &["--method", method]].concat());
+        assert!(ok, "{err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+        assert!(
+            v["converged"].as_bool().expect("converged") && v["iterations"].as_u64().expect("iterations") > 10,
+            "{v}"
+        );
+        v
+    };
+    let (blocks, lanczos) = (hessian("auto"), hessian("lanczos"));
+    assert_eq!((blocks["method"].as_str(), lanczos["method"].as_str()), (Some("blocks"), Some("lanczos")));
+    let (kb, kl) = (blocks["kappa"].as_f64().expect("κ"), lanczos["kappa"].as_f64().expect("κ"));
+    assert!((kb - kl).abs() <= 5e-3 * kb, "blocks κ {kb} vs Lanczos κ {kl}");
     let (ok, out, err) = pclab(&["hessian", "--param", "sp", "--width", "16", "--depth", "4", "--iters", "3"]);
     assert!(ok && out.contains("after 3 iterations: κ ="), "{out}{err}");
     fails_with(&["hessian", "--param", "bp"], &["unknown parameterisation 'bp'", "sp, sp_noskip or mupc"]);
@@ -175,4 +185,6 @@ fn sweep_kappa_prints_one_json_line_per_point_and_hessian_reports_lanczos() {
         &["beyond what the float64 CPU Hessian handles"],
     );
     fails_with(&["hessian", "--tol", "2"], &["--tol must be between 0 and 1"]);
+    fails_with(&["hessian", "--method", "qr"], &["unknown method 'qr'", "dense, blocks or lanczos"]);
+    fails_with(&["hessian", "--samples", "3"], &["--samples 3 needs --backend gpu"]);
 }
