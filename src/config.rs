@@ -333,84 +333,11 @@ pub enum ConfigError {
         gb: f64,
     },
     /// A preset nobody knows.
-    #[error("unknown preset '{0}': expected one of {list}", list = Preset::NAMES.join(", "))]
+    #[error("unknown preset '{0}': expected one of {list}", list = crate::presets::ids())]
     UnknownPreset(String),
 }
 
-/// The paper's experiments (spec §9).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Preset {
-    /// Fig. 1, ReLU, N = 512, one epoch, μPC vs standard PC vs BP Depth-μP, at depth `H`.
-    Fig1Relu(usize),
-    /// The μPC tutorial: N = 128, 29 hidden layers, T = 30, 900 iterations.
-    Tutorial,
-}
-
-impl Preset {
-    /// Every preset's name.
-    pub const NAMES: [&'static str; 6] =
-        ["fig1-relu-h8", "fig1-relu-h16", "fig1-relu-h32", "fig1-relu-h64", "fig1-relu-h128", "tutorial"];
-
-    /// The configuration this preset describes (`train_len` fixes "one epoch").
-    pub fn config(self, train_len: usize) -> RunConfig {
-        match self {
-            Preset::Fig1Relu(h) => {
-                let (sp_lr, sp_eta_z) = match h {
-                    8 => (1e-2, 1e-1),
-                    16 | 32 => (1e-2, 1e-2),
-                    _ => (1e-1, 1e-2),
-                };
-                let batch = 64;
-                RunConfig {
-                    width: 512,
-                    depth: h,
-                    act: Activation::Relu,
-                    skips: true,
-                    rules: vec![
-                        RuleSettings { rule: Rule::Pc(Param::Mupc), lr: 0.1, eta_z: 0.5 },
-                        RuleSettings { rule: Rule::Pc(Param::Sp), lr: sp_lr, eta_z: sp_eta_z },
-                        RuleSettings { rule: Rule::Bp(Param::Mupc), lr: 1e-2, eta_z: 0.5 },
-                    ],
-                    steps: None,
-                    batch,
-                    iterations: train_len / batch,
-                    eval_every: 300,
-                    seed: 0,
-                    backend: BackendKind::Cpu,
-                    metrics_every: 1,
-                }
-            }
-            Preset::Tutorial => RunConfig {
-                width: 128,
-                depth: 29,
-                act: Activation::Relu,
-                skips: true,
-                rules: vec![RuleSettings { rule: Rule::Pc(Param::Mupc), lr: 0.1, eta_z: 0.5 }],
-                steps: Some(30),
-                batch: 64,
-                iterations: 900,
-                eval_every: 100,
-                seed: 0,
-                backend: BackendKind::Cpu,
-                metrics_every: 1,
-            },
-        }
-    }
-}
-
-impl FromStr for Preset {
-    type Err = ConfigError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s == "tutorial" {
-            return Ok(Preset::Tutorial);
-        }
-        s.strip_prefix("fig1-relu-h")
-            .and_then(|h| h.parse::<usize>().ok())
-            .filter(|h| [8, 16, 32, 64, 128].contains(h))
-            .map(Preset::Fig1Relu)
-            .ok_or_else(|| ConfigError::UnknownPreset(s.to_string()))
-    }
-}
+pub use crate::presets::Preset;
 
 #[cfg(test)]
 mod tests {
@@ -447,10 +374,6 @@ mod tests {
             assert_eq!(r.name().parse::<Rule>(), Ok(r));
         }
         assert!("pc".parse::<Rule>().unwrap_err().to_string().contains("mupc, sp, bp_mup, bp_sp"));
-        for name in Preset::NAMES {
-            assert!(name.parse::<Preset>().is_ok(), "{name}");
-        }
-        assert!("fig1-relu-h9".parse::<Preset>().is_err());
         let t = Preset::Tutorial.config(60_000);
         assert_eq!((t.width, t.depth, t.inference_steps(), t.iterations), (128, 29, 30, 900));
         let f = Preset::Fig1Relu(64).config(60_000);

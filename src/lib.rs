@@ -25,15 +25,19 @@
 //! - [`session`] — several rules trained in lockstep on the same batches, with metrics.
 //! - [`gpu`] — the WGSL kernels' host side: the same iteration on the GPU through wgpu.
 //! - [`charts`] — plots as functions of data over any plotters backend (canvas, SVG).
+//! - [`presets`] — the paper's experiments and the lecture's demonstrations, by id.
+//! - [`export`] — run-state JSON (loads back) and metrics CSV.
 //! - [`page`] — the page's configuration and its query string.
 //! - `ui` (wasm only) — the Leptos page: controls, the frame loop that drives the session, views.
 
 pub mod charts;
 pub mod config;
 pub mod data;
+pub mod export;
 pub mod gpu;
 pub mod page;
 pub mod pcn;
+pub mod presets;
 pub mod session;
 
 #[cfg(target_arch = "wasm32")]

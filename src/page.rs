@@ -1,9 +1,12 @@
 //! The page's configuration and its query string: a link restores the exact setup
-//! (`?depth=16&width=128&rules=sp,mupc,bp_mup&seed=3&autoplay=1`). Every value is checked; an
+//! (`?depth=16&width=128&rules=sp,mupc,bp_mup&seed=3&autoplay=1`), and a classroom link also
+//! names its preset, the controls it hides and whether it opens in presentation mode
+//! (`?preset=explode&…&hide=width,rules&present=1&plots=activation-rms,loss`). Every value is checked; an
 //! invalid one is named in a message, with what is allowed, and replaced by its default — nothing
 //! here can fail. No DOM: the page hands in `location.search` and writes back [`PageConfig::to_query`].
 
 use crate::config::{default_eta_z, default_lr, BackendKind, Rule, RuleSettings, RunConfig};
+use crate::presets::Preset;
 use crate::pcn::network::Param;
 use crate::pcn::Activation;
 
@@ -37,8 +40,10 @@ pub struct PageConfig {
     pub lr_mupc: f64,
     /// η_w of both backprop baselines.
     pub lr_bp: f64,
-    /// η_z of every PC rule; `None`: each rule's default (standard PC 0.1, μPC 0.5).
-    pub eta_z: Option<f64>,
+    /// η_z of standard PC; `None`: its default, 0.1.
+    pub eta_z_sp: Option<f64>,
+    /// η_z of μPC; `None`: its default, 0.5.
+    pub eta_z_mupc: Option<f64>,
     /// `T`; `None` follows the depth.
     pub steps: Option<usize>,
     /// `B`.
@@ -49,32 +54,22 @@ pub struct PageConfig {
     pub eval_every: usize,
     /// Start training as soon as the page is ready.
     pub autoplay: bool,
+    /// The preset this setup started from (its explanation is shown).
+    pub preset: Option<Preset>,
+    /// Controls hidden by a classroom link ([`HIDEABLE`]).
+    pub hide: Vec<String>,
+    /// Open in presentation mode.
+    pub present: bool,
+    /// The plots presentation mode shows ([`PLOT_IDS`]); empty: the preset's, or all.
+    pub plots: Vec<String>,
 }
 
-impl Default for PageConfig {
-    fn default() -> Self {
-        PageConfig {
-            depth: 8,
-            width: 128,
-            act: Activation::Relu,
-            skips: true,
-            rules: vec![Rule::Pc(Param::Sp), Rule::Pc(Param::Mupc), Rule::Bp(Param::Mupc)],
-            lr_sp: default_lr(Rule::Pc(Param::Sp)),
-            lr_mupc: default_lr(Rule::Pc(Param::Mupc)),
-            lr_bp: default_lr(Rule::Bp(Param::Mupc)),
-            eta_z: None,
-            steps: None,
-            batch: 64,
-            seed: 0,
-            // Early feedback: a curve after a few seconds even on a software adapter.
-            eval_every: 50,
-            autoplay: false,
-        }
-    }
-}
+/// Every plot's id (its test id), in page order.
+pub const PLOT_IDS: [&str; 8] =
+    ["accuracy", "loss", "energy-heatmap", "inference-view", "activation-rms", "weight-change", "kappa-sweep", "kappa-training"];
 
-/// The query keys the page reads, in the order it writes them.
-pub const KEYS: [&str; 14] = [
+/// What `hide=` can hide: each setting's control, the groups, and the buttons, by test id.
+pub const HIDEABLE: [&str; 22] = [
     "depth",
     "width",
     "act",
@@ -88,7 +83,66 @@ pub const KEYS: [&str; 14] = [
     "batch",
     "seed",
     "eval_every",
+    "preset",
+    "controls",
+    "play",
+    "step",
+    "step-inference",
+    "reset",
+    "param-toggle",
+    "speed",
+    "conditioning",
+];
+
+impl Default for PageConfig {
+    fn default() -> Self {
+        PageConfig {
+            depth: 8,
+            width: 128,
+            act: Activation::Relu,
+            skips: true,
+            rules: vec![Rule::Pc(Param::Sp), Rule::Pc(Param::Mupc), Rule::Bp(Param::Mupc)],
+            lr_sp: default_lr(Rule::Pc(Param::Sp)),
+            lr_mupc: default_lr(Rule::Pc(Param::Mupc)),
+            lr_bp: default_lr(Rule::Bp(Param::Mupc)),
+            eta_z_sp: None,
+            eta_z_mupc: None,
+            steps: None,
+            batch: 64,
+            seed: 0,
+            // Early feedback: a curve after a few seconds even on a software adapter.
+            eval_every: 50,
+            autoplay: false,
+            preset: None,
+            hide: Vec::new(),
+            present: false,
+            plots: Vec::new(),
+        }
+    }
+}
+
+/// The query keys the page reads, in the order it writes them.
+pub const KEYS: [&str; 20] = [
+    "preset",
+    "depth",
+    "width",
+    "act",
+    "skips",
+    "rules",
+    "lr_sp",
+    "lr_mupc",
+    "lr_bp",
+    "eta_z",
+    "eta_z_sp",
+    "eta_z_mupc",
+    "T",
+    "batch",
+    "seed",
+    "eval_every",
     "autoplay",
+    "hide",
+    "present",
+    "plots",
 ];
 
 impl PageConfig {
@@ -103,7 +157,59 @@ impl PageConfig {
 
     /// η_z of a rule.
     pub fn eta_z_of(&self, rule: Rule) -> f64 {
-        self.eta_z.unwrap_or_else(|| default_eta_z(rule))
+        let set = match rule {
+            Rule::Pc(Param::Sp) => self.eta_z_sp,
+            _ => self.eta_z_mupc,
+        };
+        set.unwrap_or_else(|| default_eta_z(rule))
+    }
+
+    /// The shared η_z when both PC rules have the same one set.
+    pub fn eta_z(&self) -> Option<f64> {
+        self.eta_z_sp.filter(|v| Some(*v) == self.eta_z_mupc)
+    }
+
+    /// A preset's setup (evaluating at least every 100 iterations, so the page shows progress
+    /// early; 100 divides the paper's 300/600/900).
+    pub fn from_preset(p: Preset) -> PageConfig {
+        let rc = p.config(60_000);
+        let d = PageConfig::default();
+        let rate = |rule: Rule| rc.rules.iter().find(|r| r.rule == rule).map(|r| (r.lr, r.eta_z));
+        let bp = rate(Rule::Bp(Param::Mupc)).or(rate(Rule::Bp(Param::Sp)));
+        PageConfig {
+            depth: rc.depth,
+            width: rc.width,
+            act: rc.act,
+            skips: rc.skips,
+            rules: rc.rules.iter().map(|r| r.rule).collect(),
+            lr_sp: rate(Rule::Pc(Param::Sp)).map_or(d.lr_sp, |r| r.0),
+            lr_mupc: rate(Rule::Pc(Param::Mupc)).map_or(d.lr_mupc, |r| r.0),
+            lr_bp: bp.map_or(d.lr_bp, |r| r.0),
+            eta_z_sp: rate(Rule::Pc(Param::Sp)).map(|r| r.1),
+            eta_z_mupc: rate(Rule::Pc(Param::Mupc)).map(|r| r.1),
+            steps: rc.steps,
+            batch: rc.batch,
+            seed: rc.seed,
+            eval_every: rc.eval_every.min(100),
+            preset: Some(p),
+            ..d
+        }
+    }
+
+    /// The plots presentation mode shows: those chosen, else the preset's, else all.
+    pub fn shown_plots(&self) -> Vec<&'static str> {
+        if !self.plots.is_empty() {
+            return PLOT_IDS.iter().copied().filter(|id| self.plots.iter().any(|p| p == id)).collect();
+        }
+        match self.preset {
+            Some(p) => p.plots().to_vec(),
+            None => PLOT_IDS.to_vec(),
+        }
+    }
+
+    /// Whether a classroom link hides control `id` (a group hides its members).
+    pub fn hides(&self, id: &str) -> bool {
+        self.hide.iter().any(|h| h == id || (h == "controls" && !["play", "step", "step-inference", "reset"].contains(&id)))
     }
 
     /// `T` (the depth unless set).
@@ -166,11 +272,18 @@ impl PageConfig {
     pub fn from_query(query: &str) -> (PageConfig, Vec<String>) {
         let mut c = PageConfig::default();
         let mut problems = Vec::new();
-        for pair in query.trim_start_matches('?').split('&').filter(|p| !p.is_empty()) {
-            let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
-            let key = percent_decode(key);
-            let value = percent_decode(raw);
-            if let Err(why) = c.set(&key, value.trim()) {
+        let pairs: Vec<(String, String)> = query
+            .trim_start_matches('?')
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|pair| {
+                let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
+                (percent_decode(key), percent_decode(raw).trim().to_string())
+            })
+            .collect();
+        // The preset first, wherever it stands: the other keys adjust it.
+        for (key, value) in pairs.iter().filter(|(k, _)| k == "preset").chain(pairs.iter().filter(|(k, _)| k != "preset")) {
+            if let Err(why) = c.set(key, value) {
                 problems.push(why);
             }
         }
@@ -228,10 +341,47 @@ impl PageConfig {
                     _ => self.lr_bp = lr,
                 }
             }
-            "eta_z" => {
-                self.eta_z = Some(rate(v).ok_or_else(|| {
+            "preset" => {
+                let p: Preset = v.parse().map_err(|_| bad(&format!("the presets are {}", crate::presets::ids()), "none".into()))?;
+                *self = PageConfig::from_preset(p);
+            }
+            "eta_z" | "eta_z_sp" | "eta_z_mupc" => {
+                let e = rate(v).ok_or_else(|| {
                     bad("η_z is a positive number such as 0.1", "each rule's default (standard PC 0.1, μPC 0.5)".into())
-                })?)
+                })?;
+                if key != "eta_z_mupc" {
+                    self.eta_z_sp = Some(e);
+                }
+                if key != "eta_z_sp" {
+                    self.eta_z_mupc = Some(e);
+                }
+            }
+            "hide" => {
+                let mut hide = Vec::new();
+                for id in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    if !HIDEABLE.contains(&id) {
+                        return Err(bad(&format!("hide is a comma list of {}", HIDEABLE.join(", ")), "nothing hidden".into()));
+                    }
+                    if !hide.iter().any(|h| h == id) {
+                        hide.push(id.to_string());
+                    }
+                }
+                self.hide = hide;
+            }
+            "present" => {
+                self.present = flag(v).ok_or_else(|| bad("present is 1 or 0", "0".into()))?;
+            }
+            "plots" => {
+                let mut plots = Vec::new();
+                for id in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    if !PLOT_IDS.contains(&id) {
+                        return Err(bad(&format!("plots is a comma list of {}", PLOT_IDS.join(", ")), "all".into()));
+                    }
+                    if !plots.iter().any(|p| p == id) {
+                        plots.push(id.to_string());
+                    }
+                }
+                self.plots = plots;
             }
             "T" => {
                 self.steps =
@@ -272,7 +422,8 @@ impl PageConfig {
     /// written too, so a shared link survives a change of defaults.
     pub fn to_query(&self) -> String {
         let rules: Vec<&str> = self.rules.iter().map(|r| r.name()).collect();
-        let mut parts = vec![
+        let mut parts: Vec<String> = self.preset.map(|p| format!("preset={}", p.id())).into_iter().collect();
+        parts.extend([
             format!("depth={}", self.depth),
             format!("width={}", self.width),
             format!("act={}", self.act.name()),
@@ -281,9 +432,13 @@ impl PageConfig {
             format!("lr_sp={}", self.lr_sp),
             format!("lr_mupc={}", self.lr_mupc),
             format!("lr_bp={}", self.lr_bp),
-        ];
-        if let Some(e) = self.eta_z {
-            parts.push(format!("eta_z={e}"));
+        ]);
+        match (self.eta_z(), self.eta_z_sp, self.eta_z_mupc) {
+            (Some(e), ..) => parts.push(format!("eta_z={e}")),
+            (None, sp, mupc) => {
+                parts.extend(sp.map(|e| format!("eta_z_sp={e}")));
+                parts.extend(mupc.map(|e| format!("eta_z_mupc={e}")));
+            }
         }
         if let Some(t) = self.steps {
             parts.push(format!("T={t}"));
@@ -293,6 +448,15 @@ impl PageConfig {
         parts.push(format!("eval_every={}", self.eval_every));
         if self.autoplay {
             parts.push("autoplay=1".into());
+        }
+        if !self.hide.is_empty() {
+            parts.push(format!("hide={}", self.hide.join(",")));
+        }
+        if self.present {
+            parts.push("present=1".into());
+        }
+        if !self.plots.is_empty() {
+            parts.push(format!("plots={}", self.plots.join(",")));
         }
         format!("?{}", parts.join("&"))
     }
@@ -376,12 +540,17 @@ mod tests {
             lr_sp: 0.003,
             lr_mupc: 0.25,
             lr_bp: 1e-4,
-            eta_z: Some(0.05),
+            eta_z_sp: Some(0.05),
+            eta_z_mupc: Some(0.7),
             steps: Some(20),
             batch: 32,
             seed: 12345678901,
             eval_every: 50,
             autoplay: true,
+            preset: Some(Preset::Explode),
+            hide: vec!["width".into(), "controls".into()],
+            present: true,
+            plots: vec!["loss".into(), "kappa-sweep".into()],
         };
         let (back, problems) = PageConfig::from_query(&c.to_query());
         assert!(problems.is_empty(), "{problems:?}");
@@ -404,7 +573,7 @@ mod tests {
     #[test]
     fn rates_and_steps_change_live_but_the_network_shape_resets() {
         let a = PageConfig::default();
-        let rates = PageConfig { lr_mupc: 0.2, eta_z: Some(0.3), steps: Some(3), eval_every: 7, ..a.clone() };
+        let rates = PageConfig { lr_mupc: 0.2, eta_z_mupc: Some(0.3), steps: Some(3), eval_every: 7, ..a.clone() };
         assert!(!a.needs_reset(&rates));
         assert!(a.needs_reset(&PageConfig { depth: 9, ..a.clone() }));
         assert!(a.needs_reset(&PageConfig { seed: 1, ..a.clone() }));
@@ -412,5 +581,29 @@ mod tests {
         assert_eq!(rc.validate(60_000), Ok(()));
         assert_eq!((rc.rules[1].lr, rc.rules[1].eta_z, rc.inference_steps()), (0.2, 0.3, 3));
         assert_eq!(a.run_config(BackendKind::Cpu).rules[0].eta_z, 0.1, "standard PC's default η_z");
+    }
+
+    #[test]
+    fn a_classroom_link_restores_its_preset_with_overrides_hidden_controls_and_presentation() {
+        let (c, problems) = PageConfig::from_query("?seed=5&preset=fig1-relu-h32&hide=width,rules&present=1");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!((c.preset, c.depth, c.width, c.seed), (Some(Preset::Fig1Relu(32)), 32, 512, 5), "the preset first");
+        assert_eq!((c.eta_z_of(Rule::Pc(Param::Sp)), c.eta_z_of(Rule::Pc(Param::Mupc)), c.lr_sp), (0.01, 0.5, 0.01));
+        assert!(c.present && c.hides("width") && c.hides("rules") && !c.hides("depth"));
+        assert_eq!(c.shown_plots(), vec!["accuracy", "loss", "activation-rms"], "the preset's plots");
+        let (back, p) = PageConfig::from_query(&c.to_query());
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(back, c);
+        let all = PageConfig { hide: vec!["controls".into()], ..Default::default() };
+        assert!(all.hides("depth") && all.hides("seed") && !all.hides("play"));
+        let (_, p) = PageConfig::from_query("preset=fig2&hide=nothing&plots=pie&present=2");
+        assert_eq!(p.len(), 4, "{p:?}");
+        assert!(p[0].contains("the presets are") && p[0].contains("lr-transfer"), "{p:?}");
+        assert!(p[1].contains("hide is a comma list of") && p[2].contains("plots is a comma list of"));
+        for preset in Preset::all() {
+            let c = PageConfig::from_preset(preset);
+            assert_eq!(c.run_config(BackendKind::Gpu).validate(60_000), Ok(()), "{preset}");
+            assert_eq!(PageConfig::from_query(&format!("preset={preset}")).0, c);
+        }
     }
 }
