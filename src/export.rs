@@ -104,7 +104,9 @@ impl RunState {
         let mut iterations: Vec<usize> = self
             .runs
             .iter()
-            .flat_map(|r| r.loss.iter().map(|p| p.0).chain(r.accuracy.iter().map(|p| p.0)).chain(r.energy.iter().map(|p| p.0)))
+            .flat_map(|r| {
+                r.loss.iter().map(|p| p.0).chain(r.accuracy.iter().map(|p| p.0)).chain(r.energy.iter().map(|p| p.0))
+            })
             .collect();
         iterations.sort_unstable();
         iterations.dedup();

@@ -6,9 +6,9 @@
 //! here can fail. No DOM: the page hands in `location.search` and writes back [`PageConfig::to_query`].
 
 use crate::config::{default_eta_z, default_lr, BackendKind, Rule, RuleSettings, RunConfig};
-use crate::presets::Preset;
 use crate::pcn::network::Param;
 use crate::pcn::Activation;
+use crate::presets::Preset;
 
 /// Deepest network the page offers.
 pub const PAGE_MAX_DEPTH: usize = 256;
@@ -65,8 +65,16 @@ pub struct PageConfig {
 }
 
 /// Every plot's id (its test id), in page order.
-pub const PLOT_IDS: [&str; 8] =
-    ["accuracy", "loss", "energy-heatmap", "inference-view", "activation-rms", "weight-change", "kappa-sweep", "kappa-training"];
+pub const PLOT_IDS: [&str; 8] = [
+    "accuracy",
+    "loss",
+    "energy-heatmap",
+    "inference-view",
+    "activation-rms",
+    "weight-change",
+    "kappa-sweep",
+    "kappa-training",
+];
 
 /// What `hide=` can hide: each setting's control, the groups, and the buttons, by test id.
 pub const HIDEABLE: [&str; 22] = [
@@ -209,7 +217,9 @@ impl PageConfig {
 
     /// Whether a classroom link hides control `id` (a group hides its members).
     pub fn hides(&self, id: &str) -> bool {
-        self.hide.iter().any(|h| h == id || (h == "controls" && !["play", "step", "step-inference", "reset"].contains(&id)))
+        self.hide
+            .iter()
+            .any(|h| h == id || (h == "controls" && !["play", "step", "step-inference", "reset"].contains(&id)))
     }
 
     /// `T` (the depth unless set).
@@ -282,7 +292,9 @@ impl PageConfig {
             })
             .collect();
         // The preset first, wherever it stands: the other keys adjust it.
-        for (key, value) in pairs.iter().filter(|(k, _)| k == "preset").chain(pairs.iter().filter(|(k, _)| k != "preset")) {
+        for (key, value) in
+            pairs.iter().filter(|(k, _)| k == "preset").chain(pairs.iter().filter(|(k, _)| k != "preset"))
+        {
             if let Err(why) = c.set(key, value) {
                 problems.push(why);
             }
@@ -342,7 +354,8 @@ impl PageConfig {
                 }
             }
             "preset" => {
-                let p: Preset = v.parse().map_err(|_| bad(&format!("the presets are {}", crate::presets::ids()), "none".into()))?;
+                let p: Preset =
+                    v.parse().map_err(|_| bad(&format!("the presets are {}", crate::presets::ids()), "none".into()))?;
                 *self = PageConfig::from_preset(p);
             }
             "eta_z" | "eta_z_sp" | "eta_z_mupc" => {
@@ -360,7 +373,10 @@ impl PageConfig {
                 let mut hide = Vec::new();
                 for id in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     if !HIDEABLE.contains(&id) {
-                        return Err(bad(&format!("hide is a comma list of {}", HIDEABLE.join(", ")), "nothing hidden".into()));
+                        return Err(bad(
+                            &format!("hide is a comma list of {}", HIDEABLE.join(", ")),
+                            "nothing hidden".into(),
+                        ));
                     }
                     if !hide.iter().any(|h| h == id) {
                         hide.push(id.to_string());

@@ -117,7 +117,7 @@ impl Preset {
             Preset::Explode => "Standard PC against μPC at 64 hidden layers. Look at the activation RMS by layer: \
                  with standard initialisation each residual block adds about 1/6 of the variance with ReLU, so \
                  the forward pass grows like (1 + 1/6)^(l/2) and explodes beyond ~60 layers; μPC scales each \
-                 branch by 1/√H and stays at scale 1. Standard PC's loss is orders of magnitude higher and it \
+                 branch by 1/√(N·L), 1/√L on top of fan-in scaling, and stays at scale 1. Standard PC's loss is orders of magnitude higher and it \
                  fails to train — the paper's first finding."
                 .into(),
             Preset::Conditioning => "The condition number κ = |λ_max| / |λ_min| of the inference landscape (the \
@@ -247,7 +247,10 @@ mod tests {
         let e = "fig1-relu-h9".parse::<Preset>().unwrap_err().to_string();
         assert!(e.contains("unknown preset 'fig1-relu-h9'") && e.contains("lr-transfer"), "{e}");
         let fig = Preset::Fig1Relu(64).config(60_000);
-        assert_eq!((fig.width, fig.depth, fig.iterations, fig.rules[1].lr, fig.rules[1].eta_z), (512, 64, 937, 0.1, 0.01));
+        assert_eq!(
+            (fig.width, fig.depth, fig.iterations, fig.rules[1].lr, fig.rules[1].eta_z),
+            (512, 64, 937, 0.1, 0.01)
+        );
         assert_eq!(Preset::Fig1ReluSmall(64).config(60_000).width, 128);
     }
 }

@@ -36,6 +36,20 @@ pub struct Line {
     pub band: Vec<(f64, f64, f64)>,
 }
 
+thread_local! {
+    static EMPHASIS: std::cell::Cell<f64> = const { std::cell::Cell::new(1.0) };
+}
+
+/// Scales every chart's type and lines from now on (1: normal; presentation mode uses more).
+pub fn set_emphasis(scale: f64) {
+    EMPHASIS.with(|e| e.set(scale.clamp(0.5, 4.0)));
+}
+
+/// `px` at the current emphasis.
+fn em(px: u32) -> u32 {
+    EMPHASIS.with(|e| (px as f64 * e.get()).round() as u32)
+}
+
 /// Axis descriptions and scale.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Axes {
@@ -167,12 +181,12 @@ pub fn draw_lines<DB: DrawingBackend>(
         })
         .y_label_formatter(&|v| tick(*v, log, y_hi - y_lo))
         .light_line_style(RGBColor(0xEE, 0xEE, 0xEE))
-        .label_style(("sans-serif", 13))
+        .label_style(("sans-serif", em(13)))
         .draw()
         .map_err(err)?;
     if lines.iter().all(|l| l.points.is_empty()) {
         let (w, h) = area.dim_in_pixel();
-        area.draw(&Text::new(empty_note.to_string(), (w as i32 / 2 - 110, h as i32 / 2), ("sans-serif", 15)))
+        area.draw(&Text::new(empty_note.to_string(), (w as i32 / 2 - 110, h as i32 / 2), ("sans-serif", em(15))))
             .map_err(err)?;
     }
     for line in lines.iter().filter(|l| l.band.len() > 1) {
@@ -185,7 +199,7 @@ pub fn draw_lines<DB: DrawingBackend>(
     for line in lines.iter().filter(|l| l.faded).chain(lines.iter().filter(|l| !l.faded)) {
         let color = if line.faded { line.color.mix(0.3) } else { line.color.mix(1.0) };
         let pts: Vec<(f64, f64)> = line.points.iter().filter_map(|&(x, y)| Some((px(x)?, plotted(y, log)?))).collect();
-        let style = color.stroke_width(if line.faded { 2 } else { 3 });
+        let style = color.stroke_width(em(if line.faded { 2 } else { 3 }));
         let series = chart.draw_series(LineSeries::new(pts.iter().copied(), style)).map_err(err)?;
         if !line.faded || !lines.iter().any(|l| !l.faded && l.label == line.label) {
             series.label(line.label.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
@@ -196,8 +210,8 @@ pub fn draw_lines<DB: DrawingBackend>(
         if let (Some(x), Some(&(_, y))) = (line.diverged_at.and_then(px), pts.last()) {
             chart
                 .draw_series([
-                    Cross::new((x, y), 7, color.stroke_width(3)).into_dyn(),
-                    Text::new("diverged", (x, y), ("sans-serif", 13).into_font().color(&color)).into_dyn(),
+                    Cross::new((x, y), em(7) as i32, color.stroke_width(em(3))).into_dyn(),
+                    Text::new("diverged", (x, y), ("sans-serif", em(13)).into_font().color(&color)).into_dyn(),
                 ])
                 .map_err(err)?;
         }
@@ -209,7 +223,7 @@ pub fn draw_lines<DB: DrawingBackend>(
             .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(0xBB, 0xBB, 0xBB))
-            .label_font(("sans-serif", 13))
+            .label_font(("sans-serif", em(13)))
             .draw()
             .map_err(err)?;
     }
@@ -346,7 +360,7 @@ pub fn draw_heatmap<DB: DrawingBackend>(
         .y_labels(rows.min(8))
         .x_label_formatter(&|v| tick(*v, false, x_hi - x_lo))
         .y_label_formatter(&|v| format!("{}", v.round()))
-        .label_style(("sans-serif", 13))
+        .label_style(("sans-serif", em(13)))
         .draw()
         .map_err(err)?;
     let range = log_range(grid);
@@ -378,13 +392,13 @@ pub fn draw_heatmap<DB: DrawingBackend>(
         let mut bar_chart = bar_chart;
         bar_chart.draw_series(strip).map_err(err)?;
         let (bx, by) = bar_chart.plotting_area().get_pixel_range();
-        let font = ("sans-serif", 12);
+        let font = ("sans-serif", em(12));
         bar.draw(&Text::new(format!("{:.0e}", 10f64.powf(hi)), (bx.end + 2, by.start), font)).map_err(err)?;
         bar.draw(&Text::new(format!("{:.0e}", 10f64.powf(lo)), (bx.end + 2, by.end - 12), font)).map_err(err)?;
         bar.draw(&Text::new("E", (bx.start, by.end + 4), font)).map_err(err)?;
     } else {
         let (pw, ph) = plot.dim_in_pixel();
-        plot.draw(&Text::new(empty_note.to_string(), (pw as i32 / 2 - 110, ph as i32 / 2), ("sans-serif", 15)))
+        plot.draw(&Text::new(empty_note.to_string(), (pw as i32 / 2 - 110, ph as i32 / 2), ("sans-serif", em(15))))
             .map_err(err)?;
     }
     let (px, py) = chart.plotting_area().get_pixel_range();

@@ -9,6 +9,7 @@ mod runner;
 use crate::config::Rule;
 use crate::page::PageConfig;
 use crate::pcn::Activation;
+use crate::presets::Preset;
 use leptos::prelude::*;
 use runner::{Snapshot, SPEEDS};
 use std::cell::Cell;
@@ -41,16 +42,39 @@ fn commit(form: RwSignal<PageConfig>, key: &str, value: &str) {
             next.steps = None;
             Ok(())
         }
-        ("eta_z", "") => {
-            next.eta_z = None;
+        ("eta_z" | "eta_z_sp" | "eta_z_mupc", "") => {
+            if key != "eta_z_mupc" {
+                next.eta_z_sp = None;
+            }
+            if key != "eta_z_sp" {
+                next.eta_z_mupc = None;
+            }
             Ok(())
+        }
+        ("preset", "") => {
+            next.preset = None;
+            Ok(())
+        }
+        ("preset", _) => {
+            // A preset replaces the setup but not how the page is shown.
+            let (hide, present, plots) = (next.hide.clone(), next.present, next.plots.clone());
+            next.set(key, value).map(|()| {
+                next.hide = hide;
+                next.present = present;
+                next.plots = plots;
+            })
         }
         _ => next.set(key, value),
     };
     match result {
         Ok(()) => {
             write_url(&next);
-            runner::with(|r| r.apply(next.clone()));
+            runner::with(|r| {
+                r.apply(next.clone());
+                if key == "preset" {
+                    r.preset_started();
+                }
+            });
             form.set(next);
         }
         Err(msg) => {
@@ -102,6 +126,9 @@ async fn boot_sequence() {
                 let test_x = Arc::new(crate::session::test_inputs(&m));
                 r.data = Some((Arc::new(m), test_x));
                 r.reset();
+                if std::mem::take(&mut r.sweep_on_load) {
+                    r.start_sweep();
+                }
             });
         }
         Err(e) => {
@@ -135,8 +162,9 @@ fn Field(
     value: Signal<String>,
     #[prop(optional)] placeholder: &'static str,
 ) -> impl IntoView {
+    let hidden = move || form.with(|c| c.hides(key) || (key.starts_with("eta_z") && c.hides("eta_z")));
     view! {
-        <label class="field" title=title>
+        <label class="field" title=title class:hidden=hidden>
             <span>{label}</span>
             <input
                 type="text"
@@ -164,12 +192,26 @@ fn Controls(form: RwSignal<PageConfig>) -> impl IntoView {
         let list: Vec<&str> = Rule::ALL.iter().filter(|r| rules.contains(r)).map(|r| r.name()).collect();
         commit(form, "rules", &list.join(","));
     };
+    let hides = move |id: &'static str| move || form.with(|c| c.hides(id));
     view! {
-        <aside class="controls">
+        <aside class="controls" class:hidden=move || form.with(|c| c.hide.iter().any(|h| h == "controls"))>
+            <label class="field" class:hidden=hides("preset")>
+                <span>"preset"</span>
+                <select data-testid="preset" on:change=move |ev| commit(form, "preset", &event_target_value(&ev))>
+                    <option value="" selected=move || form.with(|c| c.preset.is_none())>"— your own setup —"</option>
+                    {Preset::all()
+                        .into_iter()
+                        .map(|p| {
+                            let id = p.id();
+                            view! { <option value=id.clone() selected=move || form.with(|c| c.preset == Some(p))>{p.title()}</option> }
+                        })
+                        .collect::<Vec<_>>()}
+                </select>
+            </label>
             <h2>"Network"</h2>
             <Field form key="depth" label="depth H" title="hidden layers, 1 to 256" value=text(|c| c.depth.to_string()) />
             <Field form key="width" label="width N" title="units per hidden layer, 16 to 1024" value=text(|c| c.width.to_string()) />
-            <label class="field">
+            <label class="field" class:hidden=hides("act")>
                 <span>"activation φ"</span>
                 <select data-testid="activation" on:change=move |ev| commit(form, "act", &event_target_value(&ev))>
                     {Activation::ALL
@@ -181,7 +223,7 @@ fn Controls(form: RwSignal<PageConfig>) -> impl IntoView {
                         .collect::<Vec<_>>()}
                 </select>
             </label>
-            <label class="check">
+            <label class="check" class:hidden=hides("skips")>
                 <input
                     type="checkbox"
                     data-testid="skips"
@@ -190,12 +232,12 @@ fn Controls(form: RwSignal<PageConfig>) -> impl IntoView {
                 />
                 "identity skips (residual)"
             </label>
-            <h2>"Rules"</h2>
+            <h2 class:hidden=hides("rules")>"Rules"</h2>
             {Rule::ALL
                 .iter()
                 .map(|&rule| {
                     view! {
-                        <label class="check">
+                        <label class="check" class:hidden=hides("rules")>
                             <input
                                 type="checkbox"
                                 data-testid=format!("rule-{}", rule.name())
@@ -214,11 +256,19 @@ fn Controls(form: RwSignal<PageConfig>) -> impl IntoView {
             <Field form key="lr_bp" label="η_w BP" title="Adam learning rate of both backprop baselines" value=text(|c| c.lr_bp.to_string()) />
             <Field
                 form
-                key="eta_z"
-                label="η_z"
-                title="inference rate of every PC rule; empty: standard PC 0.1, μPC 0.5"
-                placeholder="sp 0.1 · μPC 0.5"
-                value=text(|c| c.eta_z.map_or(String::new(), |v| v.to_string()))
+                key="eta_z_mupc"
+                label="η_z μPC"
+                title="inference rate of μPC; empty: 0.5"
+                placeholder="0.5"
+                value=text(|c| c.eta_z_mupc.map_or(String::new(), |v| v.to_string()))
+            />
+            <Field
+                form
+                key="eta_z_sp"
+                label="η_z standard PC"
+                title="inference rate of standard PC; empty: 0.1"
+                placeholder="0.1"
+                value=text(|c| c.eta_z_sp.map_or(String::new(), |v| v.to_string()))
             />
             <Field
                 form
@@ -242,18 +292,40 @@ fn swatch(rule: Rule) -> String {
 }
 
 #[component]
-fn Plot(index: usize, hover: RwSignal<Vec<String>>) -> impl IntoView {
+fn Plot(index: usize, hover: RwSignal<Vec<String>>, form: RwSignal<PageConfig>) -> impl IntoView {
     let def = &plots::PLOTS[index];
     let tall = matches!(def.id, "energy-heatmap" | "inference-view");
+    let help = RwSignal::new(false);
     let on_move = move |ev: web_sys::MouseEvent| {
         let canvas: web_sys::HtmlCanvasElement = event_target(&ev);
         let scale = canvas.width() as f64 / canvas.client_width().max(1) as f64;
         let text = plots::hover_text(index, ev.offset_x() as f64 * scale, ev.offset_y() as f64 * scale);
         hover.update(|h| h[index] = text);
     };
+    let png = move |_| {
+        let url = plots_canvas(def.id).and_then(|c| c.to_data_url().ok());
+        let done = url
+            .ok_or_else(|| "the canvas could not be read".to_string())
+            .and_then(|u| download_url(&format!("pclab-{}.png", def.id), &u));
+        report(done, &format!("{}.png", def.id));
+    };
+    let svg = move |_| {
+        let text = runner::with(|r| plots::svg(index, r)).unwrap_or_else(|| Err("the page is not ready".into()));
+        let done = text.and_then(|t| download(&format!("pclab-{}.svg", def.id), "image/svg+xml", &t));
+        report(done, &format!("{}.svg", def.id));
+    };
+    let hidden = move || form.with(|c| c.present && !c.shown_plots().contains(&def.id));
     view! {
-        <figure class="plot" class:wide=tall>
-            <figcaption class="title">{def.title}</figcaption>
+        <figure class="plot" class:wide=tall class:hidden=hidden>
+            <figcaption class="title">
+                <span>{def.title}</span>
+                <span class="plot-actions">
+                    <button class="small" data-testid=format!("help-{}", def.id) title="what this plot shows" on:click=move |_| help.update(|h| *h = !*h)>"?"</button>
+                    <button class="small" data-testid=format!("export-png-{}", def.id) title="download as PNG" on:click=png>"PNG"</button>
+                    <button class="small" data-testid=format!("export-svg-{}", def.id) title="download as SVG" on:click=svg>"SVG"</button>
+                </span>
+            </figcaption>
+            {move || help.get().then(|| view! { <p class="help" data-testid=format!("help-text-{}", def.id)>{def.help}</p> })}
             <canvas
                 id=format!("plot-{}", def.id)
                 data-testid=def.id
@@ -270,16 +342,188 @@ fn Plot(index: usize, hover: RwSignal<Vec<String>>) -> impl IntoView {
     }
 }
 
+fn plots_canvas(id: &str) -> Option<web_sys::HtmlCanvasElement> {
+    let doc = web_sys::window()?.document()?;
+    doc.get_element_by_id(&format!("plot-{id}"))?.dyn_into().ok()
+}
+
+/// Says in the status whether a download started.
+fn report(done: Result<(), String>, what: &str) {
+    runner::with(|r| match done {
+        Ok(()) => r.message("info", format!("downloaded {what}")),
+        Err(e) => r.message("error", format!("{what} could not be exported: {e}")),
+    });
+}
+
+/// Starts a download of `url` as `name`.
+fn download_url(name: &str, url: &str) -> Result<(), String> {
+    let doc = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
+    let a: web_sys::HtmlAnchorElement =
+        doc.create_element("a").map_err(|e| format!("{e:?}"))?.dyn_into().map_err(|_| "not an anchor".to_string())?;
+    a.set_href(url);
+    a.set_download(name);
+    a.click();
+    Ok(())
+}
+
+/// Starts a download of `text` as a file `name` of type `mime`.
+fn download(name: &str, mime: &str, text: &str) -> Result<(), String> {
+    let parts = js_sys::Array::of1(&JsValue::from_str(text));
+    let opts = web_sys::BlobPropertyBag::new();
+    opts.set_type(mime);
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts).map_err(|e| format!("{e:?}"))?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|e| format!("{e:?}"))?;
+    let done = download_url(name, &url);
+    // The click has handed the blob to the download; the URL is no longer needed.
+    let _ = web_sys::Url::revoke_object_url(&url);
+    done
+}
+
+/// Exports the metrics (CSV) or the whole run state (JSON, loadable).
+fn export_metrics(csv: bool) {
+    let state = runner::with(|r| r.run_state()).flatten();
+    let done = match state {
+        None => Err("there is no run yet".to_string()),
+        Some(st) if csv => download("pclab-metrics.csv", "text/csv", &st.to_csv()),
+        Some(st) => download("pclab-run.json", "application/json", &st.to_json()),
+    };
+    report(done, if csv { "the metrics (CSV)" } else { "the run (JSON)" });
+}
+
+/// Loads a run saved by [`export_metrics`] from the file chosen in `input`.
+async fn load_run(form: RwSignal<PageConfig>, file: web_sys::File) {
+    let text = wasm_bindgen_futures::JsFuture::from(file.text()).await;
+    let text = match text.ok().and_then(|t| t.as_string()) {
+        Some(t) => t,
+        None => {
+            runner::with(|r| r.message("error", format!("{} could not be read", file.name())));
+            return;
+        }
+    };
+    match crate::export::RunState::from_json(&text) {
+        Ok(state) => {
+            if let Some(cfg) = runner::with(|r| r.load_state(state)) {
+                write_url(&cfg);
+                form.set(cfg);
+            }
+        }
+        Err(e) => runner::with(|r| r.message("error", format!("{}: {e}", file.name()))).unwrap_or(()),
+    }
+}
+
+/// The link that restores this page: the full setup, with the classroom options.
+fn share_url(cfg: &PageConfig, hide_controls: bool, present: bool) -> String {
+    let mut c = cfg.clone();
+    if hide_controls && !c.hide.iter().any(|h| h == "controls") {
+        c.hide.push("controls".into());
+    }
+    c.present = present;
+    let base = web_sys::window()
+        .and_then(|w| Some(format!("{}{}", w.location().origin().ok()?, w.location().pathname().ok()?)))
+        .unwrap_or_default();
+    format!("{base}{}", c.to_query())
+}
+
+/// Presentation mode on or off: large type and thick lines, the chosen plots only; fullscreen
+/// when asked from a key or button (browsers allow it only then).
+fn set_present(form: RwSignal<PageConfig>, on: bool, fullscreen: bool) {
+    crate::charts::set_emphasis(if on { 1.7 } else { 1.0 });
+    commit(form, "present", if on { "1" } else { "0" });
+    runner::with(|r| r.dirty.iter_mut().for_each(|d| *d = true));
+    let Some(doc) = web_sys::window().and_then(|w| w.document()) else { return };
+    if on && fullscreen {
+        if let Some(root) = doc.document_element() {
+            let _ = root.request_fullscreen();
+        }
+    } else if !on && doc.fullscreen_element().is_some() {
+        doc.exit_fullscreen();
+    }
+}
+
+/// The symbols (spec §1), as the glossary shows them.
+const GLOSSARY: [(&str, &str); 13] = [
+    ("D, O", "input (784 pixels) and output (10 classes) dimensions"),
+    ("N", "width: units per hidden layer"),
+    ("H, L = H + 1", "hidden layers (depth) and weight matrices"),
+    ("B", "batch size: images per iteration"),
+    ("z_l", "activities of hidden layer l — free during inference"),
+    ("e_l", "prediction error of layer l: z_l minus its prediction from the layer below"),
+    ("E_l, F", "layer energy ½‖e_l‖² and the total energy F = Σ E_l"),
+    ("a_1, a_h, a_L", "branch scalings of the parameterisation (μPC: 1/√D, 1/√(N·L), 1/N; standard PC: 1)"),
+    ("τ", "1 with identity skips (residual), 0 without"),
+    ("φ", "activation function"),
+    ("η_z, T", "inference rate and inference steps per iteration"),
+    ("η_w", "weight learning rate (Adam)"),
+    ("κ = |λ_max| / |λ_min|", "condition number of the inference Hessian ∂²F/∂z²"),
+];
+
+/// The keyboard shortcuts, as shown by "?".
+const SHORTCUTS: [(&str, &str); 8] = [
+    ("Space", "play / pause"),
+    ("→", "step one iteration"),
+    ("Shift + →", "step one inference step"),
+    ("R", "reset to the seed"),
+    ("P", "switch standard PC ⇄ μPC"),
+    ("F", "presentation mode (fullscreen)"),
+    ("?", "show or hide this list"),
+    ("Esc", "close this list"),
+];
+
+/// Handles a key press outside text fields.
+fn on_key(ev: &web_sys::KeyboardEvent, form: RwSignal<PageConfig>, keys: RwSignal<bool>) {
+    if ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
+        return;
+    }
+    let target = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok());
+    let tag = target.as_ref().map(|t| t.tag_name()).unwrap_or_default();
+    if matches!(tag.as_str(), "INPUT" | "TEXTAREA" | "SELECT") || target.is_some_and(|t| t.is_content_editable()) {
+        return;
+    }
+    let key = ev.key();
+    // Space on a focused button presses that button; leave it to the browser.
+    if key == " " && tag == "BUTTON" {
+        return;
+    }
+    let handled = match key.as_str() {
+        " " => runner::with(|r| r.toggle_play()).is_some(),
+        "ArrowRight" if ev.shift_key() => runner::with(|r| r.step_inference()).is_some(),
+        "ArrowRight" => runner::with(|r| r.step_iteration()).is_some(),
+        "r" | "R" => runner::with(|r| {
+            r.ghosts.clear();
+            r.reset();
+        })
+        .is_some(),
+        "p" | "P" => runner::with(|r| r.switch_param()).is_some(),
+        "f" | "F" => {
+            let on = !form.with_untracked(|c| c.present);
+            set_present(form, on, true);
+            true
+        }
+        "?" => {
+            keys.update(|k| *k = !*k);
+            true
+        }
+        "Escape" => {
+            keys.set(false);
+            true
+        }
+        _ => false,
+    };
+    if handled {
+        ev.prevent_default();
+    }
+}
+
 #[component]
-fn Conditioning(snap: RwSignal<Snapshot>, hover: RwSignal<Vec<String>>) -> impl IntoView {
+fn Conditioning(snap: RwSignal<Snapshot>, hover: RwSignal<Vec<String>>, form: RwSignal<PageConfig>) -> impl IntoView {
     let run = move |_| {
         runner::with(|r| if r.sweep_running() { r.cancel_sweep() } else { r.start_sweep() });
     };
     view! {
-        <section class="conditioning">
+        <section class="conditioning" class:hidden=move || form.with(|c| c.hide.iter().any(|h| h == "conditioning"))>
             <h2>"Conditioning of inference"</h2>
             <p class="caption">
-                "The Hessian of one sample's energy over all hidden activities, N·H × N·H; κ from Lanczos (float64, 1 %). "
+                "The Hessian of one sample's energy over all hidden activities, N·H × N·H; κ exact to 10⁻⁴ up to width 128 (block bisection, float64), else from Lanczos (1 %). "
                 "μPC fixes the forward pass, not this: κ still grows with depth and width."
             </p>
             <div class="toolbar">
@@ -320,8 +564,8 @@ fn Conditioning(snap: RwSignal<Snapshot>, hover: RwSignal<Vec<String>>) -> impl 
                 </label>
             </div>
             <div class="plots">
-                <Plot index=6 hover />
-                <Plot index=7 hover />
+                <Plot index=6 hover form />
+                <Plot index=7 hover form />
             </div>
         </section>
     }
@@ -336,6 +580,22 @@ fn App() -> impl IntoView {
     let snap = RwSignal::new(Snapshot::default());
     let hover = RwSignal::new(vec![String::new(); plots::PLOTS.len()]);
     let check = RwSignal::new((String::new(), "idle"));
+    let keys = RwSignal::new(false);
+    let glossary = RwSignal::new(false);
+    // The share panel: open, hide the controls, open in presentation mode.
+    let share = RwSignal::new((false, false, false));
+    if form.with_untracked(|c| c.present) {
+        crate::charts::set_emphasis(1.7);
+    }
+    runner::with(|r| r.preset_started());
+    if let Some(w) = web_sys::window() {
+        let handler =
+            Closure::<dyn Fn(web_sys::KeyboardEvent)>::new(move |ev: web_sys::KeyboardEvent| on_key(&ev, form, keys));
+        if w.add_event_listener_with_callback("keydown", handler.as_ref().unchecked_ref()).is_ok() {
+            // The page lives as long as the window: the listener is never removed.
+            handler.forget();
+        }
+    }
 
     // The frame loop: the runner's work, at most one plot redrawn, the text updated if it changed.
     let next_plot = Rc::new(Cell::new(0usize));
@@ -381,7 +641,32 @@ fn App() -> impl IntoView {
         runner::with(|r| r.switch_param());
     };
     let pc_rules = move || form.with(|c| c.rules.iter().copied().filter(|r| r.is_pc()).collect::<Vec<_>>());
+    let hidden = move |id: &'static str| move || form.with(|c| c.hide.iter().any(|h| h == id));
+    let share_link = move || form.with(|c| share.with(|s| share_url(c, s.1, s.2)));
+    let open_share = move |_| {
+        share.update(|s| s.0 = !s.0);
+        let url = share_link();
+        let copied = web_sys::window().map(|w| w.navigator().clipboard().write_text(&url));
+        runner::with(|r| {
+            r.message(
+                "info",
+                if copied.is_some() {
+                    "the link is copied (and shown under “share”)"
+                } else {
+                    "the link is shown under “share”"
+                },
+            )
+        });
+    };
+    let on_load = move |ev: web_sys::Event| {
+        let input: web_sys::HtmlInputElement = event_target(&ev);
+        if let Some(file) = input.files().and_then(|f| f.get(0)) {
+            wasm_bindgen_futures::spawn_local(load_run(form, file));
+        }
+        input.set_value("");
+    };
     view! {
+        <div class="app" class:present=move || form.with(|c| c.present)>
         <header>
             <h1>"pclab"</h1>
             <p class="tagline">"Deep residual predictive coding networks — standard PC, μPC and backprop — trained live on MNIST, on your GPU."</p>
@@ -399,18 +684,32 @@ fn App() -> impl IntoView {
                 <p>"pclab trains with WebGPU compute shaders. Nothing was lost: every setting is in the address bar, so the same link works in a browser with WebGPU."</p>
             </section>
         })}
+        {move || keys.get().then(|| view! {
+            <section class="overlay" data-testid="keys-help">
+                <h2>"Keyboard"</h2>
+                <table>{SHORTCUTS.iter().map(|(k, what)| view! { <tr><th><kbd>{*k}</kbd></th><td>{*what}</td></tr> }).collect::<Vec<_>>()}</table>
+                <p class="caption">"Shortcuts do nothing while you type in a field."</p>
+                <button on:click=move |_| keys.set(false)>"close"</button>
+            </section>
+        })}
+        {move || form.with(|c| c.preset).map(|p| view! {
+            <section class="preset-text" data-testid="preset-text">
+                <h2>{p.title()}</h2>
+                <p>{p.explanation()}</p>
+            </section>
+        })}
         <div class="layout">
             <Controls form />
             <main>
                 <div class="toolbar">
-                    <button data-testid="play" class="primary" on:click=play>
+                    <button data-testid="play" class="primary" class:hidden=hidden("play") on:click=play>
                         {move || if snap.with(|s| s.playing) { "pause" } else { "▶ play" }}
                     </button>
-                    <button data-testid="step" title="one training iteration" on:click=move |_| { runner::with(|r| r.step_iteration()); }>"step iteration"</button>
-                    <button data-testid="step-inference" title="one inference step of an iteration" on:click=move |_| { runner::with(|r| r.step_inference()); }>"step inference"</button>
-                    <button data-testid="reset" title="start again from the seed" on:click=move |_| { runner::with(|r| { r.ghosts.clear(); r.reset(); }); }>"reset"</button>
-                    <button data-testid="param-toggle" title="re-initialise every rule under the other parameterisation" on:click=switch>"switch standard PC ⇄ μPC"</button>
-                    <label class="field inline">
+                    <button data-testid="step" class:hidden=hidden("step") title="one training iteration (→)" on:click=move |_| { runner::with(|r| r.step_iteration()); }>"step iteration"</button>
+                    <button data-testid="step-inference" class:hidden=hidden("step-inference") title="one inference step of an iteration (Shift+→)" on:click=move |_| { runner::with(|r| r.step_inference()); }>"step inference"</button>
+                    <button data-testid="reset" class:hidden=hidden("reset") title="start again from the seed (R)" on:click=move |_| { runner::with(|r| { r.ghosts.clear(); r.reset(); }); }>"reset"</button>
+                    <button data-testid="param-toggle" class:hidden=hidden("param-toggle") title="re-initialise every rule under the other parameterisation (P)" on:click=switch>"switch standard PC ⇄ μPC"</button>
+                    <label class="field inline" class:hidden=hidden("speed")>
                         <span>"speed"</span>
                         <select data-testid="speed" on:change=move |ev| {
                             let v = event_target_value(&ev);
@@ -422,6 +721,31 @@ fn App() -> impl IntoView {
                     </label>
                     <span class="counter">"iteration " <strong data-testid="iteration">{move || snap.with(|s| s.iteration)}</strong></span>
                 </div>
+                <div class="toolbar secondary">
+                    <button data-testid="present-toggle" title="large type, the chosen plots only, fullscreen (F)" on:click=move |_| {
+                        let on = !form.with_untracked(|c| c.present);
+                        set_present(form, on, true);
+                    }>{move || if form.with(|c| c.present) { "leave presentation" } else { "present" }}</button>
+                    <button data-testid="share" title="a link that restores this exact setup" on:click=open_share>"share"</button>
+                    <button data-testid="export-csv" title="every recorded metric, one row per iteration" on:click=move |_| export_metrics(true)>"metrics CSV"</button>
+                    <button data-testid="export-json" title="configuration, seed and history; loads back" on:click=move |_| export_metrics(false)>"save run (JSON)"</button>
+                    <label class="file">"load a saved run " <input type="file" accept=".json,application/json" data-testid="load-run" on:change=on_load /></label>
+                    <button data-testid="glossary-toggle" on:click=move |_| glossary.update(|g| *g = !*g)>"symbols"</button>
+                    <button data-testid="keys-toggle" title="keyboard shortcuts (?)" on:click=move |_| keys.update(|k| *k = !*k)>"keys"</button>
+                </div>
+                {move || share.with(|s| s.0).then(|| view! {
+                    <div class="share-panel" data-testid="share-panel">
+                        <input type="text" readonly data-testid="share-url" prop:value=share_link />
+                        <label class="check"><input type="checkbox" data-testid="share-hide" prop:checked=move || share.with(|s| s.1) on:change=move |ev| { let on = event_target_checked(&ev); share.update(|s| s.1 = on); } />"hide the controls"</label>
+                        <label class="check"><input type="checkbox" data-testid="share-present" prop:checked=move || share.with(|s| s.2) on:change=move |ev| { let on = event_target_checked(&ev); share.update(|s| s.2 = on); } />"open in presentation mode"</label>
+                    </div>
+                })}
+                {move || glossary.get().then(|| view! {
+                    <section class="glossary" data-testid="glossary">
+                        <h2>"Symbols"</h2>
+                        <table>{GLOSSARY.iter().map(|(sym, what)| view! { <tr><th>{*sym}</th><td>{*what}</td></tr> }).collect::<Vec<_>>()}</table>
+                    </section>
+                })}
                 <div class="scores">
                     {move || snap.with(|s| s.rules.iter().map(|row| {
                         let color = swatch(row.name.parse().unwrap_or(Rule::ALL[0]));
@@ -463,9 +787,9 @@ fn App() -> impl IntoView {
                     <span class="inference-note" data-testid="inference-state">{move || snap.with(|s| s.inference.clone())}</span>
                 </div>
                 <div class="plots">
-                    {(0..6).map(|i| view! { <Plot index=i hover /> }).collect::<Vec<_>>()}
+                    {(0..6).map(|i| view! { <Plot index=i hover form /> }).collect::<Vec<_>>()}
                 </div>
-                <Conditioning snap hover />
+                <Conditioning snap hover form />
                 <section class="messages" data-testid="status">
                     {move || snap.with(|s| s.messages.iter().map(|m| view! { <p class=m.level>{m.text.clone()}</p> }).collect::<Vec<_>>())}
                 </section>
@@ -479,8 +803,9 @@ fn App() -> impl IntoView {
         </div>
         <footer>
             {format!("pclab {} · ", crate::VERSION)}
-            "MNIST: Y. LeCun, C. Cortes, C. J. C. Burges (CC BY-SA 3.0)."
+            "MNIST: Y. LeCun, C. Cortes, C. J. C. Burges (CC BY-SA 3.0). Press ? for keyboard shortcuts."
         </footer>
+        </div>
     }
 }
 

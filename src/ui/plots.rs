@@ -17,6 +17,8 @@ pub struct PlotDef {
     pub title: &'static str,
     /// The one-line caption saying what it shows.
     pub caption: &'static str,
+    /// The "?" text: what is drawn, how to read it, what the paper found.
+    pub help: &'static str,
 }
 
 /// Every plot, in the runner's `dirty` order.
@@ -25,41 +27,49 @@ pub const PLOTS: [PlotDef; super::runner::PLOT_COUNT] = [
         id: "accuracy",
         title: "Test accuracy",
         caption: "Percent of the 10 000 MNIST test images classified by the feedforward pass, every k iterations; faded: before the switch.",
+        help: "Each line is one learning rule on the same network, seed and batches. Accuracy is measured on all 10 000 test images with the feedforward pass (no inference), every k iterations. The paper (Fig. 1, N = 512, ReLU): μPC ≈ 92/93/94 % after 300/600/900 iterations at every depth from 8 to 128, on top of backprop with Depth-μP; standard PC ≈ 82 % at 8 layers, ≈ 67 % at 32, and does not train (chance, 10 %) at 64 and 128. Faded lines are the runs before the last standard PC ⇄ μPC switch.",
     },
     PlotDef {
         id: "loss",
         title: "Training loss",
         caption: "½·mean ‖y − ŷ‖² of each batch at the feedforward point (log scale); a cross marks a divergence.",
+        help: "The training loss ½·mean‖y − ŷ‖² of each batch, at the feedforward point, before the weight update (log scale). A cross marks the iteration where a run produced a non-finite value and stopped. Standard PC starts orders of magnitude higher at depth because its forward pass explodes; μPC and BP start near 0.5.",
     },
     PlotDef {
         id: "energy-heatmap",
         title: "Energy by layer over training",
         caption: "Left: E_l after inference, layer × iteration (log colour; grey: exactly 0 in f32). Right: the latest energy profile by layer, per PC rule.",
+        help: "Left: each column is an iteration, each row a layer l (1 at the bottom, L = H+1 the output at the top); the colour is the layer energy E_l = ½‖e_l‖² after inference, on a log scale; exact zeros in f32 are grey. Right: the latest profile. With η_z = 0.5 and B = 64 the error signal decays roughly like (η_z/B)^k with distance k from the output, so in deep networks only the top layers carry energy — and only they learn.",
     },
     PlotDef {
         id: "inference-view",
         title: "Inside the latest iteration's inference",
         caption: "Left: E_l at the feedforward point (step 0, where hidden errors are exactly 0, grey) and after each inference step. Right: total energy F by step.",
+        help: "One iteration's inference, step by step: column t is the layer energies after t inference steps (t = 0: the feedforward point, where every hidden error is exactly zero and only the output layer has energy). Each step the error moves down one layer — a wavefront. Right: the total energy F by step, which inference descends. Use “step inference” (Shift+→) to reveal the steps one at a time.",
     },
     PlotDef {
         id: "activation-rms",
         title: "Forward-pass scale",
         caption: "RMS of the activities z_l after the feedforward pass, by layer (log scale): standard PC explodes or vanishes with depth.",
+        help: "The root mean square of each layer's activities z_l after the feedforward pass. With standard initialisation a residual ReLU block adds about 1/6 of the variance, so standard PC's forward pass grows like (1 + 1/6)^(l/2) and explodes beyond ~60 layers (or vanishes without skips). μPC scales each residual branch by a_h = 1/√(N·L) — a 1/√L shrink on top of fan-in scaling — and the input and output layers by width, so its forward pass stays at scale 1 at every depth — the paper's fix.",
     },
     PlotDef {
         id: "weight-change",
         title: "Where learning happens",
         caption: "‖ΔW_l‖ / ‖W_l‖ of the latest Adam update, by layer (log scale).",
+        help: "‖ΔW_l‖ / ‖W_l‖, the relative size of the latest Adam update of each weight matrix, by layer (log scale). In PC the weight gradient of layer l is its error times the activity below, so layers the error has not reached during inference do not change. Backprop updates every layer.",
     },
     PlotDef {
         id: "kappa-sweep",
         title: "Ill-conditioning grows with depth",
         caption: "κ = |λ_max| / |λ_min| of the inference Hessian at initialisation against depth H (log–log), median over seeds with their range shaded.",
+        help: "κ = |λ_max| / |λ_min| of the Hessian of one image's energy over all hidden activities, at initialisation, against depth H (log–log), for standard PC with skips, standard PC without skips and μPC; the line is the median over seeds and the band their range. κ measures how hard inference is for gradient descent: the steps needed grow with κ. The paper: κ grows with depth (and width) for residual networks, and μPC does not prevent it — μPC fixes the forward pass, not the inference landscape.",
     },
     PlotDef {
         id: "kappa-training",
         title: "Conditioning over training",
         caption: "κ of each PC run at the batch's first sample after inference, every k iterations (solid), with λ_max and λ_min (faint).",
+        help: "κ of each PC run's inference Hessian during training, at the post-inference activities of the batch's first sample with the just-updated weights, every k iterations (solid), with λ_max and |λ_min| (faint). The paper found that training makes the landscape more ill-conditioned still.",
     },
 ];
 
@@ -80,7 +90,7 @@ fn canvas(id: &str) -> Option<web_sys::HtmlCanvasElement> {
     doc.get_element_by_id(&format!("plot-{id}"))?.dyn_into().ok()
 }
 
-fn line_of(label: &'static str, rule: &str, points: Vec<(f64, f64)>, diverged_at: Option<usize>) -> Line {
+fn line_of(label: &str, rule: &str, points: Vec<(f64, f64)>, diverged_at: Option<usize>) -> Line {
     Line {
         label: label.into(),
         color: charts::rule_color(rule),
@@ -106,8 +116,9 @@ fn history_lines(r: &Runner, loss: bool) -> Vec<Line> {
         .ghosts
         .iter()
         .map(|g| Line {
-            faded: true,
-            ..line_of(g.label, g.rule, series_points(if loss { g.loss.points() } else { g.accuracy.points() }), None)
+            // A saved run's lines are drawn in full, labelled "(saved)"; the switch's fade.
+            faded: !g.label.ends_with("(saved)"),
+            ..line_of(&g.label, g.rule, series_points(if loss { g.loss.points() } else { g.accuracy.points() }), None)
         })
         .collect();
     lines.extend(s.runs.iter().map(|run| {
@@ -165,14 +176,37 @@ fn sweep_lines(r: &Runner) -> Vec<Line> {
         .collect()
 }
 
-/// Draws plot `index`; returns what the status should say if drawing failed.
+/// Draws plot `index` on its canvas; returns what the status should say if drawing failed.
 pub fn draw(index: usize, r: &Runner) -> Result<(), String> {
     let def = &PLOTS[index];
     let Some(canvas) = canvas(def.id) else { return Ok(()) };
     let Some(backend) = CanvasBackend::with_canvas_object(canvas) else {
         return Err(format!("the {} plot has no 2D canvas context", def.id));
     };
-    let root = backend.into_drawing_area();
+    let hover = render(&backend.into_drawing_area(), index, r)?;
+    HOVER.with(|h| h.borrow_mut()[index] = hover);
+    Ok(())
+}
+
+/// Plot `index` as an SVG document of the canvas's size (plotters' SVG backend, same drawing).
+pub fn svg(index: usize, r: &Runner) -> Result<String, String> {
+    let def = &PLOTS[index];
+    let size = canvas(def.id).map_or((640, 300), |c| (c.width(), c.height()));
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, size).into_drawing_area();
+        render(&root, index, r)?;
+    }
+    Ok(out)
+}
+
+/// Draws plot `index` on any backend; the data behind each panel, for the pointer.
+fn render<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    index: usize,
+    r: &Runner,
+) -> Result<Vec<(Frame, Hover)>, String> {
+    let def = &PLOTS[index];
     let empty = if r.session.is_none() { "waiting for the networks…" } else { "press play or step" };
     let axes = |x: &str, y: &str, log_y| Axes { x_desc: x.into(), y_desc: y.into(), log_y, log_x: false };
     let mut hover = Vec::new();
@@ -187,7 +221,7 @@ pub fn draw(index: usize, r: &Runner) -> Result<(), String> {
             } else {
                 axes("iteration", "test accuracy (%)", false)
             };
-            let frame = charts::draw_lines(&root, &ax, &lines, empty)?;
+            let frame = charts::draw_lines(root, &ax, &lines, empty)?;
             hover.push((frame, Hover::Lines(lines, "iteration")));
         }
         "energy-heatmap" => {
@@ -243,7 +277,7 @@ pub fn draw(index: usize, r: &Runner) -> Result<(), String> {
         }
         "activation-rms" => {
             let lines = profile_lines(r, false, |rep| &rep.act_rms);
-            let frame = charts::draw_lines(&root, &axes("layer l", "RMS of z_l", true), &lines, empty)?;
+            let frame = charts::draw_lines(root, &axes("layer l", "RMS of z_l", true), &lines, empty)?;
             hover.push((frame, Hover::Lines(lines, "layer")));
         }
         "kappa-sweep" => {
@@ -251,7 +285,7 @@ pub fn draw(index: usize, r: &Runner) -> Result<(), String> {
             let ax = Axes { x_desc: "depth H".into(), y_desc: "κ at initialisation".into(), log_y: true, log_x: true };
             let note =
                 if r.sweep.is_none() { "press “run the κ sweep”" } else { "computing the first networks…" };
-            let frame = charts::draw_lines(&root, &ax, &lines, note)?;
+            let frame = charts::draw_lines(root, &ax, &lines, note)?;
             hover.push((frame, Hover::Lines(lines, "H")));
         }
         "kappa-training" => {
@@ -272,18 +306,17 @@ pub fn draw(index: usize, r: &Runner) -> Result<(), String> {
             }
             let note =
                 if r.kappa_every == 0 { "κ during training is off" } else { "computing κ at initialisation…" };
-            let frame = charts::draw_lines(&root, &axes("iteration", "κ, λ_max, |λ_min|", true), &lines, note)?;
+            let frame = charts::draw_lines(root, &axes("iteration", "κ, λ_max, |λ_min|", true), &lines, note)?;
             hover.push((frame, Hover::Lines(lines, "iteration")));
         }
         _ => {
             let lines = profile_lines(r, false, |rep| &rep.rel_dw);
-            let frame = charts::draw_lines(&root, &axes("layer l", "‖ΔW_l‖ / ‖W_l‖", true), &lines, empty)?;
+            let frame = charts::draw_lines(root, &axes("layer l", "‖ΔW_l‖ / ‖W_l‖", true), &lines, empty)?;
             hover.push((frame, Hover::Lines(lines, "layer")));
         }
     }
     root.present().map_err(|e| format!("drawing failed: {e:?}"))?;
-    HOVER.with(|h| h.borrow_mut()[index] = hover);
-    Ok(())
+    Ok(hover)
 }
 
 /// The values under canvas pixel `(px, py)` of plot `index`.

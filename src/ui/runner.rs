@@ -82,7 +82,7 @@ pub struct Ghost {
     /// Rule name.
     pub rule: &'static str,
     /// Legend label.
-    pub label: &'static str,
+    pub label: String,
     /// Training loss.
     pub loss: Series,
     /// Test accuracy.
@@ -195,6 +195,8 @@ pub struct Runner {
     /// The rates (η_w, η_z, T) changed while the session was lent out.
     pub rates_dirty: bool,
     /// Earlier curves kept for comparison after the switch.
+    /// Start the κ sweep once MNIST has loaded (a preset asked for it).
+    pub sweep_on_load: bool,
     pub ghosts: Vec<Ghost>,
     /// The session is lent to an evaluation.
     pub lent: bool,
@@ -258,6 +260,7 @@ pub fn install(cfg: PageConfig, problems: Vec<String>) {
         last_submit_ms: 0.0,
         rates_dirty: false,
         ghosts: Vec::new(),
+        sweep_on_load: false,
         lent: false,
         rows: Vec::new(),
         switch_pending: false,
@@ -357,6 +360,62 @@ impl Runner {
         }
     }
 
+    /// The session's run state for export (`None` before the networks exist): configuration,
+    /// backend, histories and κ over training.
+    pub fn run_state(&self) -> Option<crate::export::RunState> {
+        let s = self.session.as_ref()?;
+        let mut state = crate::export::RunState::of_session(s, &self.cfg.to_query(), &self.backend.0);
+        for rec in &mut state.runs {
+            if let Some((_, pts)) = self.kappa.iter().find(|k| k.0 == rec.rule) {
+                rec.kappa = pts.iter().map(|(i, e)| (*i, e.kappa, e.lambda_min, e.lambda_max)).collect();
+            }
+        }
+        Some(state)
+    }
+
+    /// Shows a saved run: its configuration, paused and reset to its seed, with its loss and
+    /// accuracy drawn as "(saved)" lines. Returns the configuration for the controls.
+    pub fn load_state(&mut self, state: crate::export::RunState) -> PageConfig {
+        let (cfg, problems) = PageConfig::from_query(&state.config);
+        for p in problems {
+            self.message("warn", format!("the saved run's configuration: {p}"));
+        }
+        let series = |pts: &[(usize, f64)]| {
+            let mut s = Series::new(crate::session::run::HISTORY_POINTS);
+            pts.iter().for_each(|&(i, v)| s.push(i, v));
+            s
+        };
+        let ghosts: Vec<Ghost> = state
+            .runs
+            .iter()
+            .filter_map(|rec| {
+                let rule: Rule = rec.rule.parse().ok()?;
+                Some(Ghost {
+                    rule: rule.name(),
+                    label: format!("{} (saved)", rule.label()),
+                    loss: series(&rec.loss),
+                    accuracy: series(&rec.accuracy),
+                })
+            })
+            .collect();
+        self.playing = false;
+        self.cfg = cfg.clone();
+        self.reset();
+        self.ghosts = ghosts;
+        self.message(
+            "info",
+            format!(
+                "loaded a saved run: {} iterations of {} (pclab {}, {}); press play to train the same setup again",
+                state.iteration,
+                state.runs.iter().map(|r| r.rule.as_str()).collect::<Vec<_>>().join(", "),
+                state.pclab,
+                state.backend
+            ),
+        );
+        self.dirty.iter_mut().for_each(|d| *d = true);
+        cfg
+    }
+
     /// The standard PC ⇄ μPC switch: keeps the current curves, faded, and restarts every rule
     /// under the other parameterisation from the same seed (so on the same batch stream).
     pub fn switch_param(&mut self) {
@@ -371,7 +430,7 @@ impl Runner {
                 .iter()
                 .map(|r| Ghost {
                     rule: r.name(),
-                    label: r.settings.rule.label(),
+                    label: r.settings.rule.label().to_string(),
                     loss: r.loss.clone(),
                     accuracy: r.accuracy.clone(),
                 })
@@ -506,6 +565,18 @@ impl Runner {
                 if sw.next == sw.tasks.len() {
                     self.message("info", "the κ sweep is complete");
                 }
+            }
+        }
+    }
+
+    /// A preset was chosen (or opened from a link): start what it shows besides training.
+    pub fn preset_started(&mut self) {
+        let Some(p) = self.cfg.preset else { return };
+        if p.action() == crate::presets::PresetAction::KappaSweep {
+            if self.data.is_some() {
+                self.start_sweep();
+            } else {
+                self.sweep_on_load = true;
             }
         }
     }
