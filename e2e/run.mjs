@@ -241,6 +241,157 @@ await test("a 128-layer network trains in the page", async (page) => {
   await waitFor(page, "pause", () => document.querySelector(".status-line")?.textContent.includes("paused"), null, 5000);
 });
 
+// ---- Lecture mode (issue 6) ----
+
+const PRESETS = ["pc-vs-bp", "tutorial", "explode", "conditioning", "lr-transfer",
+  "fig1-relu-h8", "fig1-relu-h16", "fig1-relu-h32", "fig1-relu-h64", "fig1-relu-h128",
+  "fig1-relu-h8-small", "fig1-relu-h16-small", "fig1-relu-h32-small", "fig1-relu-h64-small", "fig1-relu-h128-small"];
+
+// Clicks `id` and returns the downloaded file's bytes.
+async function download(page, id) {
+  const [dl] = await Promise.all([page.waitForEvent("download", { timeout: 20000 }), page.click(`[data-testid="${id}"]`)]);
+  const path = await dl.path();
+  return { name: dl.suggestedFilename(), bytes: await readFile(path), path };
+}
+const ready = (page) => waitFor(page, "the networks", () => /training|paused|ready|press play/.test(document.querySelector(".status-line")?.textContent ?? "") && document.querySelector('[data-testid="rule-mupc"]'), null, 60000);
+async function stepTo(page, n) {
+  for (let i = await num(page, "iteration"); i < n; i++) {
+    await page.click('[data-testid="step"]');
+    await waitFor(page, `iteration ${i + 1}`, iterationAtLeast(), i + 1, 60000);
+  }
+}
+// The metrics CSV once `rule` has `n` losses (the last iterations' reports may still be on the way).
+async function lossesWhenFiled(page, rule, n) {
+  for (let tries = 0; ; tries++) {
+    const losses = lossColumn((await download(page, "export-csv")).bytes, rule);
+    if (losses.length >= n || tries >= 20) return losses;
+    await page.waitForTimeout(500);
+  }
+}
+// Training loss per iteration of one rule, from the metrics CSV.
+function lossColumn(csv, rule) {
+  const rows = csv.toString().split("\n").filter((l) => l && !l.startsWith("#"));
+  const head = rows[0].split(","), col = head.indexOf(`loss_${rule}`);
+  return rows.slice(1).map((r) => r.split(",")).filter((c) => c[col] !== "").map((c) => [parseInt(c[0]), parseFloat(c[col])]);
+}
+
+await test("each preset loads with its explanation and starts", async (page) => {
+  await page.goto(url + "?preset=pc-vs-bp&autoplay=1");
+  await waitFor(page, "pc-vs-bp to train", iterationAtLeast(), 2, 90000);
+  for (const id of PRESETS) {
+    await page.selectOption('[data-testid="preset"]', id);
+    await waitFor(page, `${id}'s explanation`, (id) => location.search.includes(`preset=${id}`) && document.querySelector('[data-testid="preset-text"]')?.textContent.length > 200, id, 20000);
+    const depth = await page.inputValue('[data-testid="depth"]'), width = await page.inputValue('[data-testid="width"]');
+    const title = (await page.textContent('[data-testid="preset-text"] h2')).trim();
+    // Started: the page is training it (the heavy ones may take minutes for a first iteration here).
+    await waitFor(page, `${id} to start`, () => document.querySelector('[data-testid="play"]')?.textContent.includes("pause"), null, 20000);
+    const extra = id === "conditioning" ? ` · sweep: ${await text(page, "kappa-sweep-progress")}` : "";
+    console.log(`     ${id}: H=${depth} N=${width} — ${title}${extra}`);
+    if (id === "fig1-relu-h32") check(depth === "32" && width === "512", `fig1-relu-h32 set H=${depth} N=${width}`);
+    if (id === "fig1-relu-h32-small") check(width === "128", "the small variant is 128 wide");
+  }
+  await page.selectOption('[data-testid="preset"]', "pc-vs-bp");
+  await waitFor(page, "pc-vs-bp to train again", iterationAtLeast(), 1, 90000);
+});
+
+await test("a share link restores the controls, hides what it names, and with the same seed gives the same first 20 losses", async (page) => {
+  await page.goto(url + "?depth=4&width=32&rules=mupc,bp_mup&seed=7&eval_every=1000&lr_mupc=0.05");
+  await ready(page);
+  await stepTo(page, 20);
+  const a = await lossesWhenFiled(page, "mupc", 20);
+  check(a.length === 20, `the CSV has ${a.length} loss rows, expected 20`);
+  await page.click('[data-testid="share"]');
+  await page.check('[data-testid="share-hide"]');
+  const link = await page.inputValue('[data-testid="share-url"]');
+  check(link.includes("seed=7") && link.includes("lr_mupc=0.05") && link.includes("hide=controls"), `share link: ${link}`);
+  const other = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  try {
+    await other.goto(link.replace("hide=controls", "hide=width,reset"));
+    await ready(other);
+    check((await other.inputValue('[data-testid="depth"]')) === "4", "depth restored");
+    check(await other.isChecked('[data-testid="rule-bp_mup"]') && !(await other.isChecked('[data-testid="rule-sp"]')), "rules restored");
+    check(!(await other.isVisible('[data-testid="width"]')) && !(await other.isVisible('[data-testid="reset"]')), "hide= hides width and reset");
+    check(await other.isVisible('[data-testid="depth"]') && await other.isVisible('[data-testid="play"]'), "the rest stays");
+    await stepTo(other, 20);
+    const b = await lossesWhenFiled(other, "mupc", 20);
+    const worst = Math.max(...a.map(([i, v], k) => Math.abs(v - b[k][1]) / Math.abs(v)));
+    console.log(`     first 20 μPC losses: ${a[0][1].toFixed(5)} … ${a[19][1].toFixed(5)}; largest relative difference between the two pages ${worst.toExponential(1)}`);
+    check(b.length === 20 && worst <= 1e-6, `the same seed gave different losses (worst ${worst})`);
+    await other.goto(link);
+    await ready(other);
+    check(!(await other.isVisible('[data-testid="depth"]')) && await other.isVisible('[data-testid="play"]'), "hide=controls hides the controls, not play");
+  } finally {
+    await other.close();
+  }
+});
+
+await test("keyboard shortcuts drive play, step and reset, and do nothing inside a field", async (page) => {
+  await page.goto(url + "?depth=4&width=32&rules=mupc");
+  await ready(page);
+  await page.keyboard.press("ArrowRight");
+  await waitFor(page, "→ to step an iteration", iterationAtLeast(), 1, 30000);
+  await page.keyboard.press("Shift+ArrowRight");
+  await waitFor(page, "Shift+→ to step inference", () => /step/.test(document.querySelector('[data-testid="inference-state"]')?.textContent ?? ""), null, 30000);
+  await page.click('[data-testid="depth"]');
+  await page.keyboard.press("r");
+  await page.keyboard.press("Space");
+  await page.waitForTimeout(500);
+  check((await num(page, "iteration")) >= 1 && (await text(page, "play")).includes("play"), "keys typed into a field were taken as shortcuts");
+  await page.click("h1");
+  await page.keyboard.press("Space");
+  await waitFor(page, "Space to play", () => document.querySelector('[data-testid="play"]').textContent.includes("pause"), null, 5000);
+  await page.keyboard.press("Space");
+  await waitFor(page, "Space to pause", () => document.querySelector('[data-testid="play"]').textContent.includes("play"), null, 5000);
+  await page.keyboard.press("r");
+  await waitFor(page, "R to reset", () => document.querySelector('[data-testid="iteration"]').textContent === "0", null, 30000);
+  await page.keyboard.press("?");
+  check(await page.isVisible('[data-testid="keys-help"]'), "? shows the shortcuts");
+  await page.keyboard.press("Escape");
+  await page.keyboard.press("f");
+  await waitFor(page, "F for presentation mode", () => document.querySelector(".app.present") && location.search.includes("present=1"), null, 5000);
+  check(!(await page.isVisible('[data-testid="depth"]')), "presentation mode hides the controls");
+  await page.screenshot({ path: join(artifacts, "presentation.png") });
+  await page.click('[data-testid="present-toggle"]');
+  await waitFor(page, "leaving presentation mode", () => !document.querySelector(".app.present"), null, 5000);
+  await page.keyboard.press("p");
+  await waitFor(page, "P to switch", () => document.querySelector('[data-testid="rule-sp"]')?.checked, null, 10000);
+});
+
+await test("plots export to PNG and SVG, metrics to CSV and JSON, a saved run loads back, every plot explains itself", async (page) => {
+  await page.goto(url + "?depth=4&width=32&rules=sp,mupc&eval_every=5");
+  await ready(page);
+  await stepTo(page, 6);
+  await page.waitForTimeout(600);
+  for (const id of ["accuracy", "loss", "energy-heatmap", "inference-view", "activation-rms", "weight-change", "kappa-sweep", "kappa-training"]) {
+    const png = await download(page, `export-png-${id}`), svg = await download(page, `export-svg-${id}`);
+    check(png.bytes.length > 2000 && png.bytes.subarray(1, 4).toString() === "PNG", `${id}.png: ${png.bytes.length} bytes`);
+    check(svg.bytes.toString().includes("<svg") && svg.bytes.length > 500, `${id}.svg: ${svg.bytes.length} bytes`);
+    await page.click(`[data-testid="help-${id}"]`);
+    const help = await text(page, `help-text-${id}`);
+    check(help.length > 150, `${id}'s help: ${help}`);
+  }
+  const csv = (await download(page, "export-csv")).bytes.toString();
+  const rows = csv.split("\n").filter((l) => l && !l.startsWith("#"));
+  check(csv.startsWith("# pclab ") && csv.includes("# config ?depth=4"), "the CSV header names pclab and the configuration");
+  check(rows.length - 1 === 6, `the CSV has ${rows.length - 1} rows for 6 iterations`);
+  check(rows.slice(1).every((r) => r.split(",").length === rows[0].split(",").length), "every row has every column");
+  const json = await download(page, "export-json");
+  const state = JSON.parse(json.bytes.toString());
+  check(state.kind === "pclab-run" && state.iteration === 6 && state.runs.length === 2, "the run JSON");
+  console.log(`     CSV ${rows.length - 1} rows × ${rows[0].split(",").length} columns; run JSON ${json.bytes.length} bytes; accuracy at 5: ${state.runs[1].accuracy[0][1]} %`);
+  await page.goto(url + "?depth=8&width=16&rules=mupc");
+  await ready(page);
+  await page.setInputFiles('[data-testid="load-run"]', json.path);
+  await waitFor(page, "the saved run", () => document.querySelector('[data-testid="status"]')?.textContent.includes("loaded a saved run: 6 iterations"), null, 20000);
+  check((await page.inputValue('[data-testid="depth"]')) === "4" && await page.isChecked('[data-testid="rule-sp"]'), "its configuration is restored");
+  await page.click('[data-testid="glossary-toggle"]');
+  check((await text(page, "glossary")).includes("κ"), "the glossary");
+  const box = await page.locator('[data-testid="loss"]').boundingBox();
+  await page.waitForTimeout(600);
+  await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.5);
+  await waitFor(page, "a saved curve under the pointer", () => document.querySelector('[data-testid="hover-loss"]')?.textContent.includes("(saved)"), null, 5000);
+});
+
 await browser.close();
 server.close();
 process.exit(failed ? 1 : 0);
