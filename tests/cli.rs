@@ -188,3 +188,59 @@ fn sweep_kappa_prints_one_json_line_per_point_and_hessian_reports_lanczos() {
     fails_with(&["hessian", "--method", "qr"], &["unknown method 'qr'", "dense, blocks or lanczos"]);
     fails_with(&["hessian", "--samples", "3"], &["--samples 3 needs --backend gpu"]);
 }
+
+#[test]
+fn sweep_lr_prints_one_json_line_per_cell_and_a_table() {
+    let args =
+        ["sweep-lr", "--rules", "mupc", "--width", "16", "--depths", "2,4", "--lrs", "0.1,0.01", "--eta-zs", "0.5,5"];
+    let (ok, out, err) = pclab(&[&args[..], &["--iters", "6", "--json"]].concat());
+    assert!(ok, "{err}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(lines.len(), 8, "2 depths × 2 η_w × 2 η_z");
+    for l in &lines {
+        assert_eq!(
+            (l["param"].as_str(), l["width"].as_u64(), l["iterations"].as_u64()),
+            (Some("mupc"), Some(16), Some(6))
+        );
+        let min = l["min_loss"].as_f64().expect("a minimum loss");
+        assert!(min > 0.0 && min <= l["final_loss"].as_f64().expect("final loss") + 1e-12, "{l}");
+        assert!(l["diverged"].is_null() && l["test_accuracy"].as_f64().is_some(), "{l}");
+    }
+    assert_eq!((lines[0]["depth"].as_u64(), lines[4]["depth"].as_u64()), (Some(2), Some(4)));
+    // η_w = 0.1 learns faster than 0.01 in 6 iterations at both depths.
+    for d in [0, 4] {
+        assert!(lines[d]["min_loss"].as_f64() < lines[d + 2]["min_loss"].as_f64(), "{} vs {}", lines[d], lines[d + 2]);
+    }
+    let (ok, out, err) = pclab(&[&args[..], &["--iters", "3"]].concat());
+    assert!(ok && out.contains("μPC N=16 H=4: minimum training loss over 3 iterations"), "{out}{err}");
+    fails_with(&["sweep-lr", "--rules", "bp_mup"], &["sweep-lr needs a PC rule"]);
+}
+
+#[test]
+fn train_writes_the_pages_plots_as_svg_and_png() {
+    let dir = std::env::temp_dir().join(format!("pclab-plots-{}", std::process::id()));
+    let d = dir.to_str().expect("utf-8 path");
+    let (ok, out, err) = pclab(&[
+        "train",
+        "--rules",
+        "mupc,bp_mup",
+        "--depth",
+        "3",
+        "--width",
+        "16",
+        "--iters",
+        "8",
+        "--eval-every",
+        "4",
+        "--plots",
+        d,
+    ]);
+    assert!(ok && out.contains("10 plot files"), "{out}{err}");
+    for id in ["accuracy", "loss", "energy-heatmap", "activation-rms", "weight-change"] {
+        let svg = std::fs::read_to_string(dir.join(format!("{id}.svg"))).expect("svg");
+        assert!(svg.starts_with("<svg") && svg.contains("<text") && svg.len() > 2000, "{id}.svg");
+        let png = std::fs::read(dir.join(format!("{id}.png"))).expect("png");
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 5000, "{id}.png has {} bytes", png.len());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

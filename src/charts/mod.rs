@@ -3,6 +3,8 @@
 //! [`Frame`] it drew in, so the page can turn the pointer's pixel back into data values; the
 //! hover texts are plain functions of the same data ([`line_hover`], [`grid_hover`]).
 
+pub mod figures;
+
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -391,7 +393,10 @@ pub fn draw_heatmap<DB: DrawingBackend>(
         });
         let mut bar_chart = bar_chart;
         bar_chart.draw_series(strip).map_err(err)?;
+        // The plotting area's pixel range is absolute; text on `bar` is placed relative to it.
         let (bx, by) = bar_chart.plotting_area().get_pixel_range();
+        let (ox, oy) = bar.get_base_pixel();
+        let (bx, by) = (bx.start - ox..bx.end - ox, by.start - oy..by.end - oy);
         let font = ("sans-serif", em(12));
         bar.draw(&Text::new(format!("{:.0e}", 10f64.powf(hi)), (bx.end + 2, by.start), font)).map_err(err)?;
         bar.draw(&Text::new(format!("{:.0e}", 10f64.powf(lo)), (bx.end + 2, by.end - 12), font)).map_err(err)?;

@@ -2,6 +2,7 @@
 //! canvases, with the values under the pointer read back from the same data.
 
 use super::runner::{Reveal, Runner};
+use crate::charts::figures::{self, line_of, series_points};
 use crate::charts::{self, Axes, Frame, Grid, Line};
 use crate::session::conditioning::Scheme;
 use plotters::prelude::*;
@@ -73,9 +74,6 @@ pub const PLOTS: [PlotDef; super::runner::PLOT_COUNT] = [
     },
 ];
 
-/// Heatmap cells drawn at most (columns are averaged to stay under it).
-const MAX_CELLS: usize = 8000;
-
 enum Hover {
     Lines(Vec<Line>, &'static str),
     Grid(Grid, &'static str),
@@ -90,25 +88,6 @@ fn canvas(id: &str) -> Option<web_sys::HtmlCanvasElement> {
     doc.get_element_by_id(&format!("plot-{id}"))?.dyn_into().ok()
 }
 
-fn line_of(label: &str, rule: &str, points: Vec<(f64, f64)>, diverged_at: Option<usize>) -> Line {
-    Line {
-        label: label.into(),
-        color: charts::rule_color(rule),
-        points,
-        faded: false,
-        diverged_at: diverged_at.map(|i| i as f64),
-        band: Vec::new(),
-    }
-}
-
-fn series_points(s: &[(usize, f64)]) -> Vec<(f64, f64)> {
-    s.iter().map(|&(i, v)| (i as f64, v)).collect()
-}
-
-fn by_layer(v: &[f64]) -> Vec<(f64, f64)> {
-    v.iter().enumerate().map(|(l, &e)| ((l + 1) as f64, e)).collect()
-}
-
 /// Lines per run (and faded ghosts) for the accuracy (`loss = false`) or loss plot.
 fn history_lines(r: &Runner, loss: bool) -> Vec<Line> {
     let Some(s) = r.session.as_ref() else { return Vec::new() };
@@ -121,28 +100,13 @@ fn history_lines(r: &Runner, loss: bool) -> Vec<Line> {
             ..line_of(&g.label, g.rule, series_points(if loss { g.loss.points() } else { g.accuracy.points() }), None)
         })
         .collect();
-    lines.extend(s.runs.iter().map(|run| {
-        let diverged = match run.status {
-            crate::session::RunStatus::Diverged { iteration } => Some(iteration),
-            _ => None,
-        };
-        let pts = series_points(if loss { run.loss.points() } else { run.accuracy.points() });
-        line_of(run.settings.rule.label(), run.name(), pts, diverged)
-    }));
+    lines.extend(figures::run_lines(&s.runs, loss));
     lines
 }
 
 /// Lines by layer of each run's latest report (`pick` chooses the profile).
 fn profile_lines(r: &Runner, pc_only: bool, pick: impl Fn(&crate::pcn::train::IterationReport) -> &[f64]) -> Vec<Line> {
-    let Some(s) = r.session.as_ref() else { return Vec::new() };
-    s.runs
-        .iter()
-        .filter(|run| !pc_only || run.settings.rule.is_pc())
-        .filter_map(|run| {
-            let last = run.last.as_ref()?;
-            Some(line_of(run.settings.rule.label(), run.name(), by_layer(pick(last)), None))
-        })
-        .collect()
+    r.session.as_ref().map_or_else(Vec::new, |s| figures::profile_lines(&s.runs, pc_only, pick))
 }
 
 /// κ against depth per scheme: the median over seeds, with the range as a band.
@@ -228,10 +192,7 @@ fn render<DB: DrawingBackend>(
             let (w, _) = root.dim_in_pixel();
             let (left, right) = root.split_horizontally(w * 64 / 100);
             let run = r.session.as_ref().and_then(|s| s.runs.iter().find(|run| Some(run.name()) == r.view_rule));
-            let grid = run.map_or_else(Grid::default, |run| {
-                let layers = run.energies.last().map_or(1, |p| p.1.len().max(1));
-                charts::bin_profiles(run.energies.points(), (MAX_CELLS / layers).clamp(8, 160))
-            });
+            let grid = run.map_or_else(Grid::default, figures::energy_grid);
             let note = if r.view_rule.is_none() { "no PC rule is running" } else { empty };
             let frame = charts::draw_heatmap(&left, "iteration", &grid, note)?;
             hover.push((frame, Hover::Grid(grid, "iteration")));
@@ -252,7 +213,7 @@ fn render<DB: DrawingBackend>(
                 .map(|rep| rep.energy_steps.iter().take(shown).cloned().enumerate().collect())
                 .unwrap_or_default();
             let layers = rows.first().map_or(1, |p| p.1.len().max(1));
-            let grid = charts::bin_profiles(&rows, (MAX_CELLS / layers).clamp(8, 256));
+            let grid = charts::bin_profiles(&rows, (figures::MAX_CELLS / layers).clamp(8, 256));
             let note = if r.view_rule.is_none() { "no PC rule is running" } else { empty };
             let frame = charts::draw_heatmap(&left, "inference step t", &grid, note)?;
             hover.push((frame, Hover::Grid(grid, "step")));
