@@ -285,7 +285,8 @@ await test("each preset loads with its explanation and starts", async (page) => 
     const title = (await page.textContent('[data-testid="preset-text"] h2')).trim();
     // Started: the page is training it (the heavy ones may take minutes for a first iteration here).
     await waitFor(page, `${id} to start`, () => document.querySelector('[data-testid="play"]')?.textContent.includes("pause"), null, 20000);
-    const extra = id === "conditioning" ? ` · sweep: ${await text(page, "kappa-sweep-progress")}` : "";
+    const extra = id === "conditioning" ? ` · sweep: ${await text(page, "kappa-sweep-progress")}`
+      : id === "lr-transfer" ? ` · grid: ${await text(page, "lr-grid-progress")}` : "";
     console.log(`     ${id}: H=${depth} N=${width} — ${title}${extra}`);
     if (id === "fig1-relu-h32") check(depth === "32" && width === "512", `fig1-relu-h32 set H=${depth} N=${width}`);
     if (id === "fig1-relu-h32-small") check(width === "128", "the small variant is 128 wide");
@@ -362,7 +363,7 @@ await test("plots export to PNG and SVG, metrics to CSV and JSON, a saved run lo
   await ready(page);
   await stepTo(page, 6);
   await page.waitForTimeout(600);
-  for (const id of ["accuracy", "loss", "energy-heatmap", "inference-view", "activation-rms", "weight-change", "kappa-sweep", "kappa-training"]) {
+  for (const id of ["accuracy", "loss", "energy-heatmap", "inference-view", "activation-rms", "weight-change", "kappa-sweep", "kappa-training", "lr-grid"]) {
     const png = await download(page, `export-png-${id}`), svg = await download(page, `export-svg-${id}`);
     check(png.bytes.length > 2000 && png.bytes.subarray(1, 4).toString() === "PNG", `${id}.png: ${png.bytes.length} bytes`);
     check(svg.bytes.toString().includes("<svg") && svg.bytes.length > 500, `${id}.svg: ${svg.bytes.length} bytes`);
@@ -390,6 +391,37 @@ await test("plots export to PNG and SVG, metrics to CSV and JSON, a saved run lo
   await page.waitForTimeout(600);
   await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.5);
   await waitFor(page, "a saved curve under the pointer", () => document.querySelector('[data-testid="hover-loss"]')?.textContent.includes("(saved)"), null, 5000);
+});
+
+await test("the learning-rate grid trains every (η_w, η_z) cell at two depths and shows their minimum losses side by side", async (page) => {
+  await page.goto(url + "?depth=4&width=32&rules=mupc");
+  await ready(page);
+  await page.selectOption('[data-testid="lr-grid-depth-a"]', "2");
+  await page.selectOption('[data-testid="lr-grid-depth-b"]', "8");
+  await page.selectOption('[data-testid="lr-grid-width"]', "16");
+  await page.selectOption('[data-testid="lr-grid-iters"]', "3");
+  await watchLongTasks(page);
+  const t0 = Date.now();
+  await page.click('[data-testid="lr-grid-run"]');
+  await waitFor(page, "the grid to finish", () => document.querySelector('[data-testid="lr-grid-progress"]')?.textContent.startsWith("done"), null, 240000);
+  console.log(`     ${await text(page, "lr-grid-progress")} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  const long = await longTasks(page);
+  check(long.every((d) => d <= 50), `main-thread tasks over 50 ms while the grid ran: ${long.map((d) => d.toFixed(0)).join(", ")}`);
+  await page.locator('[data-testid="lr-grid"]').scrollIntoViewIfNeeded();
+  await page.waitForTimeout(600);
+  const box = await page.locator('[data-testid="lr-grid"]').boundingBox();
+  const hovers = [];
+  for (const fx of [0.2, 0.7]) {
+    await page.mouse.move(box.x + box.width * fx, box.y + box.height * 0.45);
+    await waitFor(page, "a cell under the pointer", () => /H = \d+, η_w = .*: (minimum training loss|diverged)/.test(document.querySelector('[data-testid="hover-lr-grid"]')?.textContent ?? ""), null, 5000);
+    hovers.push(await text(page, "hover-lr-grid"));
+  }
+  console.log(`     ${hovers.join(" | ")}`);
+  check(hovers[0].startsWith("H = 2") && hovers[1].startsWith("H = 8"), "the two panels are the two depths");
+  await page.screenshot({ path: join(artifacts, "lr-grid.png"), clip: box });
+  await page.click('[data-testid="lr-grid-run"]');
+  await page.click('[data-testid="lr-grid-run"]');
+  await waitFor(page, "cancel", () => document.querySelector('[data-testid="lr-grid-progress"]')?.textContent.startsWith("cancelled"), null, 5000);
 });
 
 await browser.close();

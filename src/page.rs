@@ -77,7 +77,7 @@ pub const PLOT_IDS: [&str; 8] = [
 ];
 
 /// What `hide=` can hide: each setting's control, the groups, and the buttons, by test id.
-pub const HIDEABLE: [&str; 22] = [
+pub const HIDEABLE: [&str; 23] = [
     "depth",
     "width",
     "act",
@@ -100,6 +100,7 @@ pub const HIDEABLE: [&str; 22] = [
     "param-toggle",
     "speed",
     "conditioning",
+    "lr-grid",
 ];
 
 impl Default for PageConfig {

@@ -37,6 +37,8 @@ pub enum PresetAction {
     Train,
     /// Start the κ sweep.
     KappaSweep,
+    /// Start the learning-rate grid.
+    LrGrid,
 }
 
 impl Preset {
@@ -129,7 +131,9 @@ impl Preset {
             Preset::LrTransfer => "μPC at 128 hidden layers (N = 128) with the rates tuned for shallow networks \
                  (η_w = 0.1, η_z = 0.5): Depth-μP makes the best rates nearly independent of width and depth, so \
                  the deep network trains with no new tuning (the paper's Fig. 1 left shows the same minimum-loss \
-                 region from 16 to 128 layers). Standard PC runs beside it with its own shallow rates."
+                 region from 16 to 128 layers). Standard PC runs beside it with its own shallow rates. The \
+                 learning-rate grid below trains small networks at two depths over a grid of (η_w, η_z) and shows \
+                 the minimum training loss of each side by side: the best cells sit in the same place."
                 .into(),
         }
     }
@@ -142,7 +146,7 @@ impl Preset {
             Preset::PcVsBp => &["accuracy", "loss", "inference-view"],
             Preset::Explode => &["activation-rms", "loss", "accuracy"],
             Preset::Conditioning => &["kappa-sweep", "kappa-training"],
-            Preset::LrTransfer => &["accuracy", "loss", "weight-change"],
+            Preset::LrTransfer => &["lr-grid", "accuracy", "loss"],
         }
     }
 
@@ -150,6 +154,7 @@ impl Preset {
     pub fn action(self) -> PresetAction {
         match self {
             Preset::Conditioning => PresetAction::KappaSweep,
+            Preset::LrTransfer => PresetAction::LrGrid,
             _ => PresetAction::Train,
         }
     }

@@ -422,6 +422,101 @@ pub fn grid_hover(grid: &Grid, x: f64, y: f64, x_name: &str) -> String {
     }
 }
 
+/// The log10 range of the finite, positive values of several matrices (for a shared colour scale).
+pub fn matrix_range<'a>(matrices: impl IntoIterator<Item = &'a Vec<Vec<Option<f64>>>>) -> Option<(f64, f64)> {
+    let logs: Vec<f64> = matrices
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flatten()
+        .filter(|v| v.is_finite() && **v > 0.0)
+        .map(|v| v.log10())
+        .collect();
+    let lo = logs.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (lo.is_finite() && hi.is_finite()).then_some(if hi > lo { (lo, hi) } else { (lo - 0.5, hi + 0.5) })
+}
+
+/// The cell of a [`draw_matrix`] under `(x, y)` in its data units: `(column, row)`.
+pub fn matrix_cell(x: f64, y: f64) -> (usize, usize) {
+    (x.max(0.0).floor() as usize, y.max(0.0).floor() as usize)
+}
+
+/// A matrix over two categorical axes — columns `x_labels`, rows `y_labels` (row 0 at the
+/// bottom) — coloured by `log10(value)` within `range` (viridis; shared by side-by-side panels),
+/// each cell labelled with its value; a non-finite value is a grey "×" (diverged), `None` (not
+/// computed yet) blank. For the learning-rate grids.
+pub fn draw_matrix<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    (x_desc, x_labels): (&str, &[String]),
+    (y_desc, y_labels): (&str, &[String]),
+    values: &[Vec<Option<f64>>],
+    range: Option<(f64, f64)>,
+) -> Result<Frame, String> {
+    area.fill(&WHITE).map_err(err)?;
+    let (nx, ny) = (x_labels.len().max(1), y_labels.len().max(1));
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", em(14)))
+        .margin(8)
+        .x_label_area_size(38)
+        .y_label_area_size(52)
+        .build_cartesian_2d(0.0..nx as f64, 0.0..ny as f64)
+        .map_err(err)?;
+    let label = |labels: &[String], v: f64| {
+        let i = v.floor();
+        if (v - i - 0.5).abs() < 1e-6 && i >= 0.0 {
+            labels.get(i as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_labels(2 * nx + 1)
+        .y_labels(2 * ny + 1)
+        .x_label_formatter(&|v| label(x_labels, *v))
+        .y_label_formatter(&|v| label(y_labels, *v))
+        .label_style(("sans-serif", em(12)))
+        .draw()
+        .map_err(err)?;
+    let cells = values.iter().enumerate().flat_map(|(r, row)| {
+        row.iter().enumerate().filter_map(|(c, v)| v.map(|v| (c, v))).map(move |(c, v)| {
+            let (x, y) = (c as f64, r as f64);
+            let fill = match (v.is_finite() && v > 0.0, range) {
+                (true, Some((lo, hi))) => viridis(((v.log10() - lo) / (hi - lo).max(1e-12)).clamp(0.0, 1.0)).filled(),
+                _ => RGBColor(0xBB, 0xBB, 0xBB).filled(),
+            };
+            Rectangle::new([(x, y), (x + 1.0, y + 1.0)], fill)
+        })
+    });
+    chart.draw_series(cells).map_err(err)?;
+    let texts = values.iter().enumerate().flat_map(|(r, row)| {
+        row.iter().enumerate().filter_map(|(c, v)| v.map(|v| (c, v))).map(move |(c, v)| {
+            let t = if v.is_finite() { format!("{v:.3}") } else { "×".into() };
+            let ink = if v.is_finite() && range.is_some_and(|(lo, hi)| (v.log10() - lo) / (hi - lo).max(1e-12) > 0.6) {
+                BLACK
+            } else {
+                WHITE
+            };
+            Text::new(t, (c as f64 + 0.18, r as f64 + 0.62), ("sans-serif", em(11)).into_font().color(&ink))
+        })
+    });
+    chart.draw_series(texts).map_err(err)?;
+    let (xr, yr) = chart.plotting_area().get_pixel_range();
+    Ok(Frame {
+        px: (xr.start, xr.end),
+        py: (yr.start, yr.end),
+        x: (0.0, nx as f64),
+        y: (0.0, ny as f64),
+        log_y: false,
+        log_x: false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 //! (`leptos-use`), sends it commands from the controls and shows its [`runner::Snapshot`].
 
 mod boot;
+mod lr_grid;
 mod plots;
 mod runner;
 
@@ -127,7 +128,7 @@ async fn boot_sequence() {
                 r.data = Some((Arc::new(m), test_x));
                 r.reset();
                 if std::mem::take(&mut r.sweep_on_load) {
-                    r.start_sweep();
+                    r.preset_started();
                 }
             });
         }
@@ -294,7 +295,7 @@ fn swatch(rule: Rule) -> String {
 #[component]
 fn Plot(index: usize, hover: RwSignal<Vec<String>>, form: RwSignal<PageConfig>) -> impl IntoView {
     let def = &plots::PLOTS[index];
-    let tall = matches!(def.id, "energy-heatmap" | "inference-view");
+    let tall = matches!(def.id, "energy-heatmap" | "inference-view" | "lr-grid");
     let help = RwSignal::new(false);
     let on_move = move |ev: web_sys::MouseEvent| {
         let canvas: web_sys::HtmlCanvasElement = event_target(&ev);
@@ -571,6 +572,74 @@ fn Conditioning(snap: RwSignal<Snapshot>, hover: RwSignal<Vec<String>>, form: Rw
     }
 }
 
+/// A select's handler that sets part of the grid's choice from its value.
+fn choose(f: impl Fn(&mut lr_grid::GridChoice, &str) + 'static) -> impl Fn(web_sys::Event) + 'static {
+    move |ev: web_sys::Event| {
+        let v = event_target_value(&ev);
+        runner::with(|r| f(&mut r.lr_choice, &v));
+    }
+}
+
+#[component]
+fn LrGridSection(snap: RwSignal<Snapshot>, hover: RwSignal<Vec<String>>, form: RwSignal<PageConfig>) -> impl IntoView {
+    use crate::pcn::Param;
+    let run = move |_| {
+        runner::with(|r| {
+            if r.lr_grid.as_ref().is_some_and(|g| g.running()) {
+                r.cancel_lr_grid()
+            } else {
+                r.start_lr_grid()
+            }
+        });
+    };
+    let options = |values: &[usize], default: usize| {
+        values
+            .iter()
+            .map(|&v| view! { <option value=v.to_string() selected=v == default>{v}</option> })
+            .collect::<Vec<_>>()
+    };
+    let d = lr_grid::GridChoice::default();
+    view! {
+        <section class="conditioning" class:hidden=move || form.with(|c| c.hide.iter().any(|h| h == "lr-grid"))>
+            <h2>"Learning-rate transfer"</h2>
+            <p class="caption">
+                "Small networks trained at every (η_w, η_z) of a grid, at two depths: under μPC the good rates stay in the same place as depth grows."
+            </p>
+            <div class="toolbar">
+                <label class="field inline"><span>"rule"</span>
+                    <select data-testid="lr-grid-rule" on:change=choose(|c, v| c.rule = if v == "sp" { Rule::Pc(Param::Sp) } else { Rule::Pc(Param::Mupc) })>
+                        <option value="mupc" selected>"μPC"</option>
+                        <option value="sp">"standard PC"</option>
+                    </select>
+                </label>
+                <label class="field inline"><span>"depths"</span>
+                    <select data-testid="lr-grid-depth-a" on:change=choose(|c, v| c.depths[0] = v.parse().unwrap_or(4))>{options(&[2, 4, 8, 16], d.depths[0])}</select>
+                    <select data-testid="lr-grid-depth-b" on:change=choose(|c, v| c.depths[1] = v.parse().unwrap_or(16))>{options(&[8, 16, 32, 64, 128], d.depths[1])}</select>
+                </label>
+                <label class="field inline"><span>"width"</span>
+                    <select data-testid="lr-grid-width" on:change=choose(|c, v| c.width = v.parse().unwrap_or(32))>{options(&[16, 32, 64, 128, 256, 512], d.width)}</select>
+                </label>
+                <label class="field inline"><span>"grid"</span>
+                    <select data-testid="lr-grid-size" on:change=choose(|c, v| c.paper = v == "paper")>
+                        <option value="quick" selected>"quick: 3 η_w × 4 η_z"</option>
+                        <option value="paper">"the paper's: 4 η_w × 11 η_z"</option>
+                    </select>
+                </label>
+                <label class="field inline"><span>"iterations"</span>
+                    <select data-testid="lr-grid-iters" on:change=choose(|c, v| c.iters = v.parse().unwrap_or(10))>{options(&[3, 10, 30, 100, 300], d.iters)}</select>
+                </label>
+                <button data-testid="lr-grid-run" on:click=run>
+                    {move || if snap.with(|s| s.lr_running) { "cancel the grid" } else { "run the grid" }}
+                </button>
+                <span data-testid="lr-grid-progress">{move || snap.with(|s| s.lr_grid.clone())}</span>
+            </div>
+            <div class="plots">
+                <Plot index=8 hover form />
+            </div>
+        </section>
+    }
+}
+
 #[component]
 fn App() -> impl IntoView {
     let search = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
@@ -604,11 +673,12 @@ fn App() -> impl IntoView {
         let now = now_ms();
         let out = runner::with(|r| {
             r.tick();
+            r.work_lr_grid();
             r.work_conditioning();
             let mut times = drawn_at.get();
             let n = plots::PLOTS.len();
             // While an evaluation has the session, the plots keep what they show.
-            // The conditioning plots (6, 7) do not read the session.
+            // The conditioning plots and the grid (6, 7, 8) do not read the session.
             let due = |i: usize| r.dirty[i] && now - times[i] >= REDRAW_MS && (!r.lent || i >= 6);
             if let Some(i) = (0..n).map(|k| (next_plot.get() + k) % n).find(|&i| due(i)) {
                 r.dirty[i] = false;
@@ -790,6 +860,7 @@ fn App() -> impl IntoView {
                     {(0..6).map(|i| view! { <Plot index=i hover form /> }).collect::<Vec<_>>()}
                 </div>
                 <Conditioning snap hover form />
+                <LrGridSection snap hover form />
                 <section class="messages" data-testid="status">
                     {move || snap.with(|s| s.messages.iter().map(|m| view! { <p class=m.level>{m.text.clone()}</p> }).collect::<Vec<_>>())}
                 </section>

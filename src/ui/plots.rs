@@ -72,11 +72,19 @@ pub const PLOTS: [PlotDef; super::runner::PLOT_COUNT] = [
         caption: "κ of each PC run at the batch's first sample after inference, every k iterations (solid), with λ_max and λ_min (faint).",
         help: "κ of each PC run's inference Hessian during training, at the post-inference activities of the batch's first sample with the just-updated weights, every k iterations (solid), with λ_max and |λ_min| (faint). The paper found that training makes the landscape more ill-conditioned still.",
     },
+    PlotDef {
+        id: "lr-grid",
+        title: "Learning-rate transfer",
+        caption: "Minimum training loss of each (η_w, η_z) cell at the two depths, side by side (shared log colour; × diverged).",
+        help: "Each cell is a fresh network trained for the chosen number of iterations with that weight learning rate η_w (rows) and inference rate η_z (columns); its colour and number are the lowest training loss it reached (darker is better, × diverged). The two panels are two depths (or widths). The paper's Fig. 1 left: under μPC the region of good rates stays in the same place from 16 to 128 layers and across widths, so rates tuned on a small network transfer to a large one; under standard PC it moves and shrinks.",
+    },
 ];
 
 enum Hover {
     Lines(Vec<Line>, &'static str),
     Grid(Grid, &'static str),
+    /// A learning-rate grid panel (its depth index); the values come from the runner.
+    Matrix(usize),
 }
 
 thread_local! {
@@ -249,6 +257,23 @@ fn render<DB: DrawingBackend>(
             let frame = charts::draw_lines(root, &ax, &lines, note)?;
             hover.push((frame, Hover::Lines(lines, "H")));
         }
+        "lr-grid" => {
+            let Some(g) = r.lr_grid.as_ref() else {
+                charts::draw_lines(root, &axes("η_z", "η_w", false), &[], "press “run the grid”")?;
+                root.present().map_err(|e| format!("drawing failed: {e:?}"))?;
+                return Ok(hover);
+            };
+            let (w, _) = root.dim_in_pixel();
+            let (left, right) = root.split_horizontally(w / 2);
+            let range = charts::matrix_range(&g.results);
+            let xl: Vec<String> = g.eta_zs.iter().map(|v| format!("{v}")).collect();
+            let yl: Vec<String> = g.lrs.iter().map(|v| format!("{v}")).collect();
+            for (k, area) in [left, right].iter().enumerate() {
+                let title = format!("{} · H = {} · N = {}", g.choice.rule.label(), g.choice.depths[k], g.choice.width);
+                let frame = charts::draw_matrix(area, &title, ("η_z", &xl), ("η_w", &yl), &g.results[k], range)?;
+                hover.push((frame, Hover::Matrix(k)));
+            }
+        }
         "kappa-training" => {
             let mut lines = Vec::new();
             for (rule, points) in &r.kappa {
@@ -289,9 +314,27 @@ pub fn hover_text(index: usize, px: f64, py: f64) -> String {
                 return match data {
                     Hover::Lines(lines, name) => charts::line_hover(lines, x, name),
                     Hover::Grid(grid, name) => charts::grid_hover(grid, x, y, name),
+                    Hover::Matrix(k) => matrix_hover(*k, x, y),
                 };
             }
         }
         String::new()
     })
+}
+
+/// The learning-rate grid cell under the pointer, in words.
+fn matrix_hover(k: usize, x: f64, y: f64) -> String {
+    super::runner::with(|r| {
+        let g = r.lr_grid.as_ref()?;
+        let (c, row) = charts::matrix_cell(x, y);
+        let (lr, eta_z) = (g.lrs.get(row)?, g.eta_zs.get(c)?);
+        let what = match g.results.get(k)?.get(row)?.get(c)? {
+            Some(v) if v.is_finite() => format!("minimum training loss {v:.4}"),
+            Some(_) => "diverged".into(),
+            None => "not run yet".into(),
+        };
+        Some(format!("H = {}, η_w = {lr}, η_z = {eta_z}: {what}", g.choice.depths[k]))
+    })
+    .flatten()
+    .unwrap_or_default()
 }

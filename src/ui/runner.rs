@@ -38,7 +38,7 @@ const CONDITIONING_BUDGET_MS: f64 = 6.0;
 /// already takes 52 MB; larger ones are for `pclab hessian`.
 pub const PAGE_MAX_HESSIAN: usize = 128 * 128;
 /// Plots on the page (the runner's dirty flags).
-pub const PLOT_COUNT: usize = 8;
+pub const PLOT_COUNT: usize = 9;
 
 /// One point of the κ-against-depth sweep.
 #[derive(Clone, Debug)]
@@ -165,6 +165,10 @@ pub struct Snapshot {
     pub sweep: String,
     /// The κ sweep has work left.
     pub sweep_running: bool,
+    /// The learning-rate grid's progress, in words.
+    pub lr_grid: String,
+    /// The learning-rate grid has work left.
+    pub lr_running: bool,
 }
 
 /// Speed limits offered by the page (iterations per second; `None` = as fast as possible).
@@ -197,6 +201,12 @@ pub struct Runner {
     /// Earlier curves kept for comparison after the switch.
     /// Start the κ sweep once MNIST has loaded (a preset asked for it).
     pub sweep_on_load: bool,
+    /// The learning-rate grid, once started.
+    pub lr_grid: Option<super::lr_grid::LrGrid>,
+    /// What the grid section's controls choose.
+    pub lr_choice: super::lr_grid::GridChoice,
+    /// Numbers the grids.
+    pub lr_grid_id: u64,
     pub ghosts: Vec<Ghost>,
     /// The session is lent to an evaluation.
     pub lent: bool,
@@ -261,6 +271,9 @@ pub fn install(cfg: PageConfig, problems: Vec<String>) {
         rates_dirty: false,
         ghosts: Vec::new(),
         sweep_on_load: false,
+        lr_grid: None,
+        lr_choice: Default::default(),
+        lr_grid_id: 0,
         lent: false,
         rows: Vec::new(),
         switch_pending: false,
@@ -572,12 +585,11 @@ impl Runner {
     /// A preset was chosen (or opened from a link): start what it shows besides training.
     pub fn preset_started(&mut self) {
         let Some(p) = self.cfg.preset else { return };
-        if p.action() == crate::presets::PresetAction::KappaSweep {
-            if self.data.is_some() {
-                self.start_sweep();
-            } else {
-                self.sweep_on_load = true;
-            }
+        match p.action() {
+            crate::presets::PresetAction::KappaSweep if self.data.is_some() => self.start_sweep(),
+            crate::presets::PresetAction::LrGrid if self.data.is_some() => self.start_lr_grid(),
+            crate::presets::PresetAction::Train => {}
+            _ => self.sweep_on_load = true,
         }
     }
 
@@ -898,6 +910,8 @@ impl Runner {
             ready: s.is_some(),
             sweep: self.sweep_text(),
             sweep_running: self.sweep_running(),
+            lr_grid: self.lr_grid.as_ref().map_or_else(|| "not run yet".into(), |g| g.progress()),
+            lr_running: self.lr_grid.as_ref().is_some_and(|g| g.running()),
         }
     }
 }
