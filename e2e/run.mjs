@@ -424,6 +424,55 @@ await test("the learning-rate grid trains every (η_w, η_z) cell at two depths 
   await waitFor(page, "cancel", () => document.querySelector('[data-testid="lr-grid-progress"]')?.textContent.startsWith("cancelled"), null, 5000);
 });
 
+await test("200 random query strings: the page always renders and names every bad parameter", async (page) => {
+  // A seeded generator (mulberry32), so a failure can be replayed.
+  let state = 20261128;
+  const rand = () => { state |= 0; state = (state + 0x6d2b79f5) | 0; let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t; return ((t ^ (t >>> 14)) >>> 0) / 4294967296; };
+  const pick = (xs) => xs[Math.floor(rand() * xs.length)];
+  const bad = {
+    depth: ["-3", "0", "1e9", "NaN", "", "abc", "٣", "9".repeat(60), "257"], width: ["8", "99999", "-1", "0x40", "∞"],
+    act: ["softmax", "ReLU ", "☃"], rules: ["pc", "", "sp,,x", "MUPC"], lr_sp: ["-1", "inf", "NaN", "0", "1e400"],
+    lr_mupc: ["-0.1", "nan"], eta_z: ["0", "-5", "x"], T: ["0", "-1", "99999", "2.5"], batch: ["0", "100000"],
+    seed: ["-1", "1.5", "x", "1e30"], eval_every: ["0", "-2"], autoplay: ["maybe", "2"], hide: ["nothing", "width,bogus"],
+    plots: ["pie"], present: ["2", "yes please"], preset: ["fig2", "🙂", "fig1-relu-h9"],
+  };
+  const good = { depth: ["4", "12"], width: ["16", "48"], act: ["tanh", "gelu"], rules: ["mupc", "sp,bp_mup"], seed: ["3"], T: ["5"] };
+  const junk = "abcxyzé☃🙂_-.~";
+  let named = 0;
+  for (let q = 0; q < 200; q++) {
+    const params = [], expect = [];
+    for (let k = 0, n = 1 + Math.floor(rand() * 4); k < n; k++) {
+      const r = rand();
+      if (r < 0.5) {
+        const key = pick(Object.keys(bad)), value = pick(bad[key]);
+        params.push(`${key}=${encodeURIComponent(value)}`);
+        expect.push(`${key}=`);
+      } else if (r < 0.75) {
+        const key = Array.from({ length: 1 + Math.floor(rand() * 12) }, () => pick([...junk])).join("");
+        params.push(`${encodeURIComponent(key)}=${encodeURIComponent(pick(["1", "", "x".repeat(3000)]))}`);
+        expect.push(`'${key.length > 40 ? [...key].slice(0, 40).join("") : key}`);
+      } else {
+        const key = pick(Object.keys(good));
+        params.push(`${key}=${pick(good[key])}`);
+      }
+    }
+    const query = "?" + params.join("&");
+    // A navigation can be aborted by the one before it still unloading; one retry.
+    await page.goto(url + query, { waitUntil: "domcontentloaded" }).catch(() => page.goto(url + query, { waitUntil: "domcontentloaded" }));
+    await waitFor(page, `the page for ${query.slice(0, 120)}`, () => document.querySelector('[data-testid="play"]') && document.querySelector("h1")?.textContent === "pclab", null, 15000);
+    if (expect.length) {
+      await page.waitForFunction((ex) => ex.every((e) => document.querySelector('[data-testid="status"]')?.textContent.includes(e)), expect, { timeout: 5000, polling: 100 }).catch(() => {});
+    }
+    const status = await text(page, "status");
+    for (const e of expect) {
+      check(status.includes(e), `query ${query.slice(0, 200)}: the messages do not name ${e}: ${status.slice(0, 300)}`);
+      named += 1;
+    }
+  }
+  console.log(`     200 pages rendered; ${named} bad parameters named in the messages; no console errors`);
+});
+
 await browser.close();
 server.close();
 process.exit(failed ? 1 : 0);

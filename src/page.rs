@@ -307,7 +307,8 @@ impl PageConfig {
     /// what is allowed.
     pub fn set(&mut self, key: &str, v: &str) -> Result<(), String> {
         let d = PageConfig::default();
-        let bad = |allowed: &str, default: String| format!("{key}={v} is not allowed: {allowed}; using {default}");
+        let shown = clip(v);
+        let bad = |allowed: &str, default: String| format!("{key}={shown} is not allowed: {allowed}; using {default}");
         match key {
             "depth" => {
                 self.depth = whole(v, 1, PAGE_MAX_DEPTH).ok_or_else(|| {
@@ -422,7 +423,7 @@ impl PageConfig {
             "autoplay" => {
                 self.autoplay = flag(v).ok_or_else(|| bad("autoplay is 1 or 0", "0".into()))?;
             }
-            _ => return Err(format!("unknown setting '{key}' ignored; the page reads {}", KEYS.join(", "))),
+            _ => return Err(format!("unknown setting '{}' ignored; the page reads {}", clip(key), KEYS.join(", "))),
         }
         Ok(())
     }
@@ -476,6 +477,15 @@ impl PageConfig {
             parts.push(format!("plots={}", self.plots.join(",")));
         }
         format!("?{}", parts.join("&"))
+    }
+}
+
+/// A value as quoted in a message: at most 40 characters.
+fn clip(v: &str) -> String {
+    if v.chars().count() <= 40 {
+        v.to_string()
+    } else {
+        format!("{}…", v.chars().take(40).collect::<String>())
     }
 }
 
@@ -544,6 +554,9 @@ mod tests {
         let (_, p) = PageConfig::from_query("rules=sp,nope&lr_sp=-1&eta_z=inf&T=0&act=softmax&zoom=2&skips=maybe");
         assert_eq!(p.len(), 7, "{p:?}");
         assert!(p[5].contains("unknown setting 'zoom'"), "{p:?}");
+        let long = "9".repeat(5000);
+        let (_, p) = PageConfig::from_query(&format!("depth={long}&{long}=1"));
+        assert!(p.iter().all(|m| m.len() < 400) && p[0].starts_with("depth=9999") && p[0].contains('…'), "{p:?}");
     }
 
     #[test]

@@ -76,6 +76,22 @@ impl GpuContext {
         format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
     }
 
+    /// The capability report: the adapter and the limits that decide what fits — one buffer,
+    /// one storage binding, workgroup memory and workgroups per dimension.
+    pub fn capabilities(&self) -> String {
+        let l = &self.limits;
+        let mb = |b: u64| b as f64 / (1 << 20) as f64;
+        format!(
+            "{}; max buffer {:.0} MiB, max storage binding {:.0} MiB, workgroup memory {} KiB, {} workgroups per dimension{}",
+            self.describe(),
+            mb(l.max_buffer_size),
+            mb(l.max_storage_buffer_binding_size),
+            l.max_compute_workgroup_storage_size / 1024,
+            l.max_compute_workgroups_per_dimension,
+            if self.is_software() { "; a software adapter" } else { "" }
+        )
+    }
+
     /// True for software adapters (lavapipe, SwiftShader, WARP): correct, but a CPU.
     pub fn is_software(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu

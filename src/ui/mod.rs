@@ -105,7 +105,10 @@ async fn boot_sequence() {
             // The page is single-threaded: the Arc only satisfies the models' shared ownership.
             #[allow(clippy::arc_with_non_send_sync)]
             let ctx = Arc::new(ctx);
-            runner::with(|r| r.gpu = Some(ctx));
+            runner::with(|r| {
+                r.capabilities = format!("WebGPU · {}", ctx.capabilities());
+                r.gpu = Some(ctx);
+            });
         }
         Err(e) => {
             runner::with(|r| {
@@ -838,6 +841,10 @@ fn App() -> impl IntoView {
                     <span data-testid="throughput">{move || snap.with(|s| s.throughput.clone())}</span>
                     <span data-testid="memory">{move || snap.with(|s| s.memory.clone())}</span>
                 </div>
+                <details class="capabilities">
+                    <summary>"GPU capabilities"</summary>
+                    <span data-testid="capabilities">{move || snap.with(|s| s.capabilities.clone())}</span>
+                </details>
                 <div class="view-rule">
                     <label class="field inline">
                         <span>"energies of"</span>
@@ -880,9 +887,41 @@ fn App() -> impl IntoView {
     }
 }
 
+/// If pclab ever panics, the page says so in a panel instead of freezing silently, with the
+/// message and a way back: the same page without its settings. Built with DOM text nodes only.
+fn install_panic_panel() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info.to_string();
+        web_sys::console::error_1(&JsValue::from_str(&format!("pclab panicked: {msg}")));
+        let Some(doc) = web_sys::window().and_then(|w| w.document()) else { return };
+        let (Ok(panel), Some(body)) = (doc.create_element("section"), doc.body()) else { return };
+        panel.set_class_name("panel panic");
+        panel.set_attribute("data-testid", "panic").ok();
+        let path = web_sys::window().and_then(|w| w.location().pathname().ok()).unwrap_or_else(|| "/".into());
+        for (tag, text) in [
+            ("h2", "pclab stopped because of an internal error"),
+            ("p", msg.as_str()),
+            ("p", "Nothing you did caused this. Reload the page, or start again with the default settings:"),
+        ] {
+            if let Ok(el) = doc.create_element(tag) {
+                el.set_text_content(Some(text));
+                panel.append_child(&el).ok();
+            }
+        }
+        if let Ok(a) = doc.create_element("a") {
+            a.set_attribute("href", &path).ok();
+            a.set_attribute("data-testid", "panic-reset").ok();
+            a.set_text_content(Some("reset to defaults"));
+            panel.append_child(&a).ok();
+        }
+        body.prepend_with_node_1(&panel).ok();
+    }));
+}
+
 /// Runs when the wasm module loads: replaces the loading note with the app.
 #[wasm_bindgen(start)]
 pub fn start() {
+    install_panic_panel();
     if let Some(el) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id("boot-note")) {
         el.remove();
     }

@@ -167,6 +167,8 @@ pub struct Snapshot {
     pub sweep_running: bool,
     /// The learning-rate grid's progress, in words.
     pub lr_grid: String,
+    /// The GPU's capability report.
+    pub capabilities: String,
     /// The learning-rate grid has work left.
     pub lr_running: bool,
 }
@@ -207,6 +209,8 @@ pub struct Runner {
     pub lr_choice: super::lr_grid::GridChoice,
     /// Numbers the grids.
     pub lr_grid_id: u64,
+    /// The GPU's capability report (adapter, limits), once the device exists.
+    pub capabilities: String,
     pub ghosts: Vec<Ghost>,
     /// The session is lent to an evaluation.
     pub lent: bool,
@@ -270,6 +274,7 @@ pub fn install(cfg: PageConfig, problems: Vec<String>) {
         last_submit_ms: 0.0,
         rates_dirty: false,
         ghosts: Vec::new(),
+        capabilities: String::new(),
         sweep_on_load: false,
         lr_grid: None,
         lr_choice: Default::default(),
@@ -377,7 +382,8 @@ impl Runner {
     /// backend, histories and κ over training.
     pub fn run_state(&self) -> Option<crate::export::RunState> {
         let s = self.session.as_ref()?;
-        let mut state = crate::export::RunState::of_session(s, &self.cfg.to_query(), &self.backend.0);
+        let backend = if self.capabilities.is_empty() { self.backend.0.clone() } else { self.capabilities.clone() };
+        let mut state = crate::export::RunState::of_session(s, &self.cfg.to_query(), &backend);
         for rec in &mut state.runs {
             if let Some((_, pts)) = self.kappa.iter().find(|k| k.0 == rec.rule) {
                 rec.kappa = pts.iter().map(|(i, e)| (*i, e.kappa, e.lambda_min, e.lambda_max)).collect();
@@ -912,6 +918,7 @@ impl Runner {
             sweep_running: self.sweep_running(),
             lr_grid: self.lr_grid.as_ref().map_or_else(|| "not run yet".into(), |g| g.progress()),
             lr_running: self.lr_grid.as_ref().is_some_and(|g| g.running()),
+            capabilities: self.capabilities.clone(),
         }
     }
 }
