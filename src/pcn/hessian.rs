@@ -463,7 +463,7 @@ pub fn extremes<T: Real>(
 /// when every Schur complement `S_1 = A_1 − tI`, `S_l = A_l − tI − J_{l−1} S_{l−1}⁻¹ J_{l−1}ᵀ` has
 /// a Cholesky factor, so bisection on `t` finds λ_min — and on `−H`, λ_max — at `O(H·N³)` per
 /// test instead of the dense `O((N·H)³)`, and with no Krylov convergence to wait for.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct BlockHessian {
     diag: Vec<faer::Mat<f64>>,
     /// `J_1 … J_{H−1}`.
@@ -476,30 +476,39 @@ const MAX_BISECTIONS: usize = 200;
 impl BlockHessian {
     /// The blocks at `p`.
     pub fn new<T: Real>(net: &Network<T>, p: &HessianPoint<T>) -> Self {
+        let mut h = BlockHessian { diag: Vec::new(), jac: Vec::new() };
+        while h.add_layer(net, p) {}
+        h
+    }
+
+    /// Adds the next layer's blocks (`O(N³)`); false once every layer is in. Lets a page build a
+    /// deep Hessian a layer per step instead of in one long task.
+    pub fn add_layer<T: Real>(&mut self, net: &Network<T>, p: &HessianPoint<T>) -> bool {
         let a = net.arch;
-        let n = a.width;
+        let (n, l) = (a.width, self.diag.len() + 1);
+        if l > a.hidden {
+            return false;
+        }
         // J_l: (out × N), J[i][j] = τ δ_ij + a W_{l+1}[i][j] φ'(z_l)[j].
-        let jac_of = |l: usize| {
-            let w = &net.weights[l];
-            let (scale, tau) = if l < a.hidden { (net.scalings.a_hidden, a.tau()) } else { (net.scalings.a_out, 0.0) };
-            faer::Mat::<f64>::from_fn(w.rows, n, |i, j| {
-                scale * w.data[i * w.cols + j].f64() * p.dphi[l - 1][j].f64() + if i == j { tau } else { 0.0 }
-            })
-        };
-        let jacs: Vec<faer::Mat<f64>> = (1..=a.hidden).map(jac_of).collect();
-        let diag = (1..=a.hidden)
-            .map(|l| {
-                let j = &jacs[l - 1];
-                let mut d = j.transpose() * j;
-                for i in 0..n {
-                    d[(i, i)] += 1.0 - p.curv[l - 1][i].f64();
-                }
-                d
-            })
-            .collect();
-        let mut jac = jacs;
-        jac.pop();
-        BlockHessian { diag, jac }
+        let w = &net.weights[l];
+        let (scale, tau) = if l < a.hidden { (net.scalings.a_hidden, a.tau()) } else { (net.scalings.a_out, 0.0) };
+        let j = faer::Mat::<f64>::from_fn(w.rows, n, |i, k| {
+            scale * w.data[i * w.cols + k].f64() * p.dphi[l - 1][k].f64() + if i == k { tau } else { 0.0 }
+        });
+        let mut d = j.transpose() * &j;
+        for i in 0..n {
+            d[(i, i)] += 1.0 - p.curv[l - 1][i].f64();
+        }
+        self.diag.push(d);
+        if l < a.hidden {
+            self.jac.push(j);
+        }
+        true
+    }
+
+    /// Layers whose blocks are in.
+    pub fn layers(&self) -> usize {
+        self.diag.len()
     }
 
     /// `N·H`.

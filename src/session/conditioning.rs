@@ -159,7 +159,18 @@ pub struct KappaJob {
 
 #[derive(Debug)]
 enum Solver {
-    Lanczos { net: Network<f64>, point: HessianPoint<f64>, lanczos: Lanczos },
+    Lanczos {
+        net: Network<f64>,
+        point: HessianPoint<f64>,
+        lanczos: Lanczos,
+    },
+    /// The blocks, a layer per step, before the bisection.
+    Building {
+        net: Network<f64>,
+        point: HessianPoint<f64>,
+        blocks: BlockHessian,
+        tol: f64,
+    },
     Blocks(BlockBisection),
 }
 
@@ -190,7 +201,7 @@ impl KappaJob {
     ) -> Result<Self, String> {
         let point = HessianPoint::new(&net, x, y, z, row);
         let solver = if method != Method::Lanczos {
-            Solver::Blocks(BlockBisection::new(BlockHessian::new(&net, &point), cfg.tol))
+            Solver::Building { net, point, blocks: BlockHessian::default(), tol: cfg.tol }
         } else {
             let lanczos = Lanczos::new(point.dim(), cfg)?;
             Solver::Lanczos { net, point, lanczos }
@@ -202,7 +213,7 @@ impl KappaJob {
     pub fn method(&self) -> Method {
         match self.solver {
             Solver::Lanczos { .. } => Method::Lanczos,
-            Solver::Blocks(_) => Method::Blocks,
+            Solver::Building { .. } | Solver::Blocks(_) => Method::Blocks,
         }
     }
 
@@ -245,6 +256,7 @@ impl KappaJob {
     pub fn iterations(&self) -> usize {
         match &self.solver {
             Solver::Lanczos { lanczos, .. } => lanczos.iterations(),
+            Solver::Building { .. } => 0,
             Solver::Blocks(b) => b.iterations(),
         }
     }
@@ -253,6 +265,7 @@ impl KappaJob {
     pub fn estimate(&self) -> Option<&Extremes> {
         match &self.solver {
             Solver::Lanczos { lanczos, .. } => lanczos.estimate.as_ref(),
+            Solver::Building { .. } => None,
             Solver::Blocks(b) => b.estimate.as_ref(),
         }
     }
@@ -264,6 +277,13 @@ impl KappaJob {
             let done = match &mut self.solver {
                 Solver::Lanczos { net, point, lanczos } => {
                     lanczos.step(|v, out| out.copy_from_slice(&hvp(net, point, v)))
+                }
+                Solver::Building { net, point, blocks, tol } => {
+                    if !blocks.add_layer(net, point) {
+                        let b = BlockBisection::new(std::mem::take(blocks), *tol);
+                        self.solver = Solver::Blocks(b);
+                    }
+                    None
                 }
                 Solver::Blocks(b) => b.step(),
             };
