@@ -250,7 +250,9 @@ const PRESETS = ["pc-vs-bp", "tutorial", "explode", "conditioning", "lr-transfer
 
 // Clicks `id` and returns the downloaded file's bytes.
 async function download(page, id) {
-  const [dl] = await Promise.all([page.waitForEvent("download", { timeout: 20000 }), page.click(`[data-testid="${id}"]`)]);
+  const click = () => Promise.all([page.waitForEvent("download", { timeout: 15000 }), page.click(`[data-testid="${id}"]`)]);
+  // A loaded software GPU can make Chromium drop a click's download now and then: one retry.
+  const [dl] = await click().catch(() => click()).catch((e) => { throw new Error(`${id}: no download (${e.message.split("\n")[0]})`); });
   const path = await dl.path();
   return { name: dl.suggestedFilename(), bytes: await readFile(path), path };
 }

@@ -378,8 +378,14 @@ fn download(name: &str, mime: &str, text: &str) -> Result<(), String> {
     let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts).map_err(|e| format!("{e:?}"))?;
     let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|e| format!("{e:?}"))?;
     let done = download_url(name, &url);
-    // The click has handed the blob to the download; the URL is no longer needed.
-    let _ = web_sys::Url::revoke_object_url(&url);
+    // The download reads the blob after this returns: revoking the URL now can cancel it, so it
+    // is released a minute later.
+    let release = Closure::once_into_js(move || {
+        let _ = web_sys::Url::revoke_object_url(&url);
+    });
+    if let Some(w) = web_sys::window() {
+        let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(release.unchecked_ref(), 60_000);
+    }
     done
 }
 
