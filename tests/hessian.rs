@@ -234,6 +234,28 @@ fn point_f32(net: &Network<f32>, x: &Mat<f64>, y: &Mat<f64>, z: &[Mat<f64>]) -> 
     (z32, p)
 }
 
+/// Activities relaxed by `steps` inference steps at rate `eta` (so the errors and the φ'' term are
+/// not zero), and the GPU product at every sample of the batch.
+fn relaxed_on_gpu(
+    ctx: &std::sync::Arc<pclab::gpu::GpuContext>,
+    net64: &Network<f64>,
+    net: &Network<f32>,
+    x: &Mat<f64>,
+    y: &Mat<f64>,
+    eta: f64,
+    steps: usize,
+) -> (Vec<Mat<f64>>, pclab::gpu::GpuHvp) {
+    let mut z = pclab::pcn::forward::forward(net64, x).0;
+    let mut ws = pclab::pcn::energy::Workspace::new(net64, x.rows);
+    ws.set_input(net64, x);
+    infer(net64, y, &mut z, &mut ws, eta, steps, false, |_, _| {});
+    let z32: Vec<Mat<f32>> = z.iter().map(to_f32).collect();
+    let (x32, y32) = (to_f32(x), to_f32(y));
+    let points: Vec<HessianPoint<f32>> = (0..x.rows).map(|s| HessianPoint::new(net, &x32, &y32, &z32, s)).collect();
+    let gpu = pclab::gpu::GpuHvp::new(ctx.clone(), net, &z32, &points).expect("GPU Hessian");
+    (z, gpu)
+}
+
 #[test]
 fn every_fixture_matches_on_the_gpu() {
     let Some(ctx) = gpu() else { return };
@@ -283,14 +305,7 @@ fn gpu_lanczos_runs_per_sample_problems_side_by_side_and_agrees_with_dense_eigen
         let x = Mat::from_vec(batch, 11, (0..batch * 11).map(|i| ((i as f64) * 0.53).cos()).collect()).expect("x");
         let mut y = Mat::zeros(batch, 4);
         (0..batch).for_each(|s| y.data[s * 4 + (s + 1) % 4] = 1.0);
-        let mut z = pclab::pcn::forward::forward(&net64, &x).0;
-        let mut ws = pclab::pcn::energy::Workspace::new(&net64, batch);
-        ws.set_input(&net64, &x);
-        infer(&net64, &y, &mut z, &mut ws, 0.2, 2, false, |_, _| {});
-        let z32: Vec<Mat<f32>> = z.iter().map(to_f32).collect();
-        let (x32, y32) = (to_f32(&x), to_f32(&y));
-        let points: Vec<HessianPoint<f32>> = (0..batch).map(|s| HessianPoint::new(&net, &x32, &y32, &z32, s)).collect();
-        let hvp = pclab::gpu::GpuHvp::new(ctx.clone(), &net, &z32, &points).expect("GPU Hessian");
+        let (z, hvp) = relaxed_on_gpu(&ctx, &net64, &net, &x, &y, 0.2, 2);
         let cfg = LanczosConfig { tol: 1e-5, seed: 3, ..LanczosConfig::default() };
         let mut run = pclab::gpu::GpuLanczos::new(hvp, cfg).expect("GPU Lanczos");
         let got = pollster::block_on(run.run()).expect("Lanczos");
@@ -333,15 +348,7 @@ fn the_gpu_product_equals_the_cpu_one_on_odd_sizes_deep_stacks_and_batches() {
         let x = Mat::from_vec(batch, 11, (0..batch * 11).map(|i| ((i as f64) * 0.37).sin()).collect()).expect("x");
         let mut y = Mat::zeros(batch, 4);
         (0..batch).for_each(|s| y.data[s * 4 + s % 4] = 1.0);
-        // Relaxed activities, so the errors and the φ'' term are not zero.
-        let mut z = pclab::pcn::forward::forward(&net64, &x).0;
-        let mut ws = pclab::pcn::energy::Workspace::new(&net64, batch);
-        ws.set_input(&net64, &x);
-        infer(&net64, &y, &mut z, &mut ws, 0.3, 3, false, |_, _| {});
-        let z32: Vec<Mat<f32>> = z.iter().map(to_f32).collect();
-        let (x32, y32) = (to_f32(&x), to_f32(&y));
-        let points: Vec<HessianPoint<f32>> = (0..batch).map(|s| HessianPoint::new(&net, &x32, &y32, &z32, s)).collect();
-        let gpu = pclab::gpu::GpuHvp::new(ctx.clone(), &net, &z32, &points).expect("GPU Hessian");
+        let (z, gpu) = relaxed_on_gpu(&ctx, &net64, &net, &x, &y, 0.3, 3);
         let (n, d) = (width, width * hidden);
         let v: Vec<f32> = (0..gpu.len()).map(|i| ((i as f32) * 0.61).cos()).collect();
         let got = pollster::block_on(gpu.apply(&v)).expect("product");
