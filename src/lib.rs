@@ -28,6 +28,7 @@
 //! - [`presets`] — the paper's experiments and the lecture's demonstrations, by id.
 //! - [`export`] — run-state JSON (loads back) and metrics CSV.
 //! - [`page`] — the page's configuration and its query string.
+//! - [`remote`] — the CPU backend in a Web Worker: typed messages, the worker's host, the page's link.
 //! - `ui` (wasm only) — the Leptos page: controls, the frame loop that drives the session, views.
 
 pub mod charts;
@@ -38,9 +39,10 @@ pub mod gpu;
 pub mod page;
 pub mod pcn;
 pub mod presets;
+pub mod remote;
 pub mod session;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "ui"))]
 mod ui;
 
 /// The crate version, shown by the CLI and the page.

@@ -54,6 +54,8 @@ pub struct PageConfig {
     pub eval_every: usize,
     /// Start training as soon as the page is ready.
     pub autoplay: bool,
+    /// Train on the CPU (in a Web Worker) even when WebGPU is there.
+    pub cpu: bool,
     /// The preset this setup started from (its explanation is shown).
     pub preset: Option<Preset>,
     /// Controls hidden by a classroom link ([`HIDEABLE`]).
@@ -122,6 +124,7 @@ impl Default for PageConfig {
             // Early feedback: a curve after a few seconds even on a software adapter.
             eval_every: 50,
             autoplay: false,
+            cpu: false,
             preset: None,
             hide: Vec::new(),
             present: false,
@@ -131,7 +134,7 @@ impl Default for PageConfig {
 }
 
 /// The query keys the page reads, in the order it writes them.
-pub const KEYS: [&str; 20] = [
+pub const KEYS: [&str; 21] = [
     "preset",
     "depth",
     "width",
@@ -148,6 +151,7 @@ pub const KEYS: [&str; 20] = [
     "batch",
     "seed",
     "eval_every",
+    "device",
     "autoplay",
     "hide",
     "present",
@@ -254,7 +258,8 @@ impl PageConfig {
     /// True when going from `self` to `next` needs new networks (anything but the rates, `T`
     /// and the evaluation interval).
     pub fn needs_reset(&self, next: &PageConfig) -> bool {
-        let structural = |c: &PageConfig| (c.depth, c.width, c.act, c.skips, c.rules.clone(), c.batch, c.seed);
+        let structural =
+            |c: &PageConfig| (c.depth, c.width, c.act, c.skips, c.rules.clone(), c.batch, c.seed, c.cpu);
         structural(self) != structural(next)
     }
 
@@ -423,6 +428,13 @@ impl PageConfig {
             "autoplay" => {
                 self.autoplay = flag(v).ok_or_else(|| bad("autoplay is 1 or 0", "0".into()))?;
             }
+            "device" => {
+                self.cpu = match v {
+                    "gpu" => false,
+                    "cpu" => true,
+                    _ => return Err(bad("the device is gpu or cpu", "gpu".into())),
+                }
+            }
             _ => return Err(format!("unknown setting '{}' ignored; the page reads {}", clip(key), KEYS.join(", "))),
         }
         Ok(())
@@ -464,6 +476,9 @@ impl PageConfig {
         parts.push(format!("batch={}", self.batch));
         parts.push(format!("seed={}", self.seed));
         parts.push(format!("eval_every={}", self.eval_every));
+        if self.cpu {
+            parts.push("device=cpu".into());
+        }
         if self.autoplay {
             parts.push("autoplay=1".into());
         }
@@ -577,6 +592,7 @@ mod tests {
             seed: 12345678901,
             eval_every: 50,
             autoplay: true,
+            cpu: true,
             preset: Some(Preset::Explode),
             hide: vec!["width".into(), "controls".into()],
             present: true,

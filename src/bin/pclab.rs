@@ -649,7 +649,7 @@ fn gpu_facts(backend: &Backend) -> Option<serde_json::Value> {
                 "dispatches_per_iteration": per_iteration,
             }))
         }
-        Backend::Cpu(_) => None,
+        Backend::Cpu(_) | Backend::Remote(_) => None,
     }
 }
 
@@ -669,14 +669,14 @@ fn bench(a: BenchArgs) -> Result<(), String> {
         let (nominal, executed) = iteration_flops(&arch, c.learning(rs), c.batch);
         let gpu = gpu_facts(&backend);
         for i in 0..a.warmup {
-            backend.train_step(i + 1, &x, &y).map_err(|e| e.to_string())?;
+            backend.train_step(i + 1, &indices, &x, &y).map_err(|e| e.to_string())?;
         }
         pollster::block_on(backend.flush()).map_err(|e| e.to_string())?;
         let mut ms = Vec::with_capacity(a.reps);
         let started = Instant::now();
         for i in 0..a.reps {
             let t0 = Instant::now();
-            backend.train_step(a.warmup + i + 1, &x, &y).map_err(|e| e.to_string())?;
+            backend.train_step(a.warmup + i + 1, &indices, &x, &y).map_err(|e| e.to_string())?;
             ms.push(t0.elapsed().as_secs_f64() * 1e3);
         }
         pollster::block_on(backend.flush()).map_err(|e| e.to_string())?;
@@ -686,7 +686,7 @@ fn bench(a: BenchArgs) -> Result<(), String> {
         // submits and returns), so its figure is the whole timed run, drained, per iteration.
         let (med, timing, min) = match backend {
             Backend::Cpu(_) => (median(&mut ms), "median", Some(min)),
-            Backend::Gpu(_) => (total_ms / a.reps as f64, "mean, pipelined", None),
+            Backend::Gpu(_) | Backend::Remote(_) => (total_ms / a.reps as f64, "mean, pipelined", None),
         };
         let gflops = nominal / (med * 1e-3) / 1e9;
         let gflops_executed = executed / (med * 1e-3) / 1e9;

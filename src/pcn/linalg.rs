@@ -27,7 +27,7 @@ impl Real for f32 {}
 impl Real for f64 {}
 
 /// A row-major matrix.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Mat<T> {
     /// Number of rows.
     pub rows: usize,

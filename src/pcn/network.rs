@@ -104,7 +104,7 @@ impl Arch {
 }
 
 /// A network: shapes, scalings and the weights `W_1 … W_L`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Network<T> {
     /// Shapes and forward pass.
     pub arch: Arch,

@@ -7,6 +7,7 @@ use crate::pcn::forward::predict;
 use crate::pcn::learn::AdamConfig;
 use crate::pcn::train::{IterationReport, Learning, Model};
 use crate::pcn::{Mat, Network};
+use crate::remote::{RemoteError, RemoteModel, WorkerLink};
 use crate::session::session::accuracy;
 use std::sync::Arc;
 use thiserror::Error;
@@ -17,6 +18,20 @@ pub enum BackendError {
     /// The GPU said no.
     #[error(transparent)]
     Gpu(#[from] GpuError),
+    /// The CPU worker said no.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+}
+
+/// Where a session's runs compute.
+#[derive(Clone, Debug)]
+pub enum Device {
+    /// This thread's CPU (the CLI; all cores natively).
+    Cpu,
+    /// A GPU device (WGSL kernels; the configuration must ask for the GPU).
+    Gpu(Arc<GpuContext>),
+    /// The CPU reference in another thread (the page's Web Worker), driven by messages.
+    Worker(Arc<WorkerLink>),
 }
 
 /// One run's network, optimiser and buffers, on some device.
@@ -26,6 +41,8 @@ pub enum Backend {
     Cpu(Box<Model<f32>>),
     /// The WGSL kernels through wgpu (native Vulkan/Metal/DX12, or the browser's WebGPU).
     Gpu(Box<GpuModel>),
+    /// The CPU reference in a worker, pipelined like the GPU.
+    Remote(Box<RemoteModel>),
 }
 
 /// One device per process, shared by every GPU run (created on first use; native only — the
@@ -42,33 +59,35 @@ impl Backend {
     /// way), on the configured backend; natively the GPU is [`shared_gpu`].
     #[cfg(not(target_arch = "wasm32"))]
     pub fn new(config: &RunConfig, rs: &RuleSettings) -> Result<Self, BackendError> {
-        let gpu = match config.backend {
-            BackendKind::Gpu => Some(shared_gpu()?),
-            BackendKind::Cpu => None,
+        let device = match config.backend {
+            BackendKind::Gpu => Device::Gpu(shared_gpu()?),
+            BackendKind::Cpu => Device::Cpu,
         };
-        pollster::block_on(Self::create(config, rs, gpu))
+        pollster::block_on(Self::create(config, rs, &device))
     }
 
-    /// Builds a rule's model on the CPU, or on `gpu` when the configuration asks for the GPU
-    /// (an error if it does and `gpu` is `None`). A configuration the GPU cannot hold is refused
-    /// before the network is even drawn on the CPU.
-    pub async fn create(
-        config: &RunConfig,
-        rs: &RuleSettings,
-        gpu: Option<Arc<GpuContext>>,
-    ) -> Result<Self, BackendError> {
+    /// Builds a rule's model: on the CPU (here, or in the worker `device` names), or on the GPU
+    /// `device` names when the configuration asks for the GPU (an error if it names none). A
+    /// configuration the GPU cannot hold is refused before the network is even drawn on the CPU.
+    pub async fn create(config: &RunConfig, rs: &RuleSettings, device: &Device) -> Result<Self, BackendError> {
         let learning = config.learning(rs);
         let arch = config.arch(rs.rule);
-        match (config.backend, gpu) {
+        match (config.backend, device) {
+            (BackendKind::Cpu, Device::Worker(link)) => {
+                let model = RemoteModel::create(link.clone(), arch, config.seed, learning, rs.lr)?;
+                Ok(Backend::Remote(Box::new(model)))
+            }
             (BackendKind::Cpu, _) => {
                 let net = Network::init(arch, config.seed);
                 Ok(Backend::Cpu(Box::new(Model::new(net, learning, rs.lr, AdamConfig::default()))))
             }
-            (BackendKind::Gpu, None) => Err(GpuError::Unsupported("no GPU device was given".into()).into()),
-            (BackendKind::Gpu, Some(ctx)) => {
-                GpuModel::check_fits(&ctx, &arch, config.batch, steps_of(learning))?;
+            (BackendKind::Gpu, Device::Cpu | Device::Worker(_)) => {
+                Err(GpuError::Unsupported("no GPU device was given".into()).into())
+            }
+            (BackendKind::Gpu, Device::Gpu(ctx)) => {
+                GpuModel::check_fits(ctx, &arch, config.batch, steps_of(learning))?;
                 let net = Network::init(arch, config.seed);
-                let mut model = GpuModel::new(ctx, &net, config.batch, learning, rs.lr, AdamConfig::default()).await?;
+                let mut model = GpuModel::new(ctx.clone(), &net, config.batch, learning, rs.lr, AdamConfig::default()).await?;
                 model.set_metrics_every(config.metrics_every);
                 Ok(Backend::Gpu(Box::new(model)))
             }
@@ -80,20 +99,27 @@ impl Backend {
         match self {
             Backend::Cpu(_) => "cpu",
             Backend::Gpu(_) => "gpu",
+            Backend::Remote(_) => "cpu (worker)",
         }
     }
 
-    /// One training iteration, the `iteration`-th (from 1). Returns the reports that are ready,
-    /// each with the iteration it describes: the CPU's at once; a GPU run's when their readback
-    /// lands (pipelined, usually an iteration or two later — see [`Backend::flush`]).
+    /// One training iteration, the `iteration`-th (from 1), on the batch `(x, y)` of the training
+    /// images at `indices`. Returns the reports that are ready, each with the iteration it
+    /// describes: the CPU's at once; a GPU or worker run's when they come back (pipelined,
+    /// usually an iteration or two later — see [`Backend::flush`]).
     pub fn train_step(
         &mut self,
         iteration: usize,
+        indices: &[usize],
         x: &Mat<f32>,
         y: &Mat<f32>,
     ) -> Result<Vec<(usize, IterationReport)>, BackendError> {
         match self {
             Backend::Cpu(m) => Ok(vec![(iteration, m.train_step(x, y))]),
+            Backend::Remote(m) => {
+                m.submit_step(iteration, indices)?;
+                Ok(m.ready_reports()?)
+            }
             Backend::Gpu(m) => {
                 m.submit_step(iteration, x, y)?;
                 Ok(m.ready_reports(false)?)
@@ -106,6 +132,7 @@ impl Backend {
         match self {
             Backend::Cpu(_) => Ok(Vec::new()),
             Backend::Gpu(m) => Ok(m.ready_reports(false)?),
+            Backend::Remote(m) => Ok(m.ready_reports()?),
         }
     }
 
@@ -114,6 +141,7 @@ impl Backend {
         match self {
             Backend::Cpu(_) => Ok(Vec::new()),
             Backend::Gpu(m) => Ok(m.flush().await?),
+            Backend::Remote(m) => Ok(m.flush().await?),
         }
     }
 
@@ -123,6 +151,8 @@ impl Backend {
         match self {
             Backend::Cpu(m) => Ok(accuracy(&predict(&m.net, x), labels)),
             Backend::Gpu(m) => Ok(m.accuracy(x, labels).await?),
+            // The worker holds the same test images.
+            Backend::Remote(m) => Ok(m.accuracy().await?),
         }
     }
 
@@ -140,6 +170,7 @@ impl Backend {
                 };
                 m.set_rates(lr, eta_z, steps_of(learning))?;
             }
+            Backend::Remote(m) => m.set_rates(lr, learning)?,
         }
         Ok(())
     }
@@ -149,13 +180,14 @@ impl Backend {
         match self {
             Backend::Cpu(_) => 0,
             Backend::Gpu(m) => m.submitted().saturating_sub(m.completed()),
+            Backend::Remote(m) => m.in_flight(),
         }
     }
 
     /// Bytes this run holds on its device (0 on the CPU).
     pub fn device_bytes(&self) -> u64 {
         match self {
-            Backend::Cpu(_) => 0,
+            Backend::Cpu(_) | Backend::Remote(_) => 0,
             Backend::Gpu(m) => m.memory_bytes(),
         }
     }

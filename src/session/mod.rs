@@ -9,7 +9,7 @@ pub mod run;
 #[allow(clippy::module_inception)]
 pub mod session;
 
-pub use backend::{Backend, BackendError};
+pub use backend::{Backend, BackendError, Device};
 pub use history::Series;
 pub use metrics::{EvalSample, Event, IterationSample};
 pub use run::{Run, RunStatus};

@@ -2,7 +2,7 @@
 //! every rule sees the same batch at the same iteration, so differences between curves are the
 //! rules'. Test accuracy is the feedforward pass on all 10 000 test images.
 
-use super::backend::{Backend, BackendError};
+use super::backend::{Backend, BackendError, Device};
 use super::metrics::{EvalSample, Event, IterationSample};
 use super::run::{Run, RunStatus};
 use crate::config::{ConfigError, RuleSettings, RunConfig};
@@ -49,17 +49,13 @@ impl Session {
         Self::with_backends(config, data, runs)
     }
 
-    /// Validates the configuration and initialises every run from the seed, on `gpu` when the
-    /// configuration asks for the GPU (the page's asynchronously created device).
-    pub async fn create(
-        config: RunConfig,
-        data: Arc<Mnist>,
-        gpu: Option<Arc<crate::gpu::GpuContext>>,
-    ) -> Result<Self, SessionError> {
+    /// Validates the configuration and initialises every run from the seed, on `device` (the
+    /// page's asynchronously created GPU device, or its CPU worker).
+    pub async fn create(config: RunConfig, data: Arc<Mnist>, device: Device) -> Result<Self, SessionError> {
         config.validate(data.train.len())?;
         let mut runs = Vec::with_capacity(config.rules.len());
         for rs in &config.rules {
-            runs.push(Backend::create(&config, rs, gpu.clone()).await?);
+            runs.push(Backend::create(&config, rs, &device).await?);
         }
         Self::with_backends(config, data, runs)
     }
@@ -146,7 +142,8 @@ impl Session {
     /// the events of the reports that are ready, and whether an evaluation is due now (every
     /// `eval_every` iterations and after the last) — then call [`Session::evaluate`].
     pub fn train(&mut self) -> (Vec<Event>, bool) {
-        let (x, y) = self.data.train.batch::<f32>(self.batcher.next_indices());
+        let indices = self.batcher.next_indices().to_vec();
+        let (x, y) = self.data.train.batch::<f32>(&indices);
         self.last_sample = Some((x.range_rows(0, 1), y.range_rows(0, 1)));
         self.iteration += 1;
         let iteration = self.iteration;
@@ -155,7 +152,7 @@ impl Session {
         let mut events = Vec::with_capacity(self.runs.len() + 1);
         for run in self.runs.iter_mut().filter(|r| r.is_running()) {
             let t0 = Instant::now();
-            let reports = run.backend.train_step(iteration, &x, &y);
+            let reports = run.backend.train_step(iteration, &indices, &x, &y);
             let ms = t0.elapsed().as_secs_f64() * 1e3;
             run.total_ms += ms;
             file(run, reports, iteration, ms, per_epoch, &mut events);

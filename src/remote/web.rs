@@ -1,0 +1,140 @@
+//! The browser's side of [`super`]: the worker's message loop (the `pclab-worker` binary) and the
+//! page's handle on it. Messages travel as `Uint8Array`s of postcard bytes.
+
+use super::{decode, encode, FromWorker, ToWorker, WorkerHost, WorkerLink};
+use crate::data::{Mnist, FILES};
+use js_sys::{Function, Promise, Reflect, Uint8Array};
+use std::cell::RefCell;
+use std::sync::Arc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+fn js_err(e: JsValue) -> String {
+    e.as_string()
+        .or_else(|| Reflect::get(&e, &"message".into()).ok().and_then(|m| m.as_string()))
+        .unwrap_or_else(|| "an unknown JavaScript error".to_string())
+}
+
+/// Fetches one file's bytes with the global `fetch` (a window's or a worker's).
+pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+    let fetch: Function = Reflect::get(&js_sys::global(), &"fetch".into())
+        .ok()
+        .and_then(|f| f.dyn_into().ok())
+        .ok_or("this browser has no fetch()")?;
+    let promise: Promise = fetch
+        .call1(&JsValue::NULL, &url.into())
+        .map_err(|e| format!("{url}: {}", js_err(e)))?
+        .dyn_into()
+        .map_err(|_| format!("{url}: fetch returned no promise"))?;
+    let resp = JsFuture::from(promise).await.map_err(|e| format!("{url}: {}", js_err(e)))?;
+    let resp: web_sys::Response = resp.dyn_into().map_err(|_| format!("{url}: not a response"))?;
+    if !resp.ok() {
+        return Err(format!("{url}: the server answered {} {}", resp.status(), resp.status_text()));
+    }
+    let buf = JsFuture::from(resp.array_buffer().map_err(js_err)?).await.map_err(js_err)?;
+    Ok(Uint8Array::new(&buf).to_vec())
+}
+
+/// Fetches and parses MNIST from `data/mnist/`, calling `progress(files_done, bytes_so_far)`
+/// after each file.
+pub async fn load_mnist(progress: impl Fn(usize, usize)) -> Result<Mnist, String> {
+    let mut files = Vec::with_capacity(4);
+    let mut bytes = 0;
+    for (i, name) in FILES.iter().enumerate() {
+        let data = fetch_bytes(&format!("data/mnist/{name}")).await?;
+        bytes += data.len();
+        files.push(data);
+        progress(i + 1, bytes);
+    }
+    Mnist::from_gz([&files[0], &files[1], &files[2], &files[3]]).map_err(|e| e.to_string())
+}
+
+// ---- inside the worker ----
+
+thread_local! {
+    static HOST: RefCell<WorkerHost> = RefCell::new(WorkerHost::default());
+}
+
+fn post_from_worker(msg: &FromWorker) {
+    let scope: web_sys::DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    match encode(msg) {
+        Ok(bytes) => {
+            let _ = scope.post_message(&Uint8Array::from(bytes.as_slice()));
+        }
+        Err(e) => web_sys::console::error_1(&e.to_string().into()),
+    }
+}
+
+/// The worker's entry point: answers the page's messages; MNIST is fetched first and `Ready`
+/// (or `Fatal`) says when it is loaded. A panic becomes `Fatal` rather than silence.
+pub fn worker_main() {
+    std::panic::set_hook(Box::new(|info| {
+        post_from_worker(&FromWorker::Fatal { message: format!("the CPU worker panicked: {info}") });
+    }));
+    let scope: web_sys::DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    let onmessage = Closure::<dyn Fn(web_sys::MessageEvent)>::new(|ev: web_sys::MessageEvent| {
+        let bytes = Uint8Array::new(&ev.data()).to_vec();
+        let answers = match decode::<ToWorker>(&bytes) {
+            Ok(msg) => HOST.with(|h| h.borrow_mut().handle(msg)),
+            Err(e) => vec![FromWorker::Fatal { message: e.to_string() }],
+        };
+        answers.iter().for_each(post_from_worker);
+    });
+    scope.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+    // The worker lives as long as the page: the handler is never removed.
+    onmessage.forget();
+    wasm_bindgen_futures::spawn_local(async {
+        match load_mnist(|_, _| {}).await {
+            Ok(m) => {
+                let (train, test) = (m.train.len(), m.test.len());
+                HOST.with(|h| *h.borrow_mut() = WorkerHost::new(Arc::new(m)));
+                post_from_worker(&FromWorker::Ready { train, test });
+            }
+            Err(message) => post_from_worker(&FromWorker::Fatal { message: format!("MNIST: {message}") }),
+        }
+    });
+}
+
+// ---- in the page ----
+
+thread_local! {
+    static WORKER: RefCell<Option<web_sys::Worker>> = const { RefCell::new(None) };
+}
+
+/// Starts the worker at `url` (Trunk's loader for the `pclab-worker` binary) and waits until it
+/// has loaded MNIST. The error says why there is no worker.
+pub async fn spawn(url: &str) -> Result<Arc<WorkerLink>, String> {
+    let worker = web_sys::Worker::new(url).map_err(|e| format!("the CPU worker could not start: {}", js_err(e)))?;
+    let link = Arc::new(WorkerLink::posting(|bytes| {
+        WORKER.with(|w| match w.borrow().as_ref() {
+            Some(w) => w.post_message(&Uint8Array::from(bytes.as_slice())).map_err(js_err),
+            None => Err("the worker is gone".into()),
+        })
+    }));
+    let sink = link.clone();
+    let onmessage = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
+        sink.deliver(&Uint8Array::new(&ev.data()).to_vec());
+    });
+    let sink = link.clone();
+    let onerror = Closure::<dyn Fn(web_sys::ErrorEvent)>::new(move |ev: web_sys::ErrorEvent| {
+        ev.prevent_default();
+        let what = ev.message();
+        sink.kill(if what.is_empty() { "its script could not be loaded".into() } else { what });
+    });
+    worker.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+    worker.set_onerror(Some(onerror.as_ref().unchecked_ref()));
+    // One worker per page, alive as long as the page: the handlers are never removed.
+    onmessage.forget();
+    onerror.forget();
+    WORKER.with(|w| *w.borrow_mut() = Some(worker));
+    loop {
+        if let Some(why) = link.dead() {
+            return Err(why);
+        }
+        if link.ready().is_some() {
+            return Ok(link);
+        }
+        super::pause().await;
+    }
+}
