@@ -46,7 +46,7 @@ serve: tools
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --release --all-targets -- -D warnings
-	cargo clippy --release --lib --target wasm32-unknown-unknown --no-default-features -- -D warnings
+	cargo clippy --release --lib --bins --target wasm32-unknown-unknown --no-default-features --features ui -- -D warnings
 
 unit:
 	cargo test --release

@@ -258,8 +258,7 @@ impl PageConfig {
     /// True when going from `self` to `next` needs new networks (anything but the rates, `T`
     /// and the evaluation interval).
     pub fn needs_reset(&self, next: &PageConfig) -> bool {
-        let structural =
-            |c: &PageConfig| (c.depth, c.width, c.act, c.skips, c.rules.clone(), c.batch, c.seed, c.cpu);
+        let structural = |c: &PageConfig| (c.depth, c.width, c.act, c.skips, c.rules.clone(), c.batch, c.seed, c.cpu);
         structural(self) != structural(next)
     }
 

@@ -400,6 +400,9 @@ async fn pause() {
     }
 }
 
+/// Iterations over which [`RemoteModel::median_ms`] is taken.
+pub const RECENT: usize = 32;
+
 /// One model in the worker, seen from the session.
 #[derive(Debug)]
 pub struct RemoteModel {
@@ -410,6 +413,7 @@ pub struct RemoteModel {
     ready: Vec<(usize, IterationReport)>,
     /// Milliseconds the worker spent in training iterations so far.
     pub worker_ms: f64,
+    recent_ms: VecDeque<f64>,
     lr: f64,
     learning: Learning,
 }
@@ -425,7 +429,17 @@ impl RemoteModel {
     ) -> Result<Self, RemoteError> {
         let id = link.next_id();
         link.send(ToWorker::Create { id, arch, seed, learning, lr })?;
-        Ok(RemoteModel { link, id, submitted: 0, completed: 0, ready: Vec::new(), worker_ms: 0.0, lr, learning })
+        Ok(RemoteModel {
+            link,
+            id,
+            submitted: 0,
+            completed: 0,
+            ready: Vec::new(),
+            worker_ms: 0.0,
+            recent_ms: VecDeque::new(),
+            lr,
+            learning,
+        })
     }
 
     /// The model's number in the worker.
@@ -442,6 +456,10 @@ impl RemoteModel {
                 FromWorker::Report { iteration, ms, report, .. } => {
                     self.completed += 1;
                     self.worker_ms += ms;
+                    if self.recent_ms.len() == RECENT {
+                        self.recent_ms.pop_front();
+                    }
+                    self.recent_ms.push_back(ms);
                     self.ready.push((iteration, report));
                 }
                 FromWorker::Error { message, .. } => return Err(RemoteError::Refused(message)),
@@ -470,6 +488,14 @@ impl RemoteModel {
     pub fn ready_reports(&mut self) -> Result<Vec<(usize, IterationReport)>, RemoteError> {
         self.collect(|_| None::<()>)?;
         Ok(std::mem::take(&mut self.ready))
+    }
+
+    /// The median of the worker's milliseconds per iteration over the latest [`RECENT`]
+    /// iterations (`None` before the first).
+    pub fn median_ms(&self) -> Option<f64> {
+        let mut v: Vec<f64> = self.recent_ms.iter().copied().collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
     }
 
     /// Iterations asked for whose reports have not arrived.

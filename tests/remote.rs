@@ -110,7 +110,10 @@ fn bad_requests_get_answers_that_say_what_is_wrong() {
     let mut huge = cfg.arch(rs.rule);
     huge.width = 1 << 20;
     let refused = host.handle(ToWorker::Create { id: 2, arch: huge, seed: 0, learning: cfg.learning(&rs), lr: 1e-3 });
-    assert!(matches!(&refused[..], [FromWorker::Error { id: 2, message }] if message.contains("weights")), "{refused:?}");
+    assert!(
+        matches!(&refused[..], [FromWorker::Error { id: 2, message }] if message.contains("weights")),
+        "{refused:?}"
+    );
     assert_eq!(host.models(), 1);
 }
 

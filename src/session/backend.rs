@@ -87,7 +87,8 @@ impl Backend {
             (BackendKind::Gpu, Device::Gpu(ctx)) => {
                 GpuModel::check_fits(ctx, &arch, config.batch, steps_of(learning))?;
                 let net = Network::init(arch, config.seed);
-                let mut model = GpuModel::new(ctx.clone(), &net, config.batch, learning, rs.lr, AdamConfig::default()).await?;
+                let mut model =
+                    GpuModel::new(ctx.clone(), &net, config.batch, learning, rs.lr, AdamConfig::default()).await?;
                 model.set_metrics_every(config.metrics_every);
                 Ok(Backend::Gpu(Box::new(model)))
             }

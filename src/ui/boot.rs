@@ -1,9 +1,8 @@
 //! What the page needs before it can train: a WebGPU adapter and device (or, plainly, why there is
 //! none) and the four MNIST files, fetched from `data/mnist/` with progress.
 
-use crate::data::{Mnist, FILES};
 use crate::gpu::GpuContext;
-use js_sys::{Function, Promise, Reflect, Uint8Array};
+use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -60,27 +59,5 @@ pub async fn gpu_context() -> Result<GpuContext, String> {
     GpuContext::new().await.map_err(|e| e.to_string())
 }
 
-/// Fetches one file's bytes.
-async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
-    let window = web_sys::window().ok_or("no browser window")?;
-    let resp = JsFuture::from(window.fetch_with_str(url)).await.map_err(|e| format!("{url}: {}", js_err(e)))?;
-    let resp: web_sys::Response = resp.dyn_into().map_err(|_| format!("{url}: not a response"))?;
-    if !resp.ok() {
-        return Err(format!("{url}: the server answered {} {}", resp.status(), resp.status_text()));
-    }
-    let buf = JsFuture::from(resp.array_buffer().map_err(js_err)?).await.map_err(js_err)?;
-    Ok(Uint8Array::new(&buf).to_vec())
-}
-
 /// Fetches and parses MNIST, calling `progress(files_done, bytes_so_far)` after each file.
-pub async fn load_mnist(progress: impl Fn(usize, usize)) -> Result<Mnist, String> {
-    let mut files = Vec::with_capacity(4);
-    let mut bytes = 0;
-    for (i, name) in FILES.iter().enumerate() {
-        let data = fetch_bytes(&format!("data/mnist/{name}")).await?;
-        bytes += data.len();
-        files.push(data);
-        progress(i + 1, bytes);
-    }
-    Mnist::from_gz([&files[0], &files[1], &files[2], &files[3]]).map_err(|e| e.to_string())
-}
+pub use crate::remote::web::load_mnist;

@@ -4,7 +4,7 @@
 //! here waits.
 
 use super::runner::{with, Runner};
-use crate::config::{BackendKind, Rule, RuleSettings};
+use crate::config::{Rule, RuleSettings};
 use crate::session::{RunStatus, Session};
 
 /// η_w of the quick grid and of the paper's.
@@ -122,8 +122,11 @@ impl LrGrid {
 impl Runner {
     /// Starts (or restarts) the grid with the section's choice.
     pub fn start_lr_grid(&mut self) {
-        if self.data.is_none() || self.gpu.is_none() {
-            self.message("warn", "the learning-rate grid starts once the GPU and MNIST are ready");
+        if self.data.is_none() || self.device().is_none() {
+            self.message(
+                "warn",
+                "the learning-rate grid starts once the device (GPU or CPU worker) and MNIST are ready",
+            );
             return;
         }
         self.lr_grid_id += 1;
@@ -142,7 +145,9 @@ impl Runner {
     /// Advances the grid within this frame: builds the next cell's session, or trains the current
     /// one (at most two iterations in flight), or files its result.
     pub fn work_lr_grid(&mut self) {
-        let (Some(data), Some(gpu)) = (self.data.as_ref().map(|d| d.0.clone()), self.gpu.clone()) else { return };
+        let (Some(data), Some((device, backend))) = (self.data.as_ref().map(|d| d.0.clone()), self.device()) else {
+            return;
+        };
         let seed = self.cfg.seed;
         let Some(g) = self.lr_grid.as_mut() else { return };
         if !g.running() || g.building {
@@ -162,13 +167,13 @@ impl Runner {
                 iterations: c.iters,
                 eval_every: c.iters,
                 seed,
-                backend: BackendKind::Gpu,
+                backend,
                 metrics_every: 1,
             };
             g.building = true;
             let id = g.id;
             wasm_bindgen_futures::spawn_local(async move {
-                let built = Session::create(cfg, data, Some(gpu)).await;
+                let built = Session::create(cfg, data, device).await;
                 with(|r| {
                     let Some(g) = r.lr_grid.as_mut().filter(|g| g.id == id) else { return };
                     g.building = false;

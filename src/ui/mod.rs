@@ -58,11 +58,12 @@ fn commit(form: RwSignal<PageConfig>, key: &str, value: &str) {
         }
         ("preset", _) => {
             // A preset replaces the setup but not how the page is shown.
-            let (hide, present, plots) = (next.hide.clone(), next.present, next.plots.clone());
+            let (hide, present, plots, cpu) = (next.hide.clone(), next.present, next.plots.clone(), next.cpu);
             next.set(key, value).map(|()| {
                 next.hide = hide;
                 next.present = present;
                 next.plots = plots;
+                next.cpu = cpu;
             })
         }
         _ => next.set(key, value),
@@ -85,22 +86,20 @@ fn commit(form: RwSignal<PageConfig>, key: &str, value: &str) {
     }
 }
 
-/// Finds the adapter, creates the device, loads MNIST, builds the networks.
+/// Finds the adapter, creates the device (or, without one, starts the CPU worker), loads MNIST,
+/// builds the networks.
 async fn boot_sequence() {
-    match boot::describe_adapter().await {
-        Err(why) => {
-            runner::with(|r| {
-                r.backend = ("no WebGPU".into(), "missing");
-                r.phase = "cannot train here".into();
-                r.no_webgpu = Some(why);
-            });
-            return;
-        }
+    let adapter = boot::describe_adapter().await;
+    let device = match adapter {
+        Err(why) => Err(why),
         Ok((desc, software)) => {
             runner::with(|r| r.backend = (format!("WebGPU · {desc}"), if software { "software" } else { "ok" }));
+            boot::gpu_context()
+                .await
+                .map_err(|e| format!("WebGPU is present but pclab could not create a device on it: {e}"))
         }
-    }
-    match boot::gpu_context().await {
+    };
+    match device {
         Ok(ctx) => {
             // The page is single-threaded: the Arc only satisfies the models' shared ownership.
             #[allow(clippy::arc_with_non_send_sync)]
@@ -110,14 +109,21 @@ async fn boot_sequence() {
                 r.gpu = Some(ctx);
             });
         }
-        Err(e) => {
+        Err(why) => {
             runner::with(|r| {
-                r.phase = "cannot train here".into();
-                r.no_webgpu = Some(format!("WebGPU is present but pclab could not create a device on it: {e}"));
+                r.backend = ("no WebGPU".into(), "missing");
+                r.capabilities =
+                    format!("no WebGPU: {why} Training runs on the CPU (WebAssembly SIMD, in a Web Worker).");
+                r.no_webgpu = Some(why);
             });
-            return;
         }
     }
+    // The worker loads its own copy of MNIST while the page loads one.
+    runner::with(|r| {
+        if r.wants_worker() {
+            r.start_worker();
+        }
+    });
     runner::with(|r| r.phase = "loading MNIST…".into());
     let loaded = boot::load_mnist(|files, bytes| {
         runner::with(|r| r.phase = format!("loading MNIST: {files} / 4 files, {:.1} MB", bytes as f64 / 1e6));
@@ -147,7 +153,7 @@ async fn boot_sequence() {
 /// Runs the kernels' self-check against the CPU reference on the page's device.
 async fn gpu_check(result: RwSignal<(String, &'static str)>) {
     let Some(ctx) = runner::with(|r| r.gpu.clone()).flatten() else {
-        result.set(("there is no GPU device to check".into(), "failed"));
+        result.set(("there is no GPU device to check: the page trains on the CPU".into(), "failed"));
         return;
     };
     result.set(("checking the GPU kernels against the CPU reference…".into(), "running"));
@@ -756,11 +762,12 @@ fn App() -> impl IntoView {
                 })}
             </p>
         </header>
-        {move || snap.with(|s| s.no_webgpu.clone()).map(|why| view! {
-            <section class="panel no-webgpu" data-testid="no-webgpu">
-                <h2>"This browser cannot train on the GPU"</h2>
-                <p>{why}</p>
-                <p>"pclab trains with WebGPU compute shaders. Nothing was lost: every setting is in the address bar, so the same link works in a browser with WebGPU."</p>
+        {move || snap.with(|s| s.on_cpu.clone()).map(|why| view! {
+            <section class="panel cpu-banner" data-testid="cpu-banner">
+                <h2>"Training on the CPU"</h2>
+                {snap.with_untracked(|s| s.no_webgpu.is_some()).then(|| view! { <p><strong>"This browser cannot train on the GPU. "</strong></p> })}
+                <p data-testid="no-webgpu">{why}</p>
+                <p>"The same networks train on the CPU instead: the reference implementation compiled to WebAssembly (with SIMD), in a background worker, so the page stays responsive. It is much slower than a GPU — keep networks small (depth ≤ 8, width ≤ 128). For the GPU: Chrome, Edge or Opera 113 or later (on Linux, enable chrome://flags/#enable-unsafe-webgpu), Safari 26, or Firefox 141+ on Windows, with the page opened from http://localhost or over https. Every setting is in the address bar, so the same link works there."</p>
             </section>
         })}
         {move || keys.get().then(|| view! {
@@ -796,6 +803,13 @@ fn App() -> impl IntoView {
                             runner::with(|r| r.speed = speed);
                         }>
                             {SPEEDS.iter().map(|s| view! { <option value=s.0>{s.0}</option> }).collect::<Vec<_>>()}
+                        </select>
+                    </label>
+                    <label class="field inline" title="where the networks train: the GPU (WebGPU) or the CPU (a Web Worker)">
+                        <span>"device"</span>
+                        <select data-testid="device" on:change=move |ev| commit(form, "device", &event_target_value(&ev))>
+                            <option value="gpu" disabled=move || !snap.with(|s| s.has_gpu) selected=move || !form.with(|c| c.cpu)>"GPU (WebGPU)"</option>
+                            <option value="cpu" selected=move || form.with(|c| c.cpu) || !snap.with(|s| s.has_gpu)>"CPU (worker)"</option>
                         </select>
                     </label>
                     <span class="counter">"iteration " <strong data-testid="iteration">{move || snap.with(|s| s.iteration)}</strong></span>

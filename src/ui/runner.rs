@@ -13,8 +13,9 @@ use crate::pcn::hessian::{Extremes, LanczosConfig, Method};
 use crate::pcn::train::iteration_flops;
 use crate::pcn::Activation;
 use crate::pcn::Mat;
+use crate::remote::WorkerLink;
 use crate::session::conditioning::{to_f64, KappaJob, Scheme};
-use crate::session::{Backend, Event, RunStatus, Series, Session};
+use crate::session::{Backend, Device, Event, RunStatus, Series, Session};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -71,6 +72,8 @@ pub struct Sweep {
 /// Most GPU iterations in flight per run: enough to keep the device busy, few enough that pause
 /// and reset answer at once.
 const MAX_IN_FLIGHT: usize = 2;
+/// Trunk's loader for the `pclab-worker` binary (`data-loader-shim`).
+const WORKER_URL: &str = "pclab-worker_loader.js";
 /// Milliseconds of recording per animation frame.
 const FRAME_BUDGET_MS: f64 = 8.0;
 /// Messages kept in the status area.
@@ -155,6 +158,10 @@ pub struct Snapshot {
     pub messages: Vec<Message>,
     /// Why WebGPU is unavailable, when it is.
     pub no_webgpu: Option<String>,
+    /// Training on the CPU worker: why (no WebGPU, or chosen).
+    pub on_cpu: Option<String>,
+    /// A GPU device exists (the device choice can offer it).
+    pub has_gpu: bool,
     /// The inference stepper's state, in words.
     pub inference: String,
     /// The PC rule whose energies are shown.
@@ -185,6 +192,10 @@ pub struct Runner {
     pub data: Option<(Arc<Mnist>, Arc<Mat<f32>>)>,
     /// The device once created.
     pub gpu: Option<Arc<GpuContext>>,
+    /// The CPU backend's Web Worker, once it has loaded MNIST.
+    pub worker: Option<Arc<WorkerLink>>,
+    /// The worker is starting.
+    worker_starting: bool,
     /// The session, when built and not lent to an asynchronous task.
     pub session: Option<Session>,
     /// What is happening, in words.
@@ -265,6 +276,8 @@ pub fn install(cfg: PageConfig, problems: Vec<String>) {
         cfg,
         data: None,
         gpu: None,
+        worker: None,
+        worker_starting: false,
         session: None,
         phase: "starting".into(),
         generation: 0,
@@ -343,9 +356,10 @@ impl Runner {
     }
 
     fn apply_rates(&mut self) {
+        let kind = self.device().map_or(BackendKind::Gpu, |d| d.1);
         let Some(s) = self.session.as_mut() else { return };
         self.rates_dirty = false;
-        let rc = self.cfg.run_config(BackendKind::Gpu);
+        let rc = self.cfg.run_config(kind);
         let (eval_every, steps) = (rc.eval_every, rc.steps);
         s.config.eval_every = eval_every;
         match s.set_rates(&rc.rules, steps) {
@@ -372,10 +386,63 @@ impl Runner {
         self.steps_requested = 0;
         self.view_rule = self.default_view_rule();
         self.touch();
-        if let (Some(data), Some(gpu)) = (self.data.clone(), self.gpu.clone()) {
-            spawn_build(self.generation, self.cfg.clone(), data, gpu);
-            self.phase = "building the networks on the GPU…".into();
+        let Some(data) = self.data.clone() else { return };
+        match self.device() {
+            Some((device, kind)) => {
+                self.phase = match kind {
+                    BackendKind::Gpu => "building the networks on the GPU…",
+                    BackendKind::Cpu => "building the networks in the CPU worker…",
+                }
+                .into();
+                spawn_build(self.generation, self.cfg.clone(), data, device, kind);
+            }
+            None if self.wants_worker() => self.start_worker(),
+            None => {}
         }
+    }
+
+    /// True when training belongs on the CPU: chosen, or there is no GPU device.
+    pub fn wants_worker(&self) -> bool {
+        self.cfg.cpu || (self.gpu.is_none() && self.no_webgpu.is_some())
+    }
+
+    /// Where sessions are built now: the GPU unless the CPU is chosen or there is no GPU; `None`
+    /// while that device is not ready.
+    pub fn device(&self) -> Option<(Device, BackendKind)> {
+        if self.wants_worker() {
+            self.worker.clone().map(|w| (Device::Worker(w), BackendKind::Cpu))
+        } else {
+            self.gpu.clone().map(|g| (Device::Gpu(g), BackendKind::Gpu))
+        }
+    }
+
+    /// Starts the CPU worker (once); when it has loaded MNIST the networks are built in it.
+    pub fn start_worker(&mut self) {
+        if self.worker.is_some() || std::mem::replace(&mut self.worker_starting, true) {
+            return;
+        }
+        self.phase = "starting the CPU worker (it loads MNIST too)…".into();
+        wasm_bindgen_futures::spawn_local(async {
+            let started = crate::remote::web::spawn(WORKER_URL).await;
+            with(|r| {
+                r.worker_starting = false;
+                match started {
+                    Ok(link) => {
+                        r.worker = Some(link);
+                        r.message(
+                            "info",
+                            "the CPU worker is ready: training runs in the background, off the page's thread",
+                        );
+                        r.reset();
+                    }
+                    Err(e) => {
+                        r.playing = false;
+                        r.phase = "cannot train here".into();
+                        r.message("error", format!("the CPU backend could not start: {e}"));
+                    }
+                }
+            });
+        });
     }
 
     /// The session's run state for export (`None` before the networks exist): configuration,
@@ -699,7 +766,7 @@ impl Runner {
         if !self.hessian_fits() {
             return;
         }
-        let Some(session) = self.session.take() else { return };
+        let Some(mut session) = self.session.take() else { return };
         self.lent = true;
         self.shown_iteration = session.iteration();
         let generation = self.generation;
@@ -708,21 +775,24 @@ impl Runner {
             let mut captured = Vec::new();
             let mut failures = Vec::new();
             if let Some((x, y)) = session.last_sample.clone() {
-                for run in session.runs.iter().filter(|r| r.settings.rule.is_pc() && r.is_running()) {
-                    let got = match &run.backend {
+                for run in session.runs.iter_mut().filter(|r| r.settings.rule.is_pc() && r.is_running()) {
+                    let name = run.name();
+                    let got = match &mut run.backend {
                         Backend::Gpu(m) => match (m.network().await, m.activities().await) {
                             (Ok(net), Ok(z)) => Ok((net, z)),
                             (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
                         },
                         Backend::Cpu(m) => Ok((m.net.clone(), m.z.clone())),
+                        // The worker sends the first sample's activities only.
+                        Backend::Remote(m) => m.snapshot().await.map_err(|e| e.to_string()),
                     };
                     match got.and_then(|(net, z)| {
                         let z: Vec<Mat<f32>> = z.iter().map(|m| m.range_rows(0, 1)).collect();
                         let (cfg, method) = page_kappa(net.arch.width);
                         KappaJob::of_f32(&net, &x, &y, &z, 0, cfg, method)
                     }) {
-                        Ok(job) => captured.push((run.name(), iteration, job)),
-                        Err(e) => failures.push(format!("κ of {} at iteration {iteration}: {e}", run.name())),
+                        Ok(job) => captured.push((name, iteration, job)),
+                        Err(e) => failures.push(format!("κ of {name} at iteration {iteration}: {e}")),
                     }
                 }
             }
@@ -766,11 +836,25 @@ impl Runner {
         } else {
             String::new()
         };
+        // The worker's own time per iteration, rule by rule (the CPU's speed, without the page).
+        let worker: Vec<String> = s
+            .runs
+            .iter()
+            .filter_map(|r| match &r.backend {
+                Backend::Remote(m) => m.median_ms().map(|ms| format!("{} {} ms", r.name(), two_digits(ms))),
+                _ => None,
+            })
+            .collect();
+        let worker = if worker.is_empty() {
+            String::new()
+        } else {
+            format!(" · CPU worker per iteration: {}", worker.join(", "))
+        };
         let text = if t_prev == 0.0 {
             String::new()
         } else {
             let g = its * flops / 1e9;
-            format!("{} iterations/s{steps} · {} GFLOP/s", two_digits(its), two_digits(g))
+            format!("{} iterations/s{steps} · {} GFLOP/s{worker}", two_digits(its), two_digits(g))
         };
         self.throughput = (now, done, text);
     }
@@ -873,9 +957,14 @@ impl Runner {
                 let per = s.batches_per_epoch().max(1);
                 let into = s.iteration() % per;
                 let bytes: u64 = s.runs.iter().map(|r| r.backend.device_bytes()).sum();
+                let remote = s.runs.iter().any(|r| matches!(r.backend, Backend::Remote(_)));
                 (
                     format!("epoch {} · {:.0} % ({into} / {per} batches)", s.epoch(), 100.0 * into as f64 / per as f64),
-                    format!("{:.1} MB on the GPU", bytes as f64 / 1e6),
+                    if remote {
+                        "weights in the CPU worker".into()
+                    } else {
+                        format!("{:.1} MB on the GPU", bytes as f64 / 1e6)
+                    },
                 )
             }
             None => (String::new(), String::new()),
@@ -906,8 +995,20 @@ impl Runner {
             view_rule: self.view_rule,
             epoch,
             rules,
-            backend: self.backend.0.clone(),
-            backend_state: self.backend.1,
+            backend: if self.wants_worker() {
+                "CPU · WebAssembly (SIMD) in a Web Worker".into()
+            } else {
+                self.backend.0.clone()
+            },
+            backend_state: if self.wants_worker() { "cpu" } else { self.backend.1 },
+            on_cpu: self.wants_worker().then(|| match (&self.no_webgpu, self.cfg.cpu) {
+                (_, true) => {
+                    "You chose the CPU (device=cpu). Choose GPU under “device” to train with WebGPU.".to_string()
+                }
+                (Some(why), false) => why.clone(),
+                (None, false) => String::new(),
+            }),
+            has_gpu: self.gpu.is_some(),
             throughput: self.throughput.2.clone(),
             memory,
             messages: self.messages.clone(),
@@ -971,10 +1072,16 @@ fn two_digits(v: f64) -> String {
 
 /// Builds the session for `cfg` on the device, then hands it to the runner unless a newer reset
 /// came first.
-pub fn spawn_build(generation: u64, cfg: PageConfig, data: (Arc<Mnist>, Arc<Mat<f32>>), gpu: Arc<GpuContext>) {
+pub fn spawn_build(
+    generation: u64,
+    cfg: PageConfig,
+    data: (Arc<Mnist>, Arc<Mat<f32>>),
+    device: Device,
+    kind: BackendKind,
+) {
     wasm_bindgen_futures::spawn_local(async move {
         let (data, test_x) = data;
-        let built = Session::create(cfg.run_config(BackendKind::Gpu), data, Some(gpu)).await;
+        let built = Session::create(cfg.run_config(kind), data, device).await;
         let built = built.map(|s| s.with_test_inputs(test_x));
         with(|r| {
             if r.generation != generation {
