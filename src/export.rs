@@ -51,7 +51,7 @@ pub struct RunState {
 fn status_text(s: &RunStatus) -> String {
     match s {
         RunStatus::Running => "running".into(),
-        RunStatus::Diverged { iteration } => format!("diverged at {iteration}"),
+        RunStatus::Diverged { iteration, site, .. } => format!("diverged at {iteration}: {site}"),
         RunStatus::Failed { iteration, message } => format!("failed at {iteration}: {message}"),
     }
 }

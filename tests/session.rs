@@ -79,8 +79,11 @@ fn a_diverged_run_stops_and_the_others_continue() {
     let Backend::Cpu(model) = &mut s.runs[1].backend else { panic!("a CPU run") };
     model.net.weights[2].data[0] = f32::NAN;
     let first = s.step();
-    assert!(first.contains(&Event::Diverged { rule: "sp", iteration: 1 }), "{first:?}");
-    assert_eq!(s.runs[1].status, RunStatus::Diverged { iteration: 1 });
+    // W_3 feeds z_3 (z_l = z_{l-1} + a·W_l φ(z_{l-1})): the first layer to go non-finite.
+    let site = "layer 3 (its feedforward activity z_3 became NaN or ±∞)".to_string();
+    let diverged = Event::Diverged { rule: "sp", iteration: 1, layer: Some(3), site: site.clone() };
+    assert!(first.contains(&diverged), "{first:?}");
+    assert_eq!(s.runs[1].status, RunStatus::Diverged { iteration: 1, layer: Some(3), site });
     let mut evals = Vec::new();
     while !s.is_finished() {
         for e in s.step() {
@@ -92,4 +95,44 @@ fn a_diverged_run_stops_and_the_others_continue() {
     assert_eq!(s.iteration(), 6);
     assert_eq!(evals, ["mupc", "bp_mup", "bp_sp", "mupc", "bp_mup", "bp_sp"], "no evaluations of the diverged run");
     assert!(s.runs.iter().filter(|r| r.is_running()).count() == 3);
+}
+
+/// Standard PC at H = 64 with a weight rate far too large (η_w = 10): its forward pass blows up
+/// within a few iterations. The run must stop with the iteration and the first non-finite layer
+/// named, μPC beside it must go on, and nothing may panic.
+#[test]
+fn standard_pc_at_depth_64_diverges_and_says_where() {
+    let cfg = RunConfig {
+        width: 64,
+        depth: 64,
+        rules: vec![
+            RuleSettings { lr: 10.0, ..RuleSettings::new(Rule::Pc(pclab::pcn::Param::Sp)) },
+            RuleSettings::new(Rule::Pc(pclab::pcn::Param::Mupc)),
+        ],
+        batch: 32,
+        iterations: 12,
+        eval_every: 12,
+        ..RunConfig::default()
+    };
+    let mut s = Session::new(cfg, data()).expect("valid");
+    let mut events = Vec::new();
+    while !s.is_finished() {
+        events.extend(s.step());
+    }
+    let found = events.iter().find_map(|e| match e {
+        Event::Diverged { rule: "sp", iteration, layer, site } => Some((*iteration, *layer, site.clone())),
+        _ => None,
+    });
+    let (iteration, layer, site) = found.expect("standard PC diverges at η_w = 10");
+    let layer = layer.expect("the report names the layer");
+    assert!(iteration <= 10 && (1..=65).contains(&layer), "iteration {iteration}, layer {layer}");
+    assert!(site.starts_with(&format!("layer {layer} (")), "{site}");
+    println!("standard PC at H = 64, η_w = 10: diverged at iteration {iteration}, first at {site}");
+    assert!(matches!(s.runs[0].status, RunStatus::Diverged { layer: Some(l), .. } if l == layer));
+    assert!(s.runs[1].is_running(), "μPC goes on");
+    assert_eq!(s.iteration(), 12);
+    assert!(s.runs[1].accuracy.last().is_some(), "μPC was evaluated");
+    // The loss plot marks the divergence at its iteration, with the layer.
+    let lines = pclab::charts::figures::run_lines(&s.runs, true);
+    assert_eq!(lines[0].diverged_at, Some((iteration as f64, format!("diverged (layer {layer})"))));
 }

@@ -436,9 +436,11 @@ fn train(a: TrainArgs) -> Result<(), String> {
                     write(json!({"kind": "eval", "rule": e.rule, "iteration": e.iteration,
                         "test_accuracy": e.test_accuracy, "train_loss": e.train_loss}))?;
                 }
-                Event::Diverged { rule, iteration } => {
-                    say(&bar, format!("iteration {iteration:>6}  {rule:<7} diverged (NaN or ∞): this run stops"));
-                    write(json!({"kind": "diverged", "rule": rule, "iteration": iteration}))?;
+                Event::Diverged { rule, iteration, layer, site } => {
+                    say(&bar, format!("iteration {iteration:>6}  {rule:<7} diverged, first at {site}: this run stops"));
+                    write(
+                        json!({"kind": "diverged", "rule": rule, "iteration": iteration, "layer": layer, "site": site}),
+                    )?;
                 }
                 Event::Failed { rule, iteration, message } => {
                     say(&bar, format!("iteration {iteration:>6}  {rule:<7} failed: {message}"));
@@ -480,12 +482,13 @@ fn train(a: TrainArgs) -> Result<(), String> {
         let best = if best.is_nan() { "-".into() } else { format!("{best:.2} %") };
         let loss = run.loss.last().map_or("-".into(), |(_, l)| format!("{l:.4}"));
         let iters = match &run.status {
-            RunStatus::Diverged { iteration } | RunStatus::Failed { iteration, .. } => *iteration,
+            RunStatus::Diverged { iteration, .. } | RunStatus::Failed { iteration, .. } => *iteration,
             RunStatus::Running => session.iteration(),
         };
         let status = match &run.status {
             RunStatus::Running => "trained".to_string(),
-            RunStatus::Diverged { iteration } => format!("diverged at iteration {iteration}"),
+            RunStatus::Diverged { iteration, layer: Some(l), .. } => format!("diverged at {iteration}, layer {l}"),
+            RunStatus::Diverged { iteration, .. } => format!("diverged at iteration {iteration}"),
             RunStatus::Failed { iteration, message } => format!("failed at iteration {iteration}: {message}"),
         };
         println!(
@@ -556,7 +559,7 @@ fn sweep_lr(a: SweepLrArgs) -> Result<(), String> {
         let run = &session.runs[0];
         let min_loss = run.loss.points().iter().map(|p| p.1).filter(|l| l.is_finite()).fold(f64::INFINITY, f64::min);
         let diverged = match run.status {
-            RunStatus::Diverged { iteration } | RunStatus::Failed { iteration, .. } => Some(iteration),
+            RunStatus::Diverged { iteration, .. } | RunStatus::Failed { iteration, .. } => Some(iteration),
             RunStatus::Running => None,
         };
         let v = json!({

@@ -13,13 +13,13 @@ pub const MAX_CELLS: usize = 8000;
 pub const SESSION_PLOTS: [&str; 5] = ["accuracy", "loss", "energy-heatmap", "activation-rms", "weight-change"];
 
 /// A line in a rule's colour.
-pub fn line_of(label: &str, rule: &str, points: Vec<(f64, f64)>, diverged_at: Option<usize>) -> Line {
+pub fn line_of(label: &str, rule: &str, points: Vec<(f64, f64)>, diverged_at: Option<(usize, String)>) -> Line {
     Line {
         label: label.into(),
         color: rule_color(rule),
         points,
         faded: false,
-        diverged_at: diverged_at.map(|i| i as f64),
+        diverged_at: diverged_at.map(|(x, note)| (x as f64, note)),
         band: Vec::new(),
     }
 }
@@ -38,8 +38,11 @@ pub fn by_layer(v: &[f64]) -> Vec<(f64, f64)> {
 pub fn run_lines(runs: &[Run], loss: bool) -> Vec<Line> {
     runs.iter()
         .map(|run| {
-            let diverged = match run.status {
-                RunStatus::Diverged { iteration } => Some(iteration),
+            let diverged = match &run.status {
+                RunStatus::Diverged { iteration, layer: Some(l), .. } => {
+                    Some((*iteration, format!("diverged (layer {l})")))
+                }
+                RunStatus::Diverged { iteration, .. } => Some((*iteration, "diverged".into())),
                 _ => None,
             };
             let pts = series_points(if loss { run.loss.points() } else { run.accuracy.points() });
@@ -54,7 +57,9 @@ pub fn profile_lines(runs: &[Run], pc_only: bool, pick: impl Fn(&IterationReport
         .filter(|run| !pc_only || run.settings.rule.is_pc())
         .filter_map(|run| {
             let last = run.last.as_ref()?;
-            Some(line_of(run.settings.rule.label(), run.name(), by_layer(pick(last)), None))
+            // A diverged run's last report: mark the first layer that went non-finite.
+            let site = last.first_non_finite().map(|(l, _)| (l, format!("non-finite from layer {l}")));
+            Some(line_of(run.settings.rule.label(), run.name(), by_layer(pick(last)), site))
         })
         .collect()
 }

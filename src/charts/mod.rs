@@ -32,8 +32,8 @@ pub struct Line {
     pub points: Vec<(f64, f64)>,
     /// Drawn faint (a previous run kept for comparison).
     pub faded: bool,
-    /// Where the run diverged: a cross and "diverged" at this x.
-    pub diverged_at: Option<f64>,
+    /// Where the run diverged: a cross at this x, with this note.
+    pub diverged_at: Option<(f64, String)>,
     /// A shaded band `(x, low, high)` around the line (the spread over seeds).
     pub band: Vec<(f64, f64, f64)>,
 }
@@ -209,11 +209,12 @@ pub fn draw_lines<DB: DrawingBackend>(
         if pts.len() == 1 {
             chart.draw_series(std::iter::once(Circle::new(pts[0], 4, color.filled()))).map_err(err)?;
         }
-        if let (Some(x), Some(&(_, y))) = (line.diverged_at.and_then(px), pts.last()) {
+        let mark = line.diverged_at.as_ref().and_then(|(x, note)| px(*x).map(|x| (x, note.clone())));
+        if let (Some((x, note)), Some(&(_, y))) = (mark, pts.last()) {
             chart
                 .draw_series([
                     Cross::new((x, y), em(7) as i32, color.stroke_width(em(3))).into_dyn(),
-                    Text::new("diverged", (x, y), ("sans-serif", em(13)).into_font().color(&color)).into_dyn(),
+                    Text::new(note, (x, y), ("sans-serif", em(13)).into_font().color(&color)).into_dyn(),
                 ])
                 .map_err(err)?;
         }

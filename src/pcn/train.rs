@@ -49,6 +49,42 @@ pub struct IterationReport {
     pub finite: bool,
 }
 
+impl IterationReport {
+    /// Where a non-finite iteration first went wrong, in the order the iteration computes: the
+    /// feedforward activities `z_1 … z_H` (their RMS), the energies `E_1 … E_L` at the
+    /// feedforward point, then during inference step by step, the weight updates of `W_1 … W_L`,
+    /// and last the loss. The layer (from 1; `L` for the loss) and the quantity, or `None` when
+    /// everything is finite.
+    pub fn first_non_finite(&self) -> Option<(usize, &'static str)> {
+        let first = |v: &[f64]| v.iter().position(|x| !x.is_finite()).map(|i| i + 1);
+        if let Some(l) = first(&self.act_rms) {
+            return Some((l, "its feedforward activity z"));
+        }
+        if let Some(l) = first(&self.energies_ffwd) {
+            return Some((l, "its energy E at the feedforward point"));
+        }
+        if let Some(l) = self.energy_steps.iter().find_map(|row| first(row)) {
+            return Some((l, "its energy E during inference"));
+        }
+        if let Some(l) = first(&self.rel_dw) {
+            return Some((l, "the update of its weights W"));
+        }
+        (!self.loss.is_finite()).then_some((self.rel_dw.len().max(1), "the loss"))
+    }
+
+    /// [`IterationReport::first_non_finite`] in words: "layer 12 (its feedforward activity z_12)".
+    pub fn divergence_site(&self) -> Option<(usize, String)> {
+        self.first_non_finite().map(|(l, what)| {
+            let sub = if what.ends_with(" z") || what.ends_with(" E") || what.ends_with(" W") {
+                format!("_{l}")
+            } else {
+                String::new()
+            };
+            (l, format!("layer {l} ({what}{sub} became NaN or ±∞)"))
+        })
+    }
+}
+
 /// A network with its optimiser and every buffer one iteration needs.
 #[derive(Clone, Debug)]
 pub struct Model<T> {

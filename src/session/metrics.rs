@@ -46,6 +46,10 @@ pub enum Event {
         rule: &'static str,
         /// The iteration where it happened.
         iteration: usize,
+        /// The first layer whose values became non-finite, when the report says.
+        layer: Option<usize>,
+        /// That layer and quantity in words.
+        site: String,
     },
     /// A rule's backend failed; that run stops.
     Failed {

@@ -17,6 +17,10 @@ pub enum RunStatus {
     Diverged {
         /// Iteration of divergence.
         iteration: usize,
+        /// The first layer whose values became non-finite, when the report says.
+        layer: Option<usize>,
+        /// That layer and quantity in words ("layer 12 (its feedforward activity z_12 …)").
+        site: String,
     },
     /// Stopped: its backend failed (a lost GPU device, a failed readback).
     Failed {

@@ -236,8 +236,12 @@ fn absorb(run: &mut Run, reports: Vec<(usize, IterationReport)>, ms: f64, per_ep
                 run.energies.push(at, report.energies_post.clone());
             }
         } else {
-            run.status = RunStatus::Diverged { iteration: at };
-            events.push(Event::Diverged { rule: run.name(), iteration: at });
+            let (layer, site) = match report.divergence_site() {
+                Some((l, site)) => (Some(l), site),
+                None => (None, "a weight or activity became NaN or ±∞".to_string()),
+            };
+            run.status = RunStatus::Diverged { iteration: at, layer, site: site.clone() };
+            events.push(Event::Diverged { rule: run.name(), iteration: at, layer, site });
         }
         let epoch = (at - 1) / per_epoch.max(1);
         events.push(Event::Iteration(IterationSample {

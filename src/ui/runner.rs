@@ -873,9 +873,9 @@ impl Runner {
                         }
                     }
                 }
-                Event::Diverged { rule, iteration } => self.message(
+                Event::Diverged { rule, iteration, site, .. } => self.message(
                     "warn",
-                    format!("{rule} diverged at iteration {iteration}: its energies or weights became NaN or ±∞"),
+                    format!("{rule} diverged at iteration {iteration}, first at {site}; it stopped, the others go on"),
                 ),
                 Event::Failed { rule, iteration, message } => {
                     self.message("error", format!("{rule} stopped at iteration {iteration}: {message}"))
@@ -926,7 +926,10 @@ impl Runner {
                     let state = match run.map(|r| &r.status) {
                         None => "waiting".into(),
                         Some(RunStatus::Running) => "training".into(),
-                        Some(RunStatus::Diverged { iteration }) => format!("diverged at {iteration}"),
+                        Some(RunStatus::Diverged { iteration, layer: Some(l), .. }) => {
+                            format!("diverged at {iteration} (layer {l})")
+                        }
+                        Some(RunStatus::Diverged { iteration, .. }) => format!("diverged at {iteration}"),
                         Some(RunStatus::Failed { iteration, message }) => format!("failed at {iteration}: {message}"),
                     };
                     let kappa = rule.is_pc().then(|| {
