@@ -136,3 +136,37 @@ fn standard_pc_at_depth_64_diverges_and_says_where() {
     let lines = pclab::charts::figures::run_lines(&s.runs, true);
     assert_eq!(lines[0].diverged_at, Some((iteration as f64, format!("diverged (layer {layer})"))));
 }
+
+/// An hour of training at 50 iterations a second (180 000 iterations, an evaluation every 50:
+/// 3 600) keeps every history within its bound: the page's memory stays flat however long a
+/// lecture runs.
+#[test]
+fn an_hour_of_histories_stays_within_its_bound() {
+    use pclab::session::run::{Run, HISTORY_POINTS};
+    let s = Session::new(RunConfig { depth: 128, ..config() }, data()).expect("valid");
+    let Some(first) = s.runs.into_iter().next() else { panic!("a run") };
+    let mut run = Run::new(first.settings, first.backend);
+    let layers = 129;
+    for it in 1..=180_000usize {
+        run.loss.push(it, 1.0 / it as f64);
+        run.energies.push(it, vec![it as f64; layers]);
+        if it % 50 == 0 {
+            run.accuracy.push(it, 90.0);
+        }
+    }
+    let bytes = |n: usize, per: usize| n * (std::mem::size_of::<usize>() + per);
+    let total = bytes(run.loss.points().len(), 8)
+        + bytes(run.accuracy.points().len(), 8)
+        + bytes(run.energies.points().len(), 24 + 8 * layers);
+    for (name, len) in [
+        ("loss", run.loss.points().len()),
+        ("accuracy", run.accuracy.points().len()),
+        ("energies", run.energies.points().len()),
+    ] {
+        assert!(len <= HISTORY_POINTS && len >= HISTORY_POINTS / 2, "{name}: {len} points");
+    }
+    assert_eq!(run.loss.points()[0].0, 1, "the start is kept");
+    assert!(run.loss.last().expect("points").0 > 179_000, "and the recent end");
+    assert!(total < 4 << 20, "{total} bytes of history");
+    println!("an hour (180 000 iterations, 3 600 evaluations) of histories at H = 128: {:.2} MB", total as f64 / 1e6);
+}

@@ -17,6 +17,8 @@ pub struct GpuContext {
     /// The limits the device was created with (the adapter's own).
     pub limits: wgpu::Limits,
     lost: Arc<Mutex<Option<String>>>,
+    /// The first error the device reported that no error scope caught.
+    reported: Arc<Mutex<Option<GpuError>>>,
     /// The compiled kernels, shared by every model on this device. Compiled once, here, so the
     /// error scopes that catch shader errors (a per-device stack) never interleave.
     pub(crate) kernels: Arc<super::kernels::Kernels>,
@@ -61,8 +63,23 @@ impl GpuContext {
                 *l = Some(format!("{reason:?}: {msg}"));
             }
         });
+        // Errors no scope catches would otherwise panic (natively) or only reach the console:
+        // keep the first, so the next operation reports it and the run stops with its text.
+        let reported = Arc::new(Mutex::new(None));
+        let sink = reported.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let err = match e {
+                wgpu::Error::OutOfMemory { .. } => {
+                    GpuError::TooLarge("the GPU ran out of memory; choose a smaller width, depth or batch".into())
+                }
+                other => GpuError::Reported(other.to_string()),
+            };
+            if let Ok(mut r) = sink.lock() {
+                r.get_or_insert(err);
+            }
+        }));
         let kernels = Arc::new(super::kernels::Kernels::new(&device).await?);
-        Ok(GpuContext { device, queue, info, limits, lost, kernels })
+        Ok(GpuContext { device, queue, info, limits, lost, reported, kernels })
     }
 
     /// [`GpuContext::new`], blocking (native only).
@@ -97,11 +114,34 @@ impl GpuContext {
         self.info.device_type == wgpu::DeviceType::Cpu
     }
 
-    /// An error if the device has been lost.
+    /// An error if the device has been lost, or has reported an error nothing caught.
     pub fn check_lost(&self) -> Result<(), GpuError> {
-        match self.lost.lock().ok().and_then(|l| l.clone()) {
-            Some(msg) => Err(GpuError::DeviceLost(msg)),
+        if let Some(msg) = self.lost.lock().ok().and_then(|l| l.clone()) {
+            return Err(GpuError::DeviceLost(msg));
+        }
+        match self.reported.lock().ok().and_then(|r| r.clone()) {
+            Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// True once the device is lost (the page offers to create a new one).
+    pub fn is_lost(&self) -> bool {
+        self.lost.lock().map(|l| l.is_some()).unwrap_or(true)
+    }
+
+    /// Destroys the device, as a driver reset or a removed GPU would: every later operation
+    /// reports [`GpuError::DeviceLost`]. For tests and demonstrations of recovery.
+    pub fn simulate_loss(&self) {
+        if let Ok(mut l) = self.lost.lock() {
+            l.get_or_insert_with(|| "simulated: the device was destroyed".into());
+        }
+        self.device.destroy();
+    }
+
+    /// GPU buffers alive on this device, as wgpu counts them (natively; 0 where the backend keeps
+    /// no count, as in the browser).
+    pub fn live_buffers(&self) -> i64 {
+        self.device.get_internal_counters().hal.buffers.read() as i64
     }
 }

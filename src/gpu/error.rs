@@ -23,6 +23,10 @@ pub enum GpuError {
     /// The device was lost (driver reset, GPU removed, out of memory).
     #[error("the GPU device was lost: {0}")]
     DeviceLost(String),
+    /// The GPU reported an error outside any operation that checks (a validation error or an
+    /// allocation that failed): the results since are not trustworthy.
+    #[error("the GPU reported an error: {0}")]
+    Reported(String),
     /// Something this backend does not do yet.
     #[error("{0}")]
     Unsupported(String),

@@ -182,44 +182,64 @@ fn tile_sizes() -> (u32, u32) {
 
 impl Kernels {
     /// Compiles every module and pipeline; a shader that fails to compile or validate becomes a
-    /// [`GpuError::Shader`] with the compiler's message.
+    /// [`GpuError::Shader`] naming the module or the kernel, with the compiler's message.
     pub async fn new(device: &wgpu::Device) -> Result<Self, GpuError> {
+        Self::with_modules(device, &shaders::modules()).await
+    }
+
+    /// [`Kernels::new`] from given WGSL modules `(name, source)` (tests break one on purpose).
+    pub async fn with_modules(device: &wgpu::Device, modules: &[(&str, String)]) -> Result<Self, GpuError> {
         use binding::*;
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let modules = shaders::modules();
-        let module = |name: &str| {
+        let mut compiled = Vec::with_capacity(4);
+        for name in ["pc", "adam", "hvp", "lanczos"] {
             let src = modules.iter().find(|(n, _)| *n == name).map(|(_, s)| s.as_str()).unwrap_or_default();
-            device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(name),
                 source: wgpu::ShaderSource::Wgsl(src.into()),
-            })
-        };
-        let (pc, adam, hvp, lz) = (module("pc"), module("adam"), module("hvp"), module("lanczos"));
+            });
+            if let Some(e) = scope.pop().await {
+                return Err(GpuError::Shader(format!("WGSL module `{name}`: {e}")));
+            }
+            compiled.push(module);
+        }
+        let [pc, adam, hvp, lz] = [&compiled[0], &compiled[1], &compiled[2], &compiled[3]];
         let (tile, tile_k) = tile_sizes();
         let pc_consts: &[(&str, f64)] = &[("WG", ELEMENTWISE_WG as f64), ("TM", tile as f64), ("TK", tile_k as f64)];
         let wg_consts: &[(&str, f64)] = &[("WG", ELEMENTWISE_WG as f64)];
-        let kernels = Kernels {
-            tile,
-            forward: kernel(device, &pc, pc_consts, "forward", &[IO, Z, W1, WH, WO, YHAT]),
-            errors: kernel(device, &pc, pc_consts, "errors", &[IO, Z, W1, WH, WO, E]),
-            back_project: kernel(device, &pc, pc_consts, "back_project", &[W1, WH, WO, E, BACK]),
-            update: kernel(device, &pc, pc_consts, "update", &[Z, E, BACK, ENERGY]),
-            weight_grad: kernel(device, &pc, pc_consts, "weight_grad", &[IO, Z, E, G1, GH, GO]),
-            bp_back: kernel(device, &pc, pc_consts, "bp_back", &[Z, W1, WH, WO, E]),
-            act_rms: kernel(device, &pc, pc_consts, "act_rms", &[Z, STATS]),
-            accuracy: kernel(device, &pc, pc_consts, "accuracy", &[YHAT, LABELS, CORRECT]),
-            adam: kernel(device, &adam, wg_consts, "adam", &[1, 2, 3, 4]),
-            adam_stats: kernel(device, &adam, wg_consts, "adam_stats", &[1, 3, 4, 5]),
-            hvp_u: kernel(device, &hvp, pc_consts, "hvp_u", &[Z, W1, WH, WO, E, HV_V]),
-            hvp_out: kernel(device, &hvp, pc_consts, "hvp_out", &[Z, E, BACK, HV_V, HV_CURV, HV_OUT]),
-            lz_dots: kernel(device, &lz, wg_consts, "lz_dots", &[HV_OUT, LZ_BASIS, LZ_COEF, LZ_AB]),
-            lz_orth: kernel(device, &lz, wg_consts, "lz_orth", &[HV_OUT, LZ_BASIS, LZ_COEF]),
-            lz_norm: kernel(device, &lz, wg_consts, "lz_norm", &[HV_OUT, LZ_AB]),
-            lz_next: kernel(device, &lz, wg_consts, "lz_next", &[HV_V, HV_OUT, LZ_BASIS, LZ_AB]),
+        // One error scope per pipeline, so a failure names its kernel.
+        let k = |module: &'static str,
+                 m: &wgpu::ShaderModule,
+                 consts: &[(&str, f64)],
+                 entry: &'static str,
+                 b: &'static [u32]| {
+            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let kernel = kernel(device, m, consts, entry, b);
+            async move {
+                match scope.pop().await {
+                    Some(e) => Err(GpuError::Shader(format!("kernel `{entry}` (module `{module}`): {e}"))),
+                    None => Ok(kernel),
+                }
+            }
         };
-        match scope.pop().await {
-            Some(e) => Err(GpuError::Shader(e.to_string())),
-            None => Ok(kernels),
-        }
+        Ok(Kernels {
+            tile,
+            forward: k("pc", pc, pc_consts, "forward", &[IO, Z, W1, WH, WO, YHAT]).await?,
+            errors: k("pc", pc, pc_consts, "errors", &[IO, Z, W1, WH, WO, E]).await?,
+            back_project: k("pc", pc, pc_consts, "back_project", &[W1, WH, WO, E, BACK]).await?,
+            update: k("pc", pc, pc_consts, "update", &[Z, E, BACK, ENERGY]).await?,
+            weight_grad: k("pc", pc, pc_consts, "weight_grad", &[IO, Z, E, G1, GH, GO]).await?,
+            bp_back: k("pc", pc, pc_consts, "bp_back", &[Z, W1, WH, WO, E]).await?,
+            act_rms: k("pc", pc, pc_consts, "act_rms", &[Z, STATS]).await?,
+            accuracy: k("pc", pc, pc_consts, "accuracy", &[YHAT, LABELS, CORRECT]).await?,
+            adam: k("adam", adam, wg_consts, "adam", &[1, 2, 3, 4]).await?,
+            adam_stats: k("adam", adam, wg_consts, "adam_stats", &[1, 3, 4, 5]).await?,
+            hvp_u: k("hvp", hvp, pc_consts, "hvp_u", &[Z, W1, WH, WO, E, HV_V]).await?,
+            hvp_out: k("hvp", hvp, pc_consts, "hvp_out", &[Z, E, BACK, HV_V, HV_CURV, HV_OUT]).await?,
+            lz_dots: k("lanczos", lz, wg_consts, "lz_dots", &[HV_OUT, LZ_BASIS, LZ_COEF, LZ_AB]).await?,
+            lz_orth: k("lanczos", lz, wg_consts, "lz_orth", &[HV_OUT, LZ_BASIS, LZ_COEF]).await?,
+            lz_norm: k("lanczos", lz, wg_consts, "lz_norm", &[HV_OUT, LZ_AB]).await?,
+            lz_next: k("lanczos", lz, wg_consts, "lz_next", &[HV_V, HV_OUT, LZ_BASIS, LZ_AB]).await?,
+        })
     }
 }

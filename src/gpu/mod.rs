@@ -21,8 +21,9 @@ pub mod shaders;
 pub use context::GpuContext;
 pub use error::GpuError;
 pub use hvp::GpuHvp;
+pub use kernels::Kernels;
 pub use lanczos::{GpuLanczos, CHECK_EVERY};
-pub use model::{GpuModel, DISPATCHES_PER_INFERENCE_STEP};
+pub use model::{Checkpoint, GpuModel, CHECKPOINT_MOMENTS_UP_TO, DISPATCHES_PER_INFERENCE_STEP};
 
 /// One μPC iteration of a small seeded network on the GPU and on the CPU reference, compared:
 /// `Ok(text)` describes the agreement, `Err` says what failed or differed. The web page runs this

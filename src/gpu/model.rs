@@ -75,6 +75,21 @@ struct BindGroups {
     adam_stats: [wgpu::BindGroup; 3],
 }
 
+/// Checkpoints keep Adam's moments for networks up to this many weights (16 M: 192 MB for the
+/// three copies).
+pub const CHECKPOINT_MOMENTS_UP_TO: usize = 1 << 24;
+
+/// A GPU model's training state, kept on the CPU side (see [`GpuModel::checkpoint`]).
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    /// The weights.
+    pub net: Network<f32>,
+    /// Adam's first and second moments, `W_1 … W_L`-shaped (small networks only).
+    pub moments: Option<(Vec<Mat<f32>>, Vec<Mat<f32>>)>,
+    /// Adam updates applied (the step count `t`).
+    pub updates: usize,
+}
+
 /// A PC network, its Adam state and the buffers of one batch size, on the GPU.
 #[derive(Debug)]
 pub struct GpuModel {
@@ -233,6 +248,8 @@ impl GpuModel {
         Self::check_fits(&ctx, &net.arch, batch, steps)?;
         let a = net.arch;
         let (b, d, n, o, h) = (batch, a.input, a.width, a.output, a.hidden);
+        // Each buffer may fit the limits and all of them still not fit the GPU's memory.
+        let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let kernels = ctx.kernels.clone();
         let dev = &ctx.device;
         let buf = |label: &str, size: u64, usage| new_buffer(dev, label, size, usage);
@@ -258,6 +275,19 @@ impl GpuModel {
             read: [read0, read1],
         };
         let groups = Self::bind_groups(dev, &kernels, &bufs);
+        if let Some(e) = oom.pop().await {
+            let total: u64 = [&bufs.io, &bufs.z, &bufs.e, &bufs.back, &bufs.energy, &bufs.yhat, &bufs.stats]
+                .iter()
+                .map(|b| b.size())
+                .chain([&bufs.w, &bufs.g, &bufs.m, &bufs.v].iter().flat_map(|t| t.iter().map(|b| b.size())))
+                .sum();
+            let smaller = Arch { hidden: (h / 2).max(1), ..a };
+            return Err(GpuError::TooLarge(format!(
+                "the GPU could not allocate the {:.1} MB this network needs (N={n}, H={h}, B={b}): {e}; try H={} or a smaller width",
+                total as f64 / 1e6,
+                smaller.hidden
+            )));
+        }
         let mut model = GpuModel {
             ctx,
             kernels,
@@ -287,6 +317,48 @@ impl GpuModel {
     /// sizes — before anything is allocated, on the CPU or the GPU.
     pub fn check_fits(ctx: &GpuContext, a: &Arch, batch: usize, steps: usize) -> Result<(), GpuError> {
         ctx.check_lost()?;
+        match Self::excess(ctx, a, batch, steps) {
+            Some(why) => Err(GpuError::TooLarge(format!("{why}; {}", Self::largest_fitting(ctx, a, batch, steps)))),
+            None => Ok(()),
+        }
+    }
+
+    /// What would fit instead: the deepest network of the same width and the widest of the same
+    /// depth (batch and `T` kept), in words.
+    pub fn largest_fitting(ctx: &GpuContext, a: &Arch, batch: usize, steps: usize) -> String {
+        let fits =
+            |hidden: usize, width: usize| Self::excess(ctx, &Arch { hidden, width, ..*a }, batch, steps).is_none();
+        // Both searches are monotone: more layers or width never needs less.
+        let largest = |hi: usize, ok: &dyn Fn(usize) -> bool| {
+            let (mut lo, mut hi) = (0, hi);
+            while lo < hi {
+                let mid = (lo + hi).div_ceil(2);
+                if ok(mid) {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            lo
+        };
+        let h = largest(a.hidden, &|h| h >= 1 && fits(h, a.width));
+        let n = 16 * largest(a.width / 16, &|k| k >= 1 && fits(a.hidden, 16 * k));
+        let mut parts = Vec::new();
+        if h >= 1 {
+            parts.push(format!("H={h} at N={}", a.width));
+        }
+        if n >= 16 {
+            parts.push(format!("N={n} at H={}", a.hidden));
+        }
+        if parts.is_empty() {
+            format!("no network of this shape fits at B={batch}; try a smaller batch")
+        } else {
+            format!("the largest that fit this adapter (B={batch}): {}", parts.join(", or "))
+        }
+    }
+
+    /// Why a configuration exceeds the adapter's limits, or `None` when it fits.
+    fn excess(ctx: &GpuContext, a: &Arch, batch: usize, steps: usize) -> Option<String> {
         let (b, d, n, o, h) = (batch, a.input, a.width, a.output, a.hidden);
         let sizes = [
             ("weights W_2…W_H", bytes_f32((h - 1) * n * n)),
@@ -298,19 +370,17 @@ impl GpuModel {
         let lim = &ctx.limits;
         let max = lim.max_storage_buffer_binding_size.min(lim.max_buffer_size);
         if let Some((what, size)) = sizes.iter().find(|(_, s)| *s > max) {
-            return Err(GpuError::TooLarge(format!(
+            return Some(format!(
                 "{what} need {:.1} MB in one buffer; this adapter allows {:.1} MB (N={n}, H={h}, B={b})",
                 *size as f64 / 1e6,
                 max as f64 / 1e6
-            )));
+            ));
         }
         let wg_limit = lim.max_compute_workgroups_per_dimension as usize;
         if b.div_ceil(ctx.kernels.tile as usize).max(2 * h + 1) > wg_limit {
-            return Err(GpuError::TooLarge(format!(
-                "B={b}, H={h} needs more than {wg_limit} workgroups per dimension"
-            )));
+            return Some(format!("B={b}, H={h} needs more than {wg_limit} workgroups per dimension"));
         }
-        Ok(())
+        None
     }
 
     fn bind_groups(dev: &wgpu::Device, k: &Kernels, b: &Buffers) -> BindGroups {
@@ -448,15 +518,51 @@ impl GpuModel {
 
     /// Replaces the weights (and resets nothing else).
     pub fn upload(&mut self, net: &Network<f32>) {
+        self.upload_matrices(&self.bufs.w, &net.weights);
+    }
+
+    /// Writes `W_1 … W_L`-shaped matrices into a trio of buffers.
+    fn upload_matrices(&self, bufs: &[wgpu::Buffer; 3], w: &[Mat<f32>]) {
         let q = &self.ctx.queue;
-        let w = &net.weights;
         let h = self.arch.hidden;
-        q.write_buffer(&self.bufs.w[0], 0, bytemuck::cast_slice(&w[0].data));
+        q.write_buffer(&bufs[0], 0, bytemuck::cast_slice(&w[0].data));
         let hidden: Vec<f32> = w[1..h].iter().flat_map(|m| m.data.iter().copied()).collect();
         if !hidden.is_empty() {
-            q.write_buffer(&self.bufs.w[1], 0, bytemuck::cast_slice(&hidden));
+            q.write_buffer(&bufs[1], 0, bytemuck::cast_slice(&hidden));
         }
-        q.write_buffer(&self.bufs.w[2], 0, bytemuck::cast_slice(&w[h].data));
+        q.write_buffer(&bufs[2], 0, bytemuck::cast_slice(&w[h].data));
+    }
+
+    /// The training state on the CPU side: the weights, and Adam's moments and step count when
+    /// the network has at most [`CHECKPOINT_MOMENTS_UP_TO`] weights (beyond that only the
+    /// weights: three copies of a paper-size network are 400 MB of readback per evaluation).
+    pub async fn checkpoint(&self) -> Result<Checkpoint, GpuError> {
+        let net = self.network().await?;
+        let moments = if net.arch.parameter_count() <= CHECKPOINT_MOMENTS_UP_TO {
+            Some((self.download_matrices(&self.bufs.m).await?, self.download_matrices(&self.bufs.v).await?))
+        } else {
+            None
+        };
+        Ok(Checkpoint { net, moments, updates: self.iterations })
+    }
+
+    /// A model on `ctx` (a new device, after a loss) in the state of `cp`: its weights, Adam's
+    /// moments and step count when it has them (else fresh moments from step `updates`).
+    pub async fn restore(
+        ctx: Arc<GpuContext>,
+        cp: &Checkpoint,
+        batch: usize,
+        learning: Learning,
+        lr: f64,
+        adam: AdamConfig,
+    ) -> Result<Self, GpuError> {
+        let mut model = Self::new(ctx, &cp.net, batch, learning, lr, adam).await?;
+        if let Some((m, v)) = &cp.moments {
+            model.upload_matrices(&model.bufs.m, m);
+            model.upload_matrices(&model.bufs.v, v);
+        }
+        model.iterations = cp.updates;
+        Ok(model)
     }
 
     fn base_params(&self) -> Params {

@@ -185,6 +185,15 @@ impl Backend {
         }
     }
 
+    /// A GPU run's training state on the CPU side (`None` for the others: their state already
+    /// lives on the CPU, and a lost GPU is the failure this guards against).
+    pub async fn checkpoint(&self) -> Option<Result<crate::gpu::Checkpoint, BackendError>> {
+        match self {
+            Backend::Gpu(m) => Some(m.checkpoint().await.map_err(Into::into)),
+            Backend::Cpu(_) | Backend::Remote(_) => None,
+        }
+    }
+
     /// Bytes this run holds on its device (0 on the CPU).
     pub fn device_bytes(&self) -> u64 {
         match self {

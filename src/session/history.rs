@@ -42,6 +42,13 @@ impl<V: Clone> Series<V> {
         self.points.last()
     }
 
+    /// Forgets the points after `iteration` (a run resumed from a checkpoint); later points
+    /// continue at the current stride.
+    pub fn truncate_after(&mut self, iteration: usize) {
+        self.points.retain(|p| p.0 <= iteration);
+        self.offered = self.points.len() * self.stride;
+    }
+
     /// Forgets every point.
     pub fn clear(&mut self) {
         *self = Series::new(self.cap);

@@ -7,6 +7,8 @@ use super::metrics::{EvalSample, Event, IterationSample};
 use super::run::{Run, RunStatus};
 use crate::config::{ConfigError, RuleSettings, RunConfig};
 use crate::data::{Batcher, Mnist};
+use crate::gpu::{Checkpoint, GpuError, GpuModel};
+use crate::pcn::learn::AdamConfig;
 use crate::pcn::train::IterationReport;
 use crate::pcn::Mat;
 use std::sync::Arc;
@@ -37,6 +39,8 @@ pub struct Session {
     test_x: Option<Arc<Mat<f32>>>,
     /// The first sample `(x, y)` of the latest batch (where κ is measured during training).
     pub last_sample: Option<(Mat<f32>, Mat<f32>)>,
+    /// The GPU runs' state at the latest evaluation, by run (what [`Session::recover`] resumes).
+    checkpoint: Option<(usize, Vec<Option<Checkpoint>>)>,
 }
 
 impl Session {
@@ -64,7 +68,7 @@ impl Session {
     fn with_backends(config: RunConfig, data: Arc<Mnist>, backends: Vec<Backend>) -> Result<Self, SessionError> {
         let runs = config.rules.iter().zip(backends).map(|(rs, b)| Run::new(*rs, b)).collect();
         let batcher = Batcher::new(data.train.len(), config.batch, config.seed);
-        Ok(Session { config, runs, data, batcher, iteration: 0, test_x: None, last_sample: None })
+        Ok(Session { config, runs, data, batcher, iteration: 0, test_x: None, last_sample: None, checkpoint: None })
     }
 
     /// Evaluates on these test inputs (from [`test_inputs`] of the same data) instead of
@@ -193,7 +197,73 @@ impl Session {
                 Err(e) => fail(run, iteration, e, &mut events),
             }
         }
+        self.take_checkpoint().await;
         events
+    }
+
+    /// Keeps every live GPU run's state on the CPU side (after an evaluation); a failed download
+    /// keeps the previous checkpoint.
+    async fn take_checkpoint(&mut self) {
+        let mut cps = Vec::with_capacity(self.runs.len());
+        for run in &self.runs {
+            cps.push(match run.backend.checkpoint().await {
+                Some(Ok(cp)) if run.is_running() => Some(cp),
+                Some(Err(_)) => return,
+                _ => None,
+            });
+        }
+        if cps.iter().any(Option::is_some) {
+            self.checkpoint = Some((self.iteration, cps));
+        }
+    }
+
+    /// The iteration of the latest checkpoint (0 when there is none: recovery starts from the seed).
+    pub fn checkpoint_iteration(&self) -> usize {
+        self.checkpoint.as_ref().map_or(0, |c| c.0)
+    }
+
+    /// After a lost device: rebuilds on `device` (a new GPU) every run the loss stopped, from the
+    /// latest checkpoint — the latest evaluation's weights, with Adam's state for networks up to
+    /// [`crate::gpu::CHECKPOINT_MOMENTS_UP_TO`] weights — or from the seed when there was none,
+    /// and rewinds the session to that iteration, so the batches continue as they would have.
+    /// Runs that had diverged by then stay stopped. Returns the iteration resumed from.
+    pub async fn recover(&mut self, device: Device) -> Result<usize, SessionError> {
+        let Device::Gpu(ctx) = &device else {
+            return Err(BackendError::Gpu(GpuError::Unsupported("recovery needs a GPU device".into())).into());
+        };
+        let (at, cps) = self.checkpoint.clone().unwrap_or_else(|| (0, vec![None; self.runs.len()]));
+        for (run, cp) in self.runs.iter_mut().zip(cps) {
+            if matches!(run.status, RunStatus::Diverged { iteration, .. } if iteration <= at) {
+                continue;
+            }
+            let rs = run.settings;
+            let learning = self.config.learning(&rs);
+            let backend = match (cp, at) {
+                (Some(cp), _) => {
+                    let mut m =
+                        GpuModel::restore(ctx.clone(), &cp, self.config.batch, learning, rs.lr, AdamConfig::default())
+                            .await
+                            .map_err(BackendError::from)?;
+                    m.set_metrics_every(self.config.metrics_every);
+                    Backend::Gpu(Box::new(m))
+                }
+                (None, 0) => Backend::create(&self.config, &rs, &device).await?,
+                // Stopped before the checkpoint for another reason: it stays stopped.
+                (None, _) => continue,
+            };
+            run.backend = backend;
+            run.status = RunStatus::Running;
+            run.last = None;
+            run.loss.truncate_after(at);
+            run.accuracy.truncate_after(at);
+            run.energies.truncate_after(at);
+        }
+        self.iteration = at;
+        self.batcher = Batcher::new(self.data.train.len(), self.config.batch, self.config.seed);
+        for _ in 0..at {
+            self.batcher.next_indices();
+        }
+        Ok(at)
     }
 }
 
