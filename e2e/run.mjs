@@ -134,6 +134,26 @@ await test("a browser without WebGPU trains depth 4 width 32 on the CPU worker p
   }
 });
 
+await test("a lost GPU device pauses training, says so, and one click resumes from the latest evaluation", async (page) => {
+  await page.goto(url + "?depth=2&width=16&rules=mupc&eval_every=5&autoplay=1");
+  await waitFor(page, "the first evaluation", () => document.querySelector('[data-testid="test-accuracy-mupc"]')?.textContent.includes("%"), null, 120000);
+  await waitFor(page, "iteration 7", iterationAtLeast(), 7, 60000);
+  // The page's module exports a test hook that destroys its device, as a driver reset would.
+  const lost = await page.evaluate(async () => (await import(document.querySelector("script[data-pclab-js]").dataset.pclabJs)).pclab_simulate_device_loss());
+  check(lost, "the page had a GPU device to lose");
+  await waitFor(page, "the device-lost panel", () => document.querySelector('[data-testid="device-lost"]'), null, 30000);
+  check((await text(page, "play")).includes("play"), "training paused");
+  console.log(`     ${(await text(page, "device-lost")).slice(0, 140)}…`);
+  await page.click('[data-testid="recover"]');
+  await waitFor(page, "the resume", () => document.querySelector('[data-testid="status"]')?.textContent.includes("training resumed from iteration"), null, 60000);
+  const status = await text(page, "status");
+  const at = parseInt(status.match(/training resumed from iteration (\d+)/)[1]);
+  check(at >= 5 && at % 5 === 0, `resumed from iteration ${at}, not an evaluation`);
+  await waitFor(page, "training to go on", iterationAtLeast(), at + 5, 60000);
+  check(!(await page.$('[data-testid="device-lost"]')), "the panel is gone");
+  console.log(`     resumed from iteration ${at}; now at ${await text(page, "iteration")}, μPC ${await text(page, "test-accuracy-mupc")}`);
+});
+
 await test("autoplay at depth 4 trains sp, mupc and bp_mup: 50 iterations, μPC above 50 %, a drawn heatmap", async (page) => {
   const t0 = Date.now();
   await page.goto(url + "?depth=4&width=32&rules=sp,mupc,bp_mup&autoplay=1");

@@ -92,6 +92,10 @@ fn a_lost_device_stops_the_runs_and_a_new_one_resumes_from_the_last_evaluation()
     let at = pollster::block_on(s.recover(Device::Gpu(fresh().expect("a new device")))).expect("recovered");
     assert_eq!((at, s.iteration()), (10, 10));
     assert!(s.runs.iter().all(|r| r.is_running()));
+    assert!(
+        s.runs.iter().all(|r| r.backend.in_flight() == 0),
+        "a resumed run has nothing in flight (the page waits on it)"
+    );
     assert!(s.runs[0].loss.points().iter().all(|p| p.0 <= 10), "the histories forget the lost iterations");
     while !s.is_finished() {
         file(s.step(), &mut got, &mut got_acc);

@@ -79,13 +79,16 @@ struct BindGroups {
 /// three copies).
 pub const CHECKPOINT_MOMENTS_UP_TO: usize = 1 << 24;
 
+/// Adam's first and second moments, `W_1 … W_L`-shaped each.
+pub type Moments = (Vec<Mat<f32>>, Vec<Mat<f32>>);
+
 /// A GPU model's training state, kept on the CPU side (see [`GpuModel::checkpoint`]).
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
     /// The weights.
     pub net: Network<f32>,
     /// Adam's first and second moments, `W_1 … W_L`-shaped (small networks only).
-    pub moments: Option<(Vec<Mat<f32>>, Vec<Mat<f32>>)>,
+    pub moments: Option<Moments>,
     /// Adam updates applied (the step count `t`).
     pub updates: usize,
 }
@@ -562,6 +565,8 @@ impl GpuModel {
             model.upload_matrices(&model.bufs.v, v);
         }
         model.iterations = cp.updates;
+        // Those updates are done: nothing of the new model is in flight.
+        model.done.store(cp.updates, std::sync::atomic::Ordering::Relaxed);
         Ok(model)
     }
 
@@ -783,6 +788,8 @@ impl GpuModel {
     /// Moves every readback that has landed, oldest first, from `pending` into `ready`, unmapping
     /// its staging buffer whatever happens.
     fn collect_landed(&mut self) -> Result<(), GpuError> {
+        // A lost device's mapped ranges cannot be read: say it was lost, not that reading failed.
+        self.ctx.check_lost()?;
         while let Some(p) = self.pending.front_mut() {
             let outcome = match p.landed.take() {
                 Some(r) => r,

@@ -770,6 +770,14 @@ fn App() -> impl IntoView {
                 <p>"The same networks train on the CPU instead: the reference implementation compiled to WebAssembly (with SIMD), in a background worker, so the page stays responsive. It is much slower than a GPU — keep networks small (depth ≤ 8, width ≤ 128). For the GPU: Chrome, Edge or Opera 113 or later (on Linux, enable chrome://flags/#enable-unsafe-webgpu), Safari 26, or Firefox 141+ on Windows, with the page opened from http://localhost or over https. Every setting is in the address bar, so the same link works there."</p>
             </section>
         })}
+        {move || snap.with(|s| s.device_lost.clone()).map(|why| view! {
+            <section class="panel device-lost" data-testid="device-lost" role="alert">
+                <h2>"The GPU device was lost"</h2>
+                <p>{why}</p>
+                <p>"A driver reset, a GPU switched off or out of memory, or another tab that took it. Training is paused; the networks' state from the latest evaluation is kept on the CPU side."</p>
+                <button class="primary" data-testid="recover" on:click=move |_| { runner::with(|r| r.recover()); }>"create a new GPU device and resume"</button>
+            </section>
+        })}
         {move || keys.get().then(|| view! {
             <section class="overlay" data-testid="keys-help">
                 <h2>"Keyboard"</h2>
@@ -936,6 +944,13 @@ fn install_panic_panel() {
         }
         body.prepend_with_node_1(&panel).ok();
     }));
+}
+
+/// Destroys the page's GPU device, as a driver reset would (for tests and demonstrations of
+/// recovery): `false` when there is none.
+#[wasm_bindgen]
+pub fn pclab_simulate_device_loss() -> bool {
+    runner::with(|r| r.gpu.as_ref().map(|g| g.simulate_loss()).is_some()).unwrap_or(false)
 }
 
 /// Runs when the wasm module loads: replaces the loading note with the app.

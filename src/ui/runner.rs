@@ -158,6 +158,8 @@ pub struct Snapshot {
     pub messages: Vec<Message>,
     /// Why WebGPU is unavailable, when it is.
     pub no_webgpu: Option<String>,
+    /// The GPU device was lost: what was said.
+    pub device_lost: Option<String>,
     /// Training on the CPU worker: why (no WebGPU, or chosen).
     pub on_cpu: Option<String>,
     /// A GPU device exists (the device choice can offer it).
@@ -239,6 +241,8 @@ pub struct Runner {
     pub backend: (String, &'static str),
     /// Why WebGPU is missing.
     pub no_webgpu: Option<String>,
+    /// The GPU device was lost: what the browser said (the page offers a new device).
+    pub device_lost: Option<String>,
     throughput: (f64, usize, String),
     /// Iterations submitted, remembered while the session is lent out.
     shown_iteration: usize,
@@ -299,6 +303,7 @@ pub fn install(cfg: PageConfig, problems: Vec<String>) {
         messages: Vec::new(),
         backend: ("looking for a WebGPU adapter…".into(), "loading"),
         no_webgpu: None,
+        device_lost: None,
         throughput: (0.0, 0, String::new()),
         shown_iteration: 0,
         dirty: [true; PLOT_COUNT],
@@ -399,6 +404,66 @@ impl Runner {
             None if self.wants_worker() => self.start_worker(),
             None => {}
         }
+    }
+
+    /// After a lost device: creates a new one and resumes the session on it from its latest
+    /// checkpoint (the latest evaluation), paused where it was playing.
+    pub fn recover(&mut self) {
+        if self.device_lost.is_none() || self.lent {
+            return;
+        }
+        // Without a session (a reset after the loss failed) the new device starts afresh.
+        let mut session = self.session.take();
+        self.lent = session.is_some();
+        self.phase = "creating a new GPU device…".into();
+        let generation = self.generation;
+        wasm_bindgen_futures::spawn_local(async move {
+            let made = super::boot::gpu_context().await;
+            let (ctx, resumed) = match (made, session.as_mut()) {
+                (Ok(ctx), Some(s)) => {
+                    // The page is single-threaded: the Arc only satisfies the models' shared ownership.
+                    #[allow(clippy::arc_with_non_send_sync)]
+                    let ctx = Arc::new(ctx);
+                    let resumed = s.recover(Device::Gpu(ctx.clone())).await.map_err(|e| e.to_string());
+                    (Some(ctx), resumed)
+                }
+                #[allow(clippy::arc_with_non_send_sync)]
+                (Ok(ctx), None) => (Some(Arc::new(ctx)), Ok(0)),
+                (Err(e), _) => (None, Err(e)),
+            };
+            with(|r| {
+                if r.generation != generation {
+                    return;
+                }
+                r.lent = false;
+                let fresh = session.is_none();
+                r.session = session;
+                match resumed {
+                    Ok(_) if fresh => {
+                        r.device_lost = None;
+                        r.capabilities = ctx.as_ref().map_or(String::new(), |c| format!("WebGPU · {}", c.capabilities()));
+                        r.gpu = ctx;
+                        r.message("info", "a new GPU device: the networks start again from the seed");
+                        r.reset();
+                    }
+                    Ok(at) => {
+                        r.device_lost = None;
+                        r.capabilities = ctx.as_ref().map_or(String::new(), |c| format!("WebGPU · {}", c.capabilities()));
+                        r.gpu = ctx;
+                        r.shown_iteration = at;
+                        r.kappa.iter_mut().for_each(|k| k.1.retain(|p| p.0 <= at));
+                        r.kappa_jobs.clear();
+                        r.playing = true;
+                        r.message("info", format!("a new GPU device: training resumed from iteration {at}, the latest evaluation"));
+                        r.touch();
+                    }
+                    Err(e) => r.message(
+                        "error",
+                        format!("no new GPU device: {e}. Reload the page (the settings are in the address bar), or choose the CPU."),
+                    ),
+                }
+            });
+        });
     }
 
     /// True when training belongs on the CPU: chosen, or there is no GPU device.
@@ -878,6 +943,10 @@ impl Runner {
                     format!("{rule} diverged at iteration {iteration}, first at {site}; it stopped, the others go on"),
                 ),
                 Event::Failed { rule, iteration, message } => {
+                    if self.gpu.as_ref().is_some_and(|g| g.is_lost()) {
+                        self.playing = false;
+                        self.device_lost.get_or_insert(message.clone());
+                    }
                     self.message("error", format!("{rule} stopped at iteration {iteration}: {message}"))
                 }
                 Event::Eval(_) => {}
@@ -1004,6 +1073,7 @@ impl Runner {
                 self.backend.0.clone()
             },
             backend_state: if self.wants_worker() { "cpu" } else { self.backend.1 },
+            device_lost: self.device_lost.clone(),
             on_cpu: self.wants_worker().then(|| match (&self.no_webgpu, self.cfg.cpu) {
                 (_, true) => {
                     "You chose the CPU (device=cpu). Choose GPU under “device” to train with WebGPU.".to_string()
