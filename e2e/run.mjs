@@ -72,7 +72,11 @@ const watchLongTasks = (page) => page.evaluate(() => {
 const longTasks = (page) => page.evaluate(() => window.__long);
 const iterationAtLeast = (n) => (min) => parseInt(document.querySelector('[data-testid="iteration"]')?.textContent ?? "0") >= min;
 
-await test("the page loads, names its WebGPU backend and shows every control and plot", async (page) => {
+await test("the page loads under its Content-Security-Policy, names its WebGPU backend and shows every control and plot", async (page) => {
+  await page.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
+  });
   await page.goto(url);
   await waitFor(page, "the backend line", () => !document.querySelector('[data-testid="backend"]')?.textContent.startsWith("looking"), null, 30000);
   const backend = await text(page, "backend");
@@ -83,6 +87,12 @@ await test("the page loads, names its WebGPU backend and shows every control and
     check(await page.$(`[data-testid="${id}"]`), `no element with data-testid=${id}`);
   }
   check((await page.textContent("h1")) === "pclab", "title");
+  const csp = await page.getAttribute('meta[http-equiv="Content-Security-Policy"]', "content");
+  check(csp?.includes("script-src 'self' 'wasm-unsafe-eval'") && !csp.includes("unsafe-inline'; object") && !/script-src[^;]*unsafe-inline/.test(csp), `CSP: ${csp}`);
+  check((await page.$$("script:not([src])")).length === 0, "no inline script");
+  await page.waitForTimeout(1500);
+  const violations = await page.evaluate(() => window.__csp);
+  check(violations.length === 0, `CSP violations: ${violations.join("; ")}`);
 });
 
 await test("without WebGPU the page explains why and what to do, keeps the settings and trains on the CPU", async (page) => {
@@ -478,7 +488,7 @@ await test("200 random query strings: the page always renders and names every ba
     act: ["softmax", "ReLU ", "☃"], rules: ["pc", "", "sp,,x", "MUPC"], lr_sp: ["-1", "inf", "NaN", "0", "1e400"],
     lr_mupc: ["-0.1", "nan"], eta_z: ["0", "-5", "x"], T: ["0", "-1", "99999", "2.5"], batch: ["0", "100000"],
     seed: ["-1", "1.5", "x", "1e30"], eval_every: ["0", "-2"], autoplay: ["maybe", "2"], hide: ["nothing", "width,bogus"],
-    plots: ["pie"], present: ["2", "yes please"], preset: ["fig2", "🙂", "fig1-relu-h9"],
+    plots: ["pie"], present: ["2", "yes please"], preset: ["fig2", "🙂", "fig1-relu-h9"], device: ["tpu", "GPU", "-1"],
   };
   const good = { depth: ["4", "12"], width: ["16", "48"], act: ["tanh", "gelu"], rules: ["mupc", "sp,bp_mup"], seed: ["3"], T: ["5"] };
   const junk = "abcxyzé☃🙂_-.~";
