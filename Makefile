@@ -1,17 +1,18 @@
 # pclab — two commands on a fresh machine with Rust and git:
 #   make serve   install what is missing, build in release, serve on http://127.0.0.1:8080
-#   make test    install what is missing, then fmt, clippy (native + wasm32), every test, the web build,
-#                the browser tests
+#   make test    install what is missing, then fmt, clippy (native + wasm32), cargo deny, every test,
+#                the web build, the browser tests
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 TRUNK_VERSION := 0.21.14
+DENY_VERSION := 0.20.2
 # wasm-bindgen-cli must be exactly the wasm-bindgen version Cargo.lock pins.
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/[" ]/, "", $$0); sub(/version=/, "", $$0); print; exit }' Cargo.lock)
 APT_PACKAGES := mesa-vulkan-drivers libvulkan1 chromium
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help serve test tools system-deps lint unit web e2e bench bench-gpu
+.PHONY: help serve test tools system-deps lint deny unit web e2e bench bench-gpu
 
 help:
 	@echo "make serve   build the web app in release and serve it on http://127.0.0.1:8080"
@@ -48,6 +49,11 @@ lint:
 	cargo clippy --release --all-targets -- -D warnings
 	cargo clippy --release --lib --bins --target wasm32-unknown-unknown --no-default-features --features ui -- -D warnings
 
+# Licences, banned crates and sources of every dependency (deny.toml); offline.
+deny:
+	@cargo deny --version 2>/dev/null | grep -qx "cargo-deny $(DENY_VERSION)" || cargo install --locked cargo-deny@$(DENY_VERSION)
+	cargo deny --offline check bans licenses sources
+
 unit:
 	cargo test --release
 
@@ -58,7 +64,7 @@ web:
 e2e:
 	cd e2e && npm ci --no-audit --no-fund --loglevel=error && node run.mjs
 
-test: tools system-deps lint unit web e2e
+test: tools system-deps lint deny unit web e2e
 
 bench:
 	cargo build --release

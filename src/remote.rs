@@ -158,8 +158,9 @@ pub fn decode<'a, M: Deserialize<'a>>(bytes: &'a [u8]) -> Result<M, CodecError> 
     postcard::from_bytes(bytes).map_err(|e| CodecError { what: "decoded", why: e.to_string() })
 }
 
-/// The most weights a worker model may have (1 GiB of `f32` weights, before Adam's moments).
-pub const MAX_WEIGHTS: usize = 1 << 28;
+/// The most weights the worker's models may hold together: 64 M, about 1 GiB with their
+/// gradients and Adam's two moments (a wasm32 worker has at most 4 GiB).
+pub const MAX_WEIGHTS: usize = 1 << 26;
 
 /// The worker's side: MNIST, the models, and an answer to every message.
 #[derive(Default)]
@@ -185,11 +186,17 @@ impl WorkerHost {
         let missing = |id: u32| FromWorker::Error { id, message: format!("there is no model {id} in the worker") };
         match msg {
             ToWorker::Create { id, arch, seed, learning, lr } => {
-                let weights: usize = (1..=arch.layers()).map(|l| arch.weight_shape(l)).map(|(o, i)| o * i).sum();
-                if arch.hidden == 0 || weights > MAX_WEIGHTS {
+                let weights = arch.parameter_count();
+                let held: usize =
+                    self.models.iter().filter(|(k, _)| **k != id).map(|(_, m)| m.net.arch.parameter_count()).sum();
+                if arch.hidden == 0 || held + weights > MAX_WEIGHTS {
                     let message = format!(
-                        "a network of H={} hidden layers of width N={} ({weights} weights) is outside 1 layer … {MAX_WEIGHTS} weights",
-                        arch.hidden, arch.width
+                        "H={}, N={} has {:.1} M weights and the worker already holds {:.1} M; the CPU worker holds at most {} M (about 1 GB with Adam's state): choose a smaller width or depth",
+                        arch.hidden,
+                        arch.width,
+                        weights as f64 / 1e6,
+                        held as f64 / 1e6,
+                        MAX_WEIGHTS >> 20
                     );
                     return vec![FromWorker::Error { id, message }];
                 }

@@ -172,10 +172,16 @@ fn a_broken_shader_names_its_module_or_kernel() {
         modules.iter().map(|(n, s)| (*n, if *n == name { f(s) } else { s.clone() })).collect()
     };
     let syntax = with("adam", &|s| format!("{s}\nfn broken( {{"));
-    let e = pollster::block_on(Kernels::with_modules(&ctx.device, &syntax)).err().expect("refused").to_string();
+    let Err(e) = pollster::block_on(Kernels::with_modules(&ctx.device, &syntax)) else {
+        panic!("a syntax error passed")
+    };
+    let e = e.to_string();
     assert!(e.contains("module `adam`"), "{e}");
     let renamed = with("pc", &|s| s.replace("fn back_project(", "fn back_project_renamed("));
-    let e = pollster::block_on(Kernels::with_modules(&ctx.device, &renamed)).err().expect("refused").to_string();
+    let Err(e) = pollster::block_on(Kernels::with_modules(&ctx.device, &renamed)) else {
+        panic!("a missing entry passed")
+    };
+    let e = e.to_string();
     assert!(e.contains("kernel `back_project` (module `pc`)"), "{e}");
     println!("{}", e.lines().next().unwrap_or_default());
     // The device still works after both.
@@ -209,7 +215,7 @@ fn a_network_too_large_is_refused_with_what_would_fit() {
         .collect::<String>()
         .parse()
         .expect("H");
-    assert!(h >= 1 && h < 4096, "{tail}");
+    assert!((1..4096).contains(&h), "{tail}");
     assert!(GpuModel::check_fits(&ctx, &Arch { hidden: h, ..arch }, 64, 8).is_ok(), "H={h} fits");
     assert!(GpuModel::check_fits(&ctx, &Arch { hidden: h + 1, ..arch }, 64, 8).is_err(), "H={} does not", h + 1);
     assert_eq!(fit("N") % 16, 0);

@@ -108,10 +108,10 @@ fn bad_requests_get_answers_that_say_what_is_wrong() {
     let missing = host.handle(ToWorker::Accuracy { id: 9 });
     assert!(matches!(&missing[..], [FromWorker::Error { id: 9, message }] if message.contains("no model 9")));
     let mut huge = cfg.arch(rs.rule);
-    huge.width = 1 << 20;
+    (huge.width, huge.hidden) = (1024, 128);
     let refused = host.handle(ToWorker::Create { id: 2, arch: huge, seed: 0, learning: cfg.learning(&rs), lr: 1e-3 });
     assert!(
-        matches!(&refused[..], [FromWorker::Error { id: 2, message }] if message.contains("weights")),
+        matches!(&refused[..], [FromWorker::Error { id: 2, message }] if message.contains("134.0 M weights") && message.contains("at most 64 M")),
         "{refused:?}"
     );
     assert_eq!(host.models(), 1);

@@ -163,7 +163,7 @@ fn an_hour_of_histories_stays_within_its_bound() {
         ("accuracy", run.accuracy.points().len()),
         ("energies", run.energies.points().len()),
     ] {
-        assert!(len <= HISTORY_POINTS && len >= HISTORY_POINTS / 2, "{name}: {len} points");
+        assert!((HISTORY_POINTS / 2..=HISTORY_POINTS).contains(&len), "{name}: {len} points");
     }
     assert_eq!(run.loss.points()[0].0, 1, "the start is kept");
     assert!(run.loss.last().expect("points").0 > 179_000, "and the recent end");

@@ -127,7 +127,10 @@ pub async fn spawn(url: &str) -> Result<Arc<WorkerLink>, String> {
     // One worker per page, alive as long as the page: the handlers are never removed.
     onmessage.forget();
     onerror.forget();
-    WORKER.with(|w| *w.borrow_mut() = Some(worker));
+    // A worker that failed is replaced: stop the old one for good.
+    if let Some(old) = WORKER.with(|w| w.borrow_mut().replace(worker)) {
+        old.terminate();
+    }
     loop {
         if let Some(why) = link.dead() {
             return Err(why);

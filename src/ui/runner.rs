@@ -72,6 +72,8 @@ pub struct Sweep {
 /// Most GPU iterations in flight per run: enough to keep the device busy, few enough that pause
 /// and reset answer at once.
 const MAX_IN_FLIGHT: usize = 2;
+/// Work per iteration beyond which the page warns that the CPU will be slow (GFLOP, all rules).
+const CPU_HEAVY_GFLOP: f64 = 20.0;
 /// Trunk's loader for the `pclab-worker` binary (`data-loader-shim`).
 const WORKER_URL: &str = "pclab-worker_loader.js";
 /// Milliseconds of recording per animation frame.
@@ -391,6 +393,10 @@ impl Runner {
         self.steps_requested = 0;
         self.view_rule = self.default_view_rule();
         self.touch();
+        if let Some(why) = self.worker.as_ref().and_then(|w| w.dead()) {
+            self.worker = None;
+            self.message("warn", format!("the CPU worker had stopped ({why}); starting a new one"));
+        }
         let Some(data) = self.data.clone() else { return };
         match self.device() {
             Some((device, kind)) => {
@@ -514,7 +520,12 @@ impl Runner {
     /// backend, histories and κ over training.
     pub fn run_state(&self) -> Option<crate::export::RunState> {
         let s = self.session.as_ref()?;
-        let backend = if self.capabilities.is_empty() { self.backend.0.clone() } else { self.capabilities.clone() };
+        let gpu = if self.capabilities.is_empty() { self.backend.0.clone() } else { self.capabilities.clone() };
+        let backend = if self.wants_worker() {
+            format!("CPU: WebAssembly (SIMD) in a Web Worker; the browser's GPU: {gpu}")
+        } else {
+            gpu
+        };
         let mut state = crate::export::RunState::of_session(s, &self.cfg.to_query(), &backend);
         for rec in &mut state.runs {
             if let Some((_, pts)) = self.kappa.iter().find(|k| k.0 == rec.rule) {
@@ -1162,6 +1173,23 @@ pub fn spawn_build(
             }
             match built {
                 Ok(s) => {
+                    if kind == BackendKind::Cpu {
+                        let rc = &s.config;
+                        let gflop: f64 = rc
+                            .rules
+                            .iter()
+                            .map(|rs| iteration_flops(&rc.arch(rs.rule), rc.learning(rs), rc.batch).0)
+                            .sum::<f64>()
+                            / 1e9;
+                        if gflop > CPU_HEAVY_GFLOP {
+                            r.message(
+                                "warn",
+                                format!(
+                                    "{gflop:.0} GFLOP per iteration is a lot for the CPU: expect seconds per iteration (the page stays responsive); a GPU or a smaller network is faster"
+                                ),
+                            );
+                        }
+                    }
                     r.session = Some(s);
                     r.phase = "ready".into();
                     r.throughput = (0.0, 0, String::new());
