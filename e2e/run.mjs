@@ -440,6 +440,8 @@ await test("plots export to PNG and SVG, metrics to CSV and JSON, a saved run lo
   check((await page.inputValue('[data-testid="depth"]')) === "4" && await page.isChecked('[data-testid="rule-sp"]'), "its configuration is restored");
   await page.click('[data-testid="glossary-toggle"]');
   check((await text(page, "glossary")).includes("κ"), "the glossary");
+  // The glossary pushes the plots down: bring the loss plot into view before pointing at it.
+  await page.locator('[data-testid="loss"]').scrollIntoViewIfNeeded();
   const box = await page.locator('[data-testid="loss"]').boundingBox();
   await page.waitForTimeout(600);
   await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.5);

@@ -362,7 +362,7 @@ impl WorkerLink {
         mine.into()
     }
 
-    /// Models whose `Drop` has been sent but whose answers still wait (always drained by take).
+    /// Answers waiting in the inbox, for any model.
     #[cfg(test)]
     fn pending(&self) -> usize {
         self.lock().inbox.len()
@@ -421,8 +421,6 @@ pub struct RemoteModel {
     /// Milliseconds the worker spent in training iterations so far.
     pub worker_ms: f64,
     recent_ms: VecDeque<f64>,
-    lr: f64,
-    learning: Learning,
 }
 
 impl RemoteModel {
@@ -444,8 +442,6 @@ impl RemoteModel {
             ready: Vec::new(),
             worker_ms: 0.0,
             recent_ms: VecDeque::new(),
-            lr,
-            learning,
         })
     }
 
@@ -551,9 +547,7 @@ impl RemoteModel {
 
     /// New rates from the next iteration on.
     pub fn set_rates(&mut self, lr: f64, learning: Learning) -> Result<(), RemoteError> {
-        self.link.send(ToWorker::SetRates { id: self.id, lr, learning })?;
-        (self.lr, self.learning) = (lr, learning);
-        Ok(())
+        self.link.send(ToWorker::SetRates { id: self.id, lr, learning })
     }
 }
 
