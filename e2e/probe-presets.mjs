@@ -1,22 +1,9 @@
 // Not a test: loads each preset for a fixed time on this machine's browser and prints what it
 // shows (iterations, throughput, accuracy) — the figures for documenting the presets.
 import { chromium } from "playwright-core";
-import { createServer } from "node:http";
-import { readFile } from "node:fs/promises";
-import { extname, join, normalize } from "node:path";
-import { fileURLToPath } from "node:url";
+import { serveDist } from "./serve.mjs";
 
-const dist = fileURLToPath(new URL("../dist/", import.meta.url));
-const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css" };
-const server = createServer(async (req, res) => {
-  const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
-  try {
-    const file = join(dist, path.endsWith("/") ? path + "index.html" : path);
-    res.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" }).end(await readFile(file));
-  } catch { res.writeHead(404).end(); }
-});
-await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
-const url = `http://127.0.0.1:${server.address().port}/`;
+const { url, server } = await serveDist();
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--enable-unsafe-webgpu"] });
 const seconds = parseInt(process.argv[2] ?? "30");
 for (const id of (process.argv[3] ?? "").split(",").filter(Boolean)) {

@@ -2,30 +2,15 @@
 // Chromium headless with WebGPU enabled (SwiftShader, a software Vulkan, in CI). With
 // PCLAB_REQUIRE_GPU=1 a page that finds no WebGPU adapter fails. Screenshots go to e2e/artifacts/.
 import { chromium } from "playwright-core";
-import { createServer } from "node:http";
 import { mkdir, readFile } from "node:fs/promises";
-import { extname, join, normalize } from "node:path";
+import { join } from "node:path";
+import { serveDist } from "./serve.mjs";
 import { fileURLToPath } from "node:url";
 
-const dist = fileURLToPath(new URL("../dist/", import.meta.url));
 const artifacts = fileURLToPath(new URL("./artifacts/", import.meta.url));
 await mkdir(artifacts, { recursive: true });
-const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css", ".gz": "application/gzip" };
 const requireGpu = process.env.PCLAB_REQUIRE_GPU === "1";
-
-const server = createServer(async (req, res) => {
-  const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
-  try {
-    const file = join(dist, path.endsWith("/") ? path + "index.html" : path);
-    const body = await readFile(file);
-    res.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" });
-    res.end(body);
-  } catch {
-    res.writeHead(404).end("not found");
-  }
-});
-await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
-const url = `http://127.0.0.1:${server.address().port}/`;
+const { url, server } = await serveDist();
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
@@ -142,6 +127,19 @@ await test("a browser without WebGPU trains depth 4 width 32 on the CPU worker p
   } finally {
     await plain.close();
   }
+});
+
+// Before any other page has left work queued on the software GPU: SwiftShader shares the machine's
+// cores with the page, and a busy one stretches the page's tasks (a closed page's work runs on).
+await test("the page stays responsive while a depth-32 width-128 run trains (long tasks under 50 ms)", async (page) => {
+  await page.goto(url + "?depth=32&width=128&rules=mupc&autoplay=1");
+  await waitFor(page, "the first iteration", iterationAtLeast(), 1, 90000);
+  await watchLongTasks(page);
+  await page.waitForTimeout(20000);
+  const long = await longTasks(page);
+  const worst = long.length ? Math.max(...long) : 0;
+  console.log(`     ${await num(page, "iteration")} iterations; ${await text(page, "throughput")}; long tasks: ${long.length}, worst ${worst.toFixed(0)} ms`);
+  check(worst <= 50, `a main-thread task took ${worst.toFixed(0)} ms`);
 });
 
 await test("a lost GPU device pauses training, says so, and one click resumes from the latest evaluation", async (page) => {
@@ -290,16 +288,6 @@ await test("the WGSL kernels run under the browser's WebGPU and match the CPU re
   check((await page.getAttribute('[data-testid="gpu-check"]', "data-state")) === "ok", t);
 });
 
-await test("the page stays responsive while a depth-32 width-128 run trains (long tasks under 50 ms)", async (page) => {
-  await page.goto(url + "?depth=32&width=128&rules=mupc&autoplay=1");
-  await waitFor(page, "the first iteration", iterationAtLeast(), 1, 90000);
-  await watchLongTasks(page);
-  await page.waitForTimeout(20000);
-  const long = await longTasks(page);
-  const worst = long.length ? Math.max(...long) : 0;
-  console.log(`     ${await num(page, "iteration")} iterations; ${await text(page, "throughput")}; long tasks: ${long.length}, worst ${worst.toFixed(0)} ms`);
-  check(worst <= 50, `a main-thread task took ${worst.toFixed(0)} ms`);
-});
 
 await test("a 128-layer network trains in the page", async (page) => {
   await page.goto(url + "?depth=128&width=16&rules=mupc&autoplay=1");
