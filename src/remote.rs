@@ -418,8 +418,6 @@ pub struct RemoteModel {
     submitted: usize,
     completed: usize,
     ready: Vec<(usize, IterationReport)>,
-    /// Milliseconds the worker spent in training iterations so far.
-    pub worker_ms: f64,
     recent_ms: VecDeque<f64>,
 }
 
@@ -434,15 +432,7 @@ impl RemoteModel {
     ) -> Result<Self, RemoteError> {
         let id = link.next_id();
         link.send(ToWorker::Create { id, arch, seed, learning, lr })?;
-        Ok(RemoteModel {
-            link,
-            id,
-            submitted: 0,
-            completed: 0,
-            ready: Vec::new(),
-            worker_ms: 0.0,
-            recent_ms: VecDeque::new(),
-        })
+        Ok(RemoteModel { link, id, submitted: 0, completed: 0, ready: Vec::new(), recent_ms: VecDeque::new() })
     }
 
     /// The model's number in the worker.
@@ -458,7 +448,6 @@ impl RemoteModel {
                 FromWorker::Created { .. } => {}
                 FromWorker::Report { iteration, ms, report, .. } => {
                     self.completed += 1;
-                    self.worker_ms += ms;
                     if self.recent_ms.len() == RECENT {
                         self.recent_ms.pop_front();
                     }

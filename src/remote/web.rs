@@ -10,7 +10,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-fn js_err(e: JsValue) -> String {
+/// A JavaScript exception's message, or its text.
+pub(crate) fn js_err(e: JsValue) -> String {
     e.as_string()
         .or_else(|| Reflect::get(&e, &"message".into()).ok().and_then(|m| m.as_string()))
         .unwrap_or_else(|| "an unknown JavaScript error".to_string())

@@ -231,8 +231,13 @@ impl Session {
         let Device::Gpu(ctx) = &device else {
             return Err(BackendError::Gpu(GpuError::Unsupported("recovery needs a GPU device".into())).into());
         };
-        let (at, cps) = self.checkpoint.clone().unwrap_or_else(|| (0, vec![None; self.runs.len()]));
-        for (run, cp) in self.runs.iter_mut().zip(cps) {
+        // Borrowed, not cloned: a paper-size checkpoint is hundreds of megabytes.
+        let (at, cps) = match &self.checkpoint {
+            Some((at, cps)) => (*at, cps.as_slice()),
+            None => (0, &[][..]),
+        };
+        for (i, run) in self.runs.iter_mut().enumerate() {
+            let cp = cps.get(i).and_then(Option::as_ref);
             if matches!(run.status, RunStatus::Diverged { iteration, .. } if iteration <= at) {
                 continue;
             }
@@ -241,7 +246,7 @@ impl Session {
             let backend = match (cp, at) {
                 (Some(cp), _) => {
                     let mut m =
-                        GpuModel::restore(ctx.clone(), &cp, self.config.batch, learning, rs.lr, AdamConfig::default())
+                        GpuModel::restore(ctx.clone(), cp, self.config.batch, learning, rs.lr, AdamConfig::default())
                             .await
                             .map_err(BackendError::from)?;
                     m.set_metrics_every(self.config.metrics_every);

@@ -11,11 +11,7 @@ pub(crate) fn get(obj: &JsValue, key: &str) -> JsValue {
     Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
-pub(crate) fn js_err(e: JsValue) -> String {
-    e.as_string()
-        .or_else(|| get(&e, "message").as_string())
-        .unwrap_or_else(|| "an unknown JavaScript error".to_string())
-}
+pub(crate) use crate::remote::web::js_err;
 
 /// The adapter the browser offers, described; `Err` says why there is none and what to do.
 pub async fn describe_adapter() -> Result<(String, bool), String> {
