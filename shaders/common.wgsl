@@ -1,6 +1,7 @@
 // Shared by every pclab kernel: the activation φ and its derivatives (spec §1, §5, §8).
 // Keep in sync with src/pcn/activation.rs (the CPU twin): same codes, same formulas, ReLU'(0) = 0,
-// GELU as the tanh approximation, leaky ReLU slope 0.01.
+// GELU as the tanh approximation, leaky ReLU slope 0.01. φ, φ' and φ'' switch on the ACT_*
+// names only (tests/shaders.rs ties each to `Activation::code` and forbids literal cases).
 
 const ACT_LINEAR: u32 = 0u;
 const ACT_TANH: u32 = 1u;
@@ -20,11 +21,11 @@ fn sigmoid(u: f32) -> f32 {
 // φ(u)
 fn phi(act: u32, u: f32) -> f32 {
     switch act {
-        case 1u: { return tanh(u); }
-        case 2u: { return max(u, 0.0); }
-        case 3u: { return select(LEAK * u, u, u > 0.0); }
-        case 4u: { return 0.5 * u * (1.0 + tanh(GELU_C * (u + GELU_A * u * u * u))); }
-        case 5u: { return u * sigmoid(u); }
+        case ACT_TANH: { return tanh(u); }
+        case ACT_RELU: { return max(u, 0.0); }
+        case ACT_LEAKY_RELU: { return select(LEAK * u, u, u > 0.0); }
+        case ACT_GELU: { return 0.5 * u * (1.0 + tanh(GELU_C * (u + GELU_A * u * u * u))); }
+        case ACT_SILU: { return u * sigmoid(u); }
         default: { return u; }
     }
 }
@@ -32,15 +33,15 @@ fn phi(act: u32, u: f32) -> f32 {
 // φ'(u)
 fn dphi(act: u32, u: f32) -> f32 {
     switch act {
-        case 1u: { let t = tanh(u); return 1.0 - t * t; }
-        case 2u: { return select(0.0, 1.0, u > 0.0); }
-        case 3u: { return select(LEAK, 1.0, u > 0.0); }
-        case 4u: {
+        case ACT_TANH: { let t = tanh(u); return 1.0 - t * t; }
+        case ACT_RELU: { return select(0.0, 1.0, u > 0.0); }
+        case ACT_LEAKY_RELU: { return select(LEAK, 1.0, u > 0.0); }
+        case ACT_GELU: {
             let t = tanh(GELU_C * (u + GELU_A * u * u * u));
             let dinner = GELU_C * (1.0 + 3.0 * GELU_A * u * u);
             return 0.5 * (1.0 + t) + 0.5 * u * (1.0 - t * t) * dinner;
         }
-        case 5u: { let s = sigmoid(u); return s * (1.0 + u * (1.0 - s)); }
+        case ACT_SILU: { let s = sigmoid(u); return s * (1.0 + u * (1.0 - s)); }
         default: { return 1.0; }
     }
 }
@@ -48,15 +49,15 @@ fn dphi(act: u32, u: f32) -> f32 {
 // φ''(u) (zero for the piecewise-linear activations)
 fn ddphi(act: u32, u: f32) -> f32 {
     switch act {
-        case 1u: { let t = tanh(u); return -2.0 * t * (1.0 - t * t); }
-        case 4u: {
+        case ACT_TANH: { let t = tanh(u); return -2.0 * t * (1.0 - t * t); }
+        case ACT_GELU: {
             let t = tanh(GELU_C * (u + GELU_A * u * u * u));
             let sech2 = 1.0 - t * t;
             let dinner = GELU_C * (1.0 + 3.0 * GELU_A * u * u);
             let ddinner = GELU_C * 6.0 * GELU_A * u;
             return sech2 * dinner + 0.5 * u * (-2.0 * t * sech2 * dinner * dinner + sech2 * ddinner);
         }
-        case 5u: { let s = sigmoid(u); let ds = s * (1.0 - s); return ds * (2.0 + u * (1.0 - 2.0 * s)); }
+        case ACT_SILU: { let s = sigmoid(u); let ds = s * (1.0 - s); return ds * (2.0 + u * (1.0 - 2.0 * s)); }
         default: { return 0.0; }
     }
 }

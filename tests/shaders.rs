@@ -78,4 +78,23 @@ fn activation_codes_match_the_cpu_reference() {
         let line = format!("const ACT_{}: u32 = {}u;", act.name().to_uppercase(), act.code());
         assert!(shaders::COMMON.contains(&line), "common.wgsl lacks `{line}`");
     }
+    // φ, φ' and φ'' switch on those names: every activation but linear (the default) has a case
+    // in each, and no case is a literal.
+    for f in ["fn phi(", "fn dphi(", "fn ddphi("] {
+        let at = shaders::COMMON.find(f).unwrap_or_else(|| panic!("common.wgsl lacks {f}"));
+        let body = &shaders::COMMON[at..];
+        let body = &body[..body.find("\n}").expect("function end")];
+        for line in body.lines().filter(|l| l.trim_start().starts_with("case ")) {
+            let label = line.trim_start()["case ".len()..].split(':').next().expect("case label").trim();
+            assert!(label.starts_with("ACT_"), "{f}…): `case {label}` is a literal; use the ACT_* constants");
+        }
+        let cases = |name: &str| body.contains(&format!("case ACT_{}:", name.to_uppercase()));
+        let needed: Vec<_> = Activation::ALL
+            .iter()
+            .filter(|a| **a != Activation::Linear)
+            .filter(|a| f != "fn ddphi(" || !matches!(a, Activation::Relu | Activation::LeakyRelu))
+            .filter(|a| !cases(a.name()))
+            .collect();
+        assert!(needed.is_empty(), "{f}…) has no case for {needed:?}");
+    }
 }

@@ -28,6 +28,13 @@ impl GpuContext {
     /// Finds an adapter (the one whose name contains `WGPU_ADAPTER_NAME` when set, else the
     /// high-performance default) and creates a device with the adapter's limits.
     pub async fn new() -> Result<Self, GpuError> {
+        Self::with_shaders(&super::shaders::modules()).await
+    }
+
+    /// [`GpuContext::new`] with the kernels compiled from the given WGSL modules `(name, source)`
+    /// instead of [`super::shaders::modules`] (tests plant defects in a kernel this way and check
+    /// that the parity suites catch them).
+    pub async fn with_shaders(modules: &[(&str, String)]) -> Result<Self, GpuError> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = match std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty()) {
             Some(want) => {
@@ -78,8 +85,13 @@ impl GpuContext {
                 r.get_or_insert(err);
             }
         }));
-        let kernels = Arc::new(super::kernels::Kernels::new(&device).await?);
+        let kernels = Arc::new(super::kernels::Kernels::with_modules(&device, modules).await?);
         Ok(GpuContext { device, queue, info, limits, lost, reported, kernels })
+    }
+
+    /// The compiled kernels (each WGSL entry point with its bind-group layout).
+    pub fn kernels(&self) -> &super::kernels::Kernels {
+        &self.kernels
     }
 
     /// [`GpuContext::new`], blocking (native only).

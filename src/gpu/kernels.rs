@@ -61,6 +61,20 @@ pub mod binding {
     pub const LZ_COEF: u32 = 20;
     /// `lanczos.wgsl`: the tridiagonal's α and β.
     pub const LZ_AB: u32 = 21;
+
+    /// `adam.wgsl`'s own bindings (a module of its own, over one weight buffer at a time).
+    pub mod adam {
+        /// The weights.
+        pub const W: u32 = 1;
+        /// Their gradient.
+        pub const G: u32 = 2;
+        /// Adam's first moment.
+        pub const M: u32 = 3;
+        /// Adam's second moment.
+        pub const V: u32 = 4;
+        /// The stats buffer (as `pc.wgsl`'s binding 13), written by `adam_stats`.
+        pub const STATS: u32 = 5;
+    }
 }
 
 /// A compute pipeline with its bind-group layout and the storage bindings it takes.
@@ -203,7 +217,7 @@ impl Kernels {
             }
             compiled.push(module);
         }
-        let [pc, adam, hvp, lz] = [&compiled[0], &compiled[1], &compiled[2], &compiled[3]];
+        let [pc, adam_module, hvp, lz] = [&compiled[0], &compiled[1], &compiled[2], &compiled[3]];
         let (tile, tile_k) = tile_sizes();
         let pc_consts: &[(&str, f64)] = &[("WG", ELEMENTWISE_WG as f64), ("TM", tile as f64), ("TK", tile_k as f64)];
         let wg_consts: &[(&str, f64)] = &[("WG", ELEMENTWISE_WG as f64)];
@@ -232,8 +246,9 @@ impl Kernels {
             bp_back: k("pc", pc, pc_consts, "bp_back", &[Z, W1, WH, WO, E]).await?,
             act_rms: k("pc", pc, pc_consts, "act_rms", &[Z, STATS]).await?,
             accuracy: k("pc", pc, pc_consts, "accuracy", &[YHAT, LABELS, CORRECT]).await?,
-            adam: k("adam", adam, wg_consts, "adam", &[1, 2, 3, 4]).await?,
-            adam_stats: k("adam", adam, wg_consts, "adam_stats", &[1, 3, 4, 5]).await?,
+            adam: k("adam", adam_module, wg_consts, "adam", &[adam::W, adam::G, adam::M, adam::V]).await?,
+            adam_stats: k("adam", adam_module, wg_consts, "adam_stats", &[adam::W, adam::M, adam::V, adam::STATS])
+                .await?,
             hvp_u: k("hvp", hvp, pc_consts, "hvp_u", &[Z, W1, WH, WO, E, HV_V]).await?,
             hvp_out: k("hvp", hvp, pc_consts, "hvp_out", &[Z, E, BACK, HV_V, HV_CURV, HV_OUT]).await?,
             lz_dots: k("lanczos", lz, wg_consts, "lz_dots", &[HV_OUT, LZ_BASIS, LZ_COEF, LZ_AB]).await?,

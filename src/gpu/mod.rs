@@ -21,7 +21,7 @@ pub mod shaders;
 pub use context::GpuContext;
 pub use error::GpuError;
 pub use hvp::GpuHvp;
-pub use kernels::Kernels;
+pub use kernels::{binding, Kernel, Kernels, ELEMENTWISE_WG};
 pub use lanczos::{GpuLanczos, CHECK_EVERY};
 pub use model::{Checkpoint, GpuModel, CHECKPOINT_MOMENTS_UP_TO, DISPATCHES_PER_INFERENCE_STEP};
 

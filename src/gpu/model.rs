@@ -405,22 +405,22 @@ impl GpuModel {
                 _ => &b.yhat,
             }
         };
-        let adam = [0, 1, 2].map(|i| {
-            bind_group(dev, &b.params, &k.adam, &|id| match id {
-                1 => &b.w[i],
-                2 => &b.g[i],
-                3 => &b.m[i],
-                _ => &b.v[i],
-            })
-        });
-        let adam_stats = [0, 1, 2].map(|i| {
-            bind_group(dev, &b.params, &k.adam_stats, &|id| match id {
-                1 => &b.w[i],
-                3 => &b.m[i],
-                4 => &b.v[i],
-                _ => &b.stats,
-            })
-        });
+        // adam.wgsl's bindings, over weight buffer i.
+        let adam_buffer = |i: usize| {
+            move |id: u32| -> &wgpu::Buffer {
+                use binding::adam::*;
+                match id {
+                    W => &b.w[i],
+                    G => &b.g[i],
+                    M => &b.m[i],
+                    V => &b.v[i],
+                    STATS => &b.stats,
+                    other => unreachable!("adam.wgsl has no binding {other}"),
+                }
+            }
+        };
+        let adam = [0, 1, 2].map(|i| bind_group(dev, &b.params, &k.adam, &adam_buffer(i)));
+        let adam_stats = [0, 1, 2].map(|i| bind_group(dev, &b.params, &k.adam_stats, &adam_buffer(i)));
         BindGroups {
             forward: bind_group(dev, &b.params, &k.forward, &pc_buffer),
             errors: bind_group(dev, &b.params, &k.errors, &pc_buffer),

@@ -17,6 +17,7 @@ use super::network::Network;
 pub struct BpScratch<T> {
     g_out: Mat<T>,
     delta: Mat<T>,
+    below: Mat<T>,
     back: Mat<T>,
     phi: Mat<T>,
 }
@@ -28,6 +29,7 @@ impl<T: Real> BpScratch<T> {
         BpScratch {
             g_out: Mat::zeros(b, net.arch.output),
             delta: Mat::zeros(b, n),
+            below: Mat::zeros(b, n),
             back: Mat::zeros(b, n),
             phi: Mat::zeros(b, n),
         }
@@ -50,7 +52,7 @@ pub fn bp_grads_into<T: Real>(
     s: &mut BpScratch<T>,
     grads: &mut [Mat<T>],
 ) {
-    let (h, act, tau) = (net.arch.hidden, net.arch.act, T::of(net.arch.tau()));
+    let (h, act) = (net.arch.hidden, net.arch.act);
     let scale = T::of(-2.0 / y.data.len().max(1) as f64);
     for ((g, &yv), &pv) in s.g_out.data.iter_mut().zip(&y.data).zip(&y_hat.data) {
         *g = scale * (yv - pv);
@@ -59,19 +61,38 @@ pub fn bp_grads_into<T: Real>(
     apply_phi(act, &z[h - 1], &mut s.phi);
     let a_out = net.a(h + 1);
     gemm(a_out, s.g_out.view().t(), s.phi.view(), T::zero(), &mut grads[h].data);
-    gemm(a_out, s.g_out.view(), net.weights[h].view(), T::zero(), &mut s.back.data);
-    for ((d, &b), &zv) in s.delta.data.iter_mut().zip(&s.back.data).zip(&z[h - 1].data) {
-        *d = b * act.df(zv);
-    }
+    back_step(net, h + 1, &s.g_out, &z[h - 1], &mut s.back, &mut s.delta);
     // Residual blocks, top to bottom.
     for l in (2..=h).rev() {
-        let a = net.a(l);
         apply_phi(act, &z[l - 2], &mut s.phi);
-        gemm(a, s.delta.view().t(), s.phi.view(), T::zero(), &mut grads[l - 1].data);
-        gemm(a, s.delta.view(), net.weights[l - 1].view(), T::zero(), &mut s.back.data);
-        for ((d, &b), &zv) in s.delta.data.iter_mut().zip(&s.back.data).zip(&z[l - 2].data) {
-            *d = tau * *d + b * act.df(zv);
-        }
+        gemm(net.a(l), s.delta.view().t(), s.phi.view(), T::zero(), &mut grads[l - 1].data);
+        back_step(net, l, &s.delta, &z[l - 2], &mut s.back, &mut s.below);
+        std::mem::swap(&mut s.delta, &mut s.below);
     }
     gemm(net.a(1), s.delta.view().t(), x.view(), T::zero(), &mut grads[0].data);
+}
+
+/// One step of the backward pass through layer `l ≥ 2`: `δ_{l−1} = τ δ_l + a_l (δ_l W_l) ⊙ φ'(z_{l−1})`
+/// into `out`, with no `τ` term out of the output layer (`l = L`, where `δ_l` is `g_ŷ`); `back` is
+/// scratch. Twin of `pc.wgsl`'s `bp_back`.
+pub fn back_step<T: Real>(
+    net: &Network<T>,
+    l: usize,
+    delta: &Mat<T>,
+    z_prev: &Mat<T>,
+    back: &mut Mat<T>,
+    out: &mut Mat<T>,
+) {
+    let act = net.arch.act;
+    gemm(net.a(l), delta.view(), net.weights[l - 1].view(), T::zero(), &mut back.data);
+    if l == net.arch.layers() {
+        for ((d, &b), &zv) in out.data.iter_mut().zip(&back.data).zip(&z_prev.data) {
+            *d = b * act.df(zv);
+        }
+    } else {
+        let tau = T::of(net.arch.tau());
+        for (((d, &up), &b), &zv) in out.data.iter_mut().zip(&delta.data).zip(&back.data).zip(&z_prev.data) {
+            *d = tau * up + b * act.df(zv);
+        }
+    }
 }

@@ -85,11 +85,11 @@ fn jac_t<T: Real>(net: &Network<T>, p: &HessianPoint<T>, l: usize, u: &[T], out:
     }
 }
 
-/// The Hessian-vector product `H v` at `p`; `v` and the result are stacked `(z_1, …, z_H)`.
-pub fn hvp<T: Real>(net: &Network<T>, p: &HessianPoint<T>, v: &[T]) -> Vec<T> {
+/// The product's first stage: `u_1 … u_H` (length `N` each) and `u_L` (length `O`), from `v`
+/// stacked `(z_1, …, z_H)`. Twin of `hvp.wgsl`'s `hvp_u`.
+pub fn hvp_u<T: Real>(net: &Network<T>, p: &HessianPoint<T>, v: &[T]) -> Vec<Vec<T>> {
     let (n, h) = (net.arch.width, net.arch.hidden);
     assert_eq!(v.len(), n * h, "hvp: v must have N·H entries");
-    // u_1 … u_H, then u_L.
     let mut u: Vec<Vec<T>> = Vec::with_capacity(h + 1);
     u.push(v[..n].to_vec());
     let mut jv = vec![T::zero(); n];
@@ -100,6 +100,13 @@ pub fn hvp<T: Real>(net: &Network<T>, p: &HessianPoint<T>, v: &[T]) -> Vec<T> {
     let mut out_l = vec![T::zero(); net.arch.output];
     jac(net, p, h, &v[(h - 1) * n..], &mut out_l);
     u.push(out_l.iter().map(|&x| -x).collect());
+    u
+}
+
+/// The product's last stage: `(Hv)_l = u_l − J_lᵀ u_{l+1} − c_l ⊙ v_l`, from [`hvp_u`]'s `u`.
+/// Twin of `hvp.wgsl`'s `hvp_out` (whose `J_lᵀ u_{l+1}` comes from `back_project`).
+pub fn hvp_out<T: Real>(net: &Network<T>, p: &HessianPoint<T>, v: &[T], u: &[Vec<T>]) -> Vec<T> {
+    let (n, h) = (net.arch.width, net.arch.hidden);
     let mut hv = vec![T::zero(); n * h];
     let mut jtu = vec![T::zero(); n];
     for l in 1..=h {
@@ -110,6 +117,12 @@ pub fn hvp<T: Real>(net: &Network<T>, p: &HessianPoint<T>, v: &[T]) -> Vec<T> {
         }
     }
     hv
+}
+
+/// The Hessian-vector product `H v` at `p`; `v` and the result are stacked `(z_1, …, z_H)`.
+pub fn hvp<T: Real>(net: &Network<T>, p: &HessianPoint<T>, v: &[T]) -> Vec<T> {
+    let u = hvp_u(net, p, v);
+    hvp_out(net, p, v, &u)
 }
 
 /// The dense Hessian (row-major, `dim × dim`), column by column from [`hvp`]: for small networks.

@@ -66,6 +66,16 @@ impl<T: Real> Adam<T> {
         Adam { lr, cfg, steps: 0, m: zeros_like(net), v: zeros_like(net) }
     }
 
+    /// A state resumed after `steps` updates with moments `m` and `v` (shaped like the weights).
+    pub fn resume(lr: f64, cfg: AdamConfig, steps: u64, m: Vec<Mat<T>>, v: Vec<Mat<T>>) -> Self {
+        Adam { lr, cfg, steps, m, v }
+    }
+
+    /// The first and second moments, one matrix per weight matrix.
+    pub fn moments(&self) -> (&[Mat<T>], &[Mat<T>]) {
+        (&self.m, &self.v)
+    }
+
     /// Applies one update to `weights`; returns the relative change `‖ΔW_l‖/‖W_l‖` per matrix.
     pub fn step(&mut self, weights: &mut [Mat<T>], grads: &[Mat<T>]) -> Vec<f64> {
         self.steps += 1;
