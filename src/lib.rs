@@ -25,6 +25,7 @@
 //! - [`session`] — several rules trained in lockstep on the same batches, with metrics.
 //! - [`gpu`] — the WGSL kernels' host side: the same iteration on the GPU through wgpu.
 //! - [`charts`] — plots as functions of data over any plotters backend (canvas, SVG).
+//! - [`plot_id`] — the page's plots by name, one list for the page, charts, presets and links.
 //! - [`presets`] — the paper's experiments and the lecture's demonstrations, by id.
 //! - [`export`] — run-state JSON (loads back) and metrics CSV.
 //! - [`page`] — the page's configuration and its query string.
@@ -38,6 +39,7 @@ pub mod export;
 pub mod gpu;
 pub mod page;
 pub mod pcn;
+pub mod plot_id;
 pub mod presets;
 pub mod remote;
 pub mod session;

@@ -8,6 +8,7 @@
 use crate::config::{default_eta_z, default_lr, BackendKind, Rule, RuleSettings, RunConfig};
 use crate::pcn::network::Param;
 use crate::pcn::Activation;
+use crate::plot_id::PlotId;
 use crate::presets::Preset;
 
 /// Deepest network the page offers.
@@ -62,21 +63,9 @@ pub struct PageConfig {
     pub hide: Vec<String>,
     /// Open in presentation mode.
     pub present: bool,
-    /// The plots presentation mode shows ([`PLOT_IDS`]); empty: the preset's, or all.
-    pub plots: Vec<String>,
+    /// The plots presentation mode shows; empty: the preset's, or all.
+    pub plots: Vec<PlotId>,
 }
-
-/// Every plot's id (its test id), in page order.
-pub const PLOT_IDS: [&str; 8] = [
-    "accuracy",
-    "loss",
-    "energy-heatmap",
-    "inference-view",
-    "activation-rms",
-    "weight-change",
-    "kappa-sweep",
-    "kappa-training",
-];
 
 /// What `hide=` can hide: each setting's control, the groups, and the buttons, by test id.
 pub const HIDEABLE: [&str; 23] = [
@@ -210,13 +199,13 @@ impl PageConfig {
     }
 
     /// The plots presentation mode shows: those chosen, else the preset's, else all.
-    pub fn shown_plots(&self) -> Vec<&'static str> {
+    pub fn shown_plots(&self) -> Vec<PlotId> {
         if !self.plots.is_empty() {
-            return PLOT_IDS.iter().copied().filter(|id| self.plots.iter().any(|p| p == id)).collect();
+            return PlotId::ALL.into_iter().filter(|id| self.plots.contains(id)).collect();
         }
         match self.preset {
             Some(p) => p.plots().to_vec(),
-            None => PLOT_IDS.to_vec(),
+            None => PlotId::ALL.to_vec(),
         }
     }
 
@@ -396,11 +385,11 @@ impl PageConfig {
             "plots" => {
                 let mut plots = Vec::new();
                 for id in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    if !PLOT_IDS.contains(&id) {
-                        return Err(bad(&format!("plots is a comma list of {}", PLOT_IDS.join(", ")), "all".into()));
-                    }
-                    if !plots.iter().any(|p| p == id) {
-                        plots.push(id.to_string());
+                    let Ok(id) = id.parse::<PlotId>() else {
+                        return Err(bad(&format!("plots is a comma list of {}", PlotId::list()), "all".into()));
+                    };
+                    if !plots.contains(&id) {
+                        plots.push(id);
                     }
                 }
                 self.plots = plots;
@@ -488,7 +477,7 @@ impl PageConfig {
             parts.push("present=1".into());
         }
         if !self.plots.is_empty() {
-            parts.push(format!("plots={}", self.plots.join(",")));
+            parts.push(format!("plots={}", self.plots.iter().map(|p| p.id()).collect::<Vec<_>>().join(",")));
         }
         format!("?{}", parts.join("&"))
     }
@@ -595,7 +584,7 @@ mod tests {
             preset: Some(Preset::Explode),
             hide: vec!["width".into(), "controls".into()],
             present: true,
-            plots: vec!["loss".into(), "kappa-sweep".into()],
+            plots: vec![PlotId::Loss, PlotId::KappaSweep],
         };
         let (back, problems) = PageConfig::from_query(&c.to_query());
         assert!(problems.is_empty(), "{problems:?}");
@@ -635,7 +624,7 @@ mod tests {
         assert_eq!((c.preset, c.depth, c.width, c.seed), (Some(Preset::Fig1Relu(32)), 32, 512, 5), "the preset first");
         assert_eq!((c.eta_z_of(Rule::Pc(Param::Sp)), c.eta_z_of(Rule::Pc(Param::Mupc)), c.lr_sp), (0.01, 0.5, 0.01));
         assert!(c.present && c.hides("width") && c.hides("rules") && !c.hides("depth"));
-        assert_eq!(c.shown_plots(), vec!["accuracy", "loss", "activation-rms"], "the preset's plots");
+        assert_eq!(c.shown_plots(), vec![PlotId::Accuracy, PlotId::Loss, PlotId::ActivationRms], "the preset's plots");
         let (back, p) = PageConfig::from_query(&c.to_query());
         assert!(p.is_empty(), "{p:?}");
         assert_eq!(back, c);
@@ -645,6 +634,15 @@ mod tests {
         assert_eq!(p.len(), 4, "{p:?}");
         assert!(p[0].contains("the presets are") && p[0].contains("lr-transfer"), "{p:?}");
         assert!(p[1].contains("hide is a comma list of") && p[2].contains("plots is a comma list of"));
+        // Every plot can be chosen, the learning-rate grid included, and comes back from a link.
+        let (c, p) = PageConfig::from_query("plots=lr-grid,accuracy&present=1");
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(c.shown_plots(), vec![PlotId::Accuracy, PlotId::LrGrid]);
+        assert_eq!(PageConfig::from_query(&c.to_query()).0, c);
+        for preset in Preset::all() {
+            let (c, p) = PageConfig::from_query(&format!("preset={preset}&present=1"));
+            assert!(p.is_empty() && c.shown_plots() == preset.plots(), "{preset}: {p:?}");
+        }
         for preset in Preset::all() {
             let c = PageConfig::from_preset(preset);
             assert_eq!(c.run_config(BackendKind::Gpu).validate(60_000), Ok(()), "{preset}");

@@ -5,6 +5,7 @@
 use crate::config::{BackendKind, ConfigError, Rule, RuleSettings, RunConfig};
 use crate::pcn::network::Param;
 use crate::pcn::Activation;
+use crate::plot_id::PlotId;
 use std::fmt;
 use std::str::FromStr;
 
@@ -139,14 +140,15 @@ impl Preset {
     }
 
     /// The plots that carry this preset's point (the presentation mode's default selection).
-    pub fn plots(self) -> &'static [&'static str] {
+    pub fn plots(self) -> &'static [PlotId] {
+        use PlotId::*;
         match self {
-            Preset::Fig1Relu(_) | Preset::Fig1ReluSmall(_) => &["accuracy", "loss", "activation-rms"],
-            Preset::Tutorial => &["accuracy", "energy-heatmap", "inference-view"],
-            Preset::PcVsBp => &["accuracy", "loss", "inference-view"],
-            Preset::Explode => &["activation-rms", "loss", "accuracy"],
-            Preset::Conditioning => &["kappa-sweep", "kappa-training"],
-            Preset::LrTransfer => &["lr-grid", "accuracy", "loss"],
+            Preset::Fig1Relu(_) | Preset::Fig1ReluSmall(_) => &[Accuracy, Loss, ActivationRms],
+            Preset::Tutorial => &[Accuracy, EnergyHeatmap, InferenceView],
+            Preset::PcVsBp => &[Accuracy, Loss, InferenceView],
+            Preset::Explode => &[ActivationRms, Loss, Accuracy],
+            Preset::Conditioning => &[KappaSweep, KappaTraining],
+            Preset::LrTransfer => &[LrGrid, Accuracy, Loss],
         }
     }
 

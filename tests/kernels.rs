@@ -8,6 +8,11 @@
 //! Sizes are odd on purpose: B = 37 and N = 33 are not multiples of the 32-wide tiles, D = 30 and
 //! O = 10 differ from N, and a tanh network has a non-zero curvature term.
 
+// `!(err <= m)` on purpose: it is true for NaN.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+// Index loops over layers read like the maths; a written range is a list of ranges.
+#![allow(clippy::needless_range_loop, clippy::single_range_in_vec_init)]
+
 mod common;
 
 use common::*;

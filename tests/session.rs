@@ -154,10 +154,9 @@ fn an_hour_of_histories_stays_within_its_bound() {
             run.accuracy.push(it, 90.0);
         }
     }
-    let bytes = |n: usize, per: usize| n * (std::mem::size_of::<usize>() + per);
-    let total = bytes(run.loss.points().len(), 8)
-        + bytes(run.accuracy.points().len(), 8)
-        + bytes(run.energies.points().len(), 24 + 8 * layers);
+    // What is allocated (capacities, not lengths): the three series and each kept profile.
+    let profiles: usize = run.energies.points().iter().map(|(_, v)| v.capacity() * 8).sum();
+    let total = run.loss.allocated_bytes() + run.accuracy.allocated_bytes() + run.energies.allocated_bytes() + profiles;
     for (name, len) in [
         ("loss", run.loss.points().len()),
         ("accuracy", run.accuracy.points().len()),

@@ -3,14 +3,12 @@
 
 use super::{bin_profiles, draw_heatmap, draw_lines, rule_color, Axes, Grid, Line};
 use crate::pcn::train::IterationReport;
+use crate::plot_id::PlotId;
 use crate::session::{Run, RunStatus, Session};
 use plotters::prelude::*;
 
 /// Heatmap cells drawn at most (columns are averaged to stay under it).
 pub const MAX_CELLS: usize = 8000;
-
-/// The plots `pclab train --plots` writes, by the page's ids.
-pub const SESSION_PLOTS: [&str; 5] = ["accuracy", "loss", "energy-heatmap", "activation-rms", "weight-change"];
 
 /// A line in a rule's colour.
 pub fn line_of(label: &str, rule: &str, points: Vec<(f64, f64)>, diverged_at: Option<(usize, String)>) -> Line {
@@ -75,33 +73,38 @@ pub fn axes(x: &str, y: &str, log_y: bool) -> Axes {
     Axes { x_desc: x.into(), y_desc: y.into(), log_y, log_x: false }
 }
 
-/// Draws the session plot `id` (one of [`SESSION_PLOTS`]) on any backend.
+/// Draws the session plot `id` (one of [`PlotId::SESSION`]) on any backend.
 pub fn draw_session<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
-    id: &str,
+    id: PlotId,
     session: &Session,
 ) -> Result<(), String> {
     let runs = &session.runs;
     match id {
-        "accuracy" => draw_lines(root, &axes("iteration", "test accuracy (%)", false), &run_lines(runs, false), "")?,
-        "loss" => draw_lines(root, &axes("iteration", "training loss", true), &run_lines(runs, true), "")?,
-        "energy-heatmap" => {
+        PlotId::Accuracy => {
+            draw_lines(root, &axes("iteration", "test accuracy (%)", false), &run_lines(runs, false), "")?
+        }
+        PlotId::Loss => draw_lines(root, &axes("iteration", "training loss", true), &run_lines(runs, true), "")?,
+        PlotId::EnergyHeatmap => {
             let run =
                 runs.iter().find(|r| r.settings.rule.is_pc()).ok_or("no PC rule ran, so there are no energies")?;
             draw_heatmap(root, "iteration", &energy_grid(run), "")?
         }
-        "activation-rms" => {
+        PlotId::ActivationRms => {
             draw_lines(root, &axes("layer l", "RMS of z_l", true), &profile_lines(runs, false, |r| &r.act_rms), "")?
         }
-        "weight-change" => {
+        PlotId::WeightChange => {
             draw_lines(root, &axes("layer l", "‖ΔW_l‖ / ‖W_l‖", true), &profile_lines(runs, false, |r| &r.rel_dw), "")?
         }
-        other => return Err(format!("unknown plot '{other}'; the plots are {}", SESSION_PLOTS.join(", "))),
+        other => {
+            let drawn: Vec<&str> = PlotId::SESSION.iter().map(|p| p.id()).collect();
+            return Err(format!("the {other} plot is not drawn from a session; these are: {}", drawn.join(", ")));
+        }
     };
     root.present().map_err(|e| format!("drawing failed: {e:?}"))
 }
 
-/// Writes every [`SESSION_PLOTS`] plot of `session` into `dir` as `<id>.svg` and `<id>.png`
+/// Writes every [`PlotId::SESSION`] plot of `session` into `dir` as `<id>.svg` and `<id>.png`
 /// (`width × height` pixels); the files written.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn write_plots(
@@ -122,7 +125,7 @@ pub fn write_plots(
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut written = Vec::new();
     let pc = session.runs.iter().any(|r| r.settings.rule.is_pc());
-    for id in SESSION_PLOTS.iter().filter(|id| pc || **id != "energy-heatmap") {
+    for id in PlotId::SESSION.into_iter().filter(|&id| pc || id != PlotId::EnergyHeatmap) {
         let svg = dir.join(format!("{id}.svg"));
         draw_session(&SVGBackend::new(&svg, size).into_drawing_area(), id, session)?;
         let png = dir.join(format!("{id}.png"));

@@ -72,7 +72,7 @@ impl Activation {
         match self {
             Activation::Linear => u,
             Activation::Tanh => u.tanh(),
-            Activation::Relu => u.max(T::zero()),
+            Activation::Relu => relu(u),
             Activation::LeakyRelu => {
                 if u > T::zero() {
                     u
@@ -152,12 +152,18 @@ impl Activation {
     }
 }
 
+/// ReLU, `max(u, 0)`: the one definition [`Activation::f`] and [`Activation::map`] share.
+#[inline]
+fn relu<T: Real>(u: T) -> T {
+    u.max(T::zero())
+}
+
 impl Activation {
     /// `dst = φ(src)`, with the activation chosen once outside the loop so it vectorises.
     pub fn map<T: Real>(self, src: &[T], dst: &mut [T]) {
         match self {
             Activation::Linear => dst.copy_from_slice(src),
-            Activation::Relu => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s.max(T::zero())),
+            Activation::Relu => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = relu(s)),
             act => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = act.f(s)),
         }
     }

@@ -37,6 +37,12 @@ impl<V: Clone> Series<V> {
         &self.points
     }
 
+    /// Bytes allocated for the points themselves (the vector's capacity, not its length);
+    /// values that own heap memory add theirs on top (see the history bound test).
+    pub fn allocated_bytes(&self) -> usize {
+        self.points.capacity() * std::mem::size_of::<(usize, V)>()
+    }
+
     /// The most recent kept point.
     pub fn last(&self) -> Option<&(usize, V)> {
         self.points.last()

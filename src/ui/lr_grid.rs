@@ -5,6 +5,7 @@
 
 use super::runner::{with, Runner};
 use crate::config::{Rule, RuleSettings};
+use crate::plot_id::PlotId;
 use crate::session::{RunStatus, Session};
 
 /// η_w of the quick grid and of the paper's.
@@ -131,7 +132,7 @@ impl Runner {
         }
         self.lr_grid_id += 1;
         self.lr_grid = Some(LrGrid::new(self.lr_choice.clone(), self.lr_grid_id));
-        self.dirty[8] = true;
+        self.dirty[PlotId::LrGrid.index()] = true;
     }
 
     /// Stops the grid, keeping the cells done.
@@ -202,7 +203,7 @@ impl Runner {
             g.results[d][l][e] = Some(if diverged || !min.is_finite() { f64::NAN } else { min });
             g.session = None;
             g.next += 1;
-            self.dirty[8] = true;
+            self.dirty[PlotId::LrGrid.index()] = true;
             if g.next == g.total() {
                 self.message("info", "the learning-rate grid is complete");
             }

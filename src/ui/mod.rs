@@ -10,6 +10,7 @@ mod runner;
 use crate::config::Rule;
 use crate::page::PageConfig;
 use crate::pcn::Activation;
+use crate::plot_id::PlotId;
 use crate::presets::Preset;
 use leptos::prelude::*;
 use runner::{Snapshot, SPEEDS};
@@ -304,7 +305,8 @@ fn swatch(rule: Rule) -> String {
 #[component]
 fn Plot(index: usize, hover: RwSignal<Vec<String>>, form: RwSignal<PageConfig>) -> impl IntoView {
     let def = &plots::PLOTS[index];
-    let tall = matches!(def.id, "energy-heatmap" | "inference-view" | "lr-grid");
+    let tall = def.id.tall();
+    let id = def.id.id();
     let help = RwSignal::new(false);
     let on_move = move |ev: web_sys::MouseEvent| {
         let canvas: web_sys::HtmlCanvasElement = event_target(&ev);
@@ -313,16 +315,16 @@ fn Plot(index: usize, hover: RwSignal<Vec<String>>, form: RwSignal<PageConfig>) 
         hover.update(|h| h[index] = text);
     };
     let png = move |_| {
-        let url = plots_canvas(def.id).and_then(|c| c.to_data_url().ok());
+        let url = plots_canvas(id).and_then(|c| c.to_data_url().ok());
         let done = url
             .ok_or_else(|| "the canvas could not be read".to_string())
-            .and_then(|u| download_url(&format!("pclab-{}.png", def.id), &u));
-        report(done, &format!("{}.png", def.id));
+            .and_then(|u| download_url(&format!("pclab-{}.png", id), &u));
+        report(done, &format!("{}.png", id));
     };
     let svg = move |_| {
         let text = runner::with(|r| plots::svg(index, r)).unwrap_or_else(|| Err("the page is not ready".into()));
-        let done = text.and_then(|t| download(&format!("pclab-{}.svg", def.id), "image/svg+xml", &t));
-        report(done, &format!("{}.svg", def.id));
+        let done = text.and_then(|t| download(&format!("pclab-{}.svg", id), "image/svg+xml", &t));
+        report(done, &format!("{}.svg", id));
     };
     let hidden = move || form.with(|c| c.present && !c.shown_plots().contains(&def.id));
     view! {
@@ -330,21 +332,21 @@ fn Plot(index: usize, hover: RwSignal<Vec<String>>, form: RwSignal<PageConfig>) 
             <figcaption class="title">
                 <span>{def.title}</span>
                 <span class="plot-actions">
-                    <button class="small" data-testid=format!("help-{}", def.id) title="what this plot shows" on:click=move |_| help.update(|h| *h = !*h)>"?"</button>
-                    <button class="small" data-testid=format!("export-png-{}", def.id) title="download as PNG" on:click=png>"PNG"</button>
-                    <button class="small" data-testid=format!("export-svg-{}", def.id) title="download as SVG" on:click=svg>"SVG"</button>
+                    <button class="small" data-testid=format!("help-{}", id) title="what this plot shows" on:click=move |_| help.update(|h| *h = !*h)>"?"</button>
+                    <button class="small" data-testid=format!("export-png-{}", id) title="download as PNG" on:click=png>"PNG"</button>
+                    <button class="small" data-testid=format!("export-svg-{}", id) title="download as SVG" on:click=svg>"SVG"</button>
                 </span>
             </figcaption>
-            {move || help.get().then(|| view! { <p class="help" data-testid=format!("help-text-{}", def.id)>{def.help}</p> })}
+            {move || help.get().then(|| view! { <p class="help" data-testid=format!("help-text-{}", id)>{def.help}</p> })}
             <canvas
-                id=format!("plot-{}", def.id)
-                data-testid=def.id
+                id=format!("plot-{}", id)
+                data-testid=id
                 width=if tall { 900 } else { 640 }
                 height=if tall { 330 } else { 300 }
                 on:mousemove=on_move
                 on:mouseleave=move |_| hover.update(|h| h[index].clear())
             ></canvas>
-            <div class="hover" data-testid=format!("hover-{}", def.id)>
+            <div class="hover" data-testid=format!("hover-{}", id)>
                 {move || hover.with(|h| h[index].clone())}
             </div>
             <p class="caption">{def.caption}</p>
@@ -693,8 +695,10 @@ fn App() -> impl IntoView {
             let mut times = drawn_at.get();
             let n = plots::PLOTS.len();
             // While an evaluation has the session, the plots keep what they show.
-            // The conditioning plots and the grid (6, 7, 8) do not read the session.
-            let due = |i: usize| r.dirty[i] && now - times[i] >= REDRAW_MS && (!r.lent || i >= 6);
+            // The conditioning plots and the grid do not read the session.
+            let reads_session =
+                |i: usize| !matches!(PlotId::ALL[i], PlotId::KappaSweep | PlotId::KappaTraining | PlotId::LrGrid);
+            let due = |i: usize| r.dirty[i] && now - times[i] >= REDRAW_MS && (!r.lent || !reads_session(i));
             if let Some(i) = (0..n).map(|k| (next_plot.get() + k) % n).find(|&i| due(i)) {
                 r.dirty[i] = false;
                 times[i] = now;
@@ -821,6 +825,13 @@ fn App() -> impl IntoView {
                         </select>
                     </label>
                     <span class="counter">"iteration " <strong data-testid="iteration">{move || snap.with(|s| s.iteration)}</strong></span>
+                    <span
+                        class="counter network"
+                        title="the networks in force"
+                        data-testid="session"
+                        data-generation=move || snap.with(|s| s.generation.to_string())
+                        data-reported=move || snap.with(|s| s.reported.to_string())
+                    >{move || snap.with(|s| s.session.clone())}</span>
                 </div>
                 <div class="toolbar secondary">
                     <button data-testid="present-toggle" title="large type, the chosen plots only, fullscreen (F)" on:click=move |_| {

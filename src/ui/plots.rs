@@ -1,9 +1,10 @@
-//! The six live plots: data shaped from the session by the runner's state, drawn by `charts` on
+//! The page's live plots ([`PlotId::ALL`]): data shaped from the session by the runner's state, drawn by `charts` on
 //! canvases, with the values under the pointer read back from the same data.
 
 use super::runner::{Reveal, Runner};
 use crate::charts::figures::{self, line_of, series_points};
 use crate::charts::{self, Axes, Frame, Grid, Line};
+use crate::plot_id::PlotId;
 use crate::session::conditioning::Scheme;
 use plotters::prelude::*;
 use plotters_canvas::CanvasBackend;
@@ -12,8 +13,8 @@ use wasm_bindgen::JsCast;
 
 /// A plot on the page.
 pub struct PlotDef {
-    /// Its test id and canvas id suffix.
-    pub id: &'static str,
+    /// Which plot (its id is the test id and the canvas id suffix).
+    pub id: PlotId,
     /// Title.
     pub title: &'static str,
     /// The one-line caption saying what it shows.
@@ -22,63 +23,71 @@ pub struct PlotDef {
     pub help: &'static str,
 }
 
-/// Every plot, in the runner's `dirty` order.
-pub const PLOTS: [PlotDef; super::runner::PLOT_COUNT] = [
+/// Every plot, in [`PlotId::ALL`] order (the runner's `dirty` order; checked at compile time).
+pub const PLOTS: [PlotDef; PlotId::COUNT] = [
     PlotDef {
-        id: "accuracy",
+        id: PlotId::Accuracy,
         title: "Test accuracy",
         caption: "Percent of the 10 000 MNIST test images classified by the feedforward pass, every k iterations; faded: before the switch.",
         help: "Each line is one learning rule on the same network, seed and batches. Accuracy is measured on all 10 000 test images with the feedforward pass (no inference), every k iterations. The paper (Fig. 1, N = 512, ReLU): μPC ≈ 92/93/94 % after 300/600/900 iterations at every depth from 8 to 128, on top of backprop with Depth-μP; standard PC ≈ 82 % at 8 layers, ≈ 67 % at 32, and does not train (chance, 10 %) at 64 and 128. Faded lines are the runs before the last standard PC ⇄ μPC switch.",
     },
     PlotDef {
-        id: "loss",
+        id: PlotId::Loss,
         title: "Training loss",
         caption: "½·mean ‖y − ŷ‖² of each batch at the feedforward point (log scale); a cross marks a divergence.",
         help: "The training loss ½·mean‖y − ŷ‖² of each batch, at the feedforward point, before the weight update (log scale). A cross marks the iteration where a run produced a non-finite value and stopped. Standard PC starts orders of magnitude higher at depth because its forward pass explodes; μPC and BP start near 0.5.",
     },
     PlotDef {
-        id: "energy-heatmap",
+        id: PlotId::EnergyHeatmap,
         title: "Energy by layer over training",
         caption: "Left: E_l after inference, layer × iteration (log colour; grey: exactly 0 in f32). Right: the latest energy profile by layer, per PC rule.",
         help: "Left: each column is an iteration, each row a layer l (1 at the bottom, L = H+1 the output at the top); the colour is the layer energy E_l = ½‖e_l‖² after inference, on a log scale; exact zeros in f32 are grey. Right: the latest profile. With η_z = 0.5 and B = 64 the error signal decays roughly like (η_z/B)^k with distance k from the output, so in deep networks only the top layers carry energy — and only they learn.",
     },
     PlotDef {
-        id: "inference-view",
+        id: PlotId::InferenceView,
         title: "Inside the latest iteration's inference",
         caption: "Left: E_l at the feedforward point (step 0, where hidden errors are exactly 0, grey) and after each inference step. Right: total energy F by step.",
         help: "One iteration's inference, step by step: column t is the layer energies after t inference steps (t = 0: the feedforward point, where every hidden error is exactly zero and only the output layer has energy). Each step the error moves down one layer — a wavefront. Right: the total energy F by step, which inference descends. Use “step inference” (Shift+→) to reveal the steps one at a time.",
     },
     PlotDef {
-        id: "activation-rms",
+        id: PlotId::ActivationRms,
         title: "Forward-pass scale",
         caption: "RMS of the activities z_l after the feedforward pass, by layer (log scale): standard PC explodes or vanishes with depth.",
         help: "The root mean square of each layer's activities z_l after the feedforward pass. With standard initialisation a residual ReLU block adds about 1/6 of the variance, so standard PC's forward pass grows like (1 + 1/6)^(l/2) and explodes beyond ~60 layers (or vanishes without skips). μPC scales each residual branch by a_h = 1/√(N·L) — a 1/√L shrink on top of fan-in scaling — and the input and output layers by width, so its forward pass stays at scale 1 at every depth — the paper's fix.",
     },
     PlotDef {
-        id: "weight-change",
+        id: PlotId::WeightChange,
         title: "Where learning happens",
         caption: "‖ΔW_l‖ / ‖W_l‖ of the latest Adam update, by layer (log scale).",
         help: "‖ΔW_l‖ / ‖W_l‖, the relative size of the latest Adam update of each weight matrix, by layer (log scale). In PC the weight gradient of layer l is its error times the activity below, so layers the error has not reached during inference do not change. Backprop updates every layer.",
     },
     PlotDef {
-        id: "kappa-sweep",
+        id: PlotId::KappaSweep,
         title: "Ill-conditioning grows with depth",
         caption: "κ = |λ_max| / |λ_min| of the inference Hessian at initialisation against depth H (log–log), median over seeds with their range shaded.",
         help: "κ = |λ_max| / |λ_min| of the Hessian of one image's energy over all hidden activities, at initialisation, against depth H (log–log), for standard PC with skips, standard PC without skips and μPC; the line is the median over seeds and the band their range. κ measures how hard inference is for gradient descent: the steps needed grow with κ. The paper: κ grows with depth (and width) for residual networks, and μPC does not prevent it — μPC fixes the forward pass, not the inference landscape.",
     },
     PlotDef {
-        id: "kappa-training",
+        id: PlotId::KappaTraining,
         title: "Conditioning over training",
         caption: "κ of each PC run at the batch's first sample after inference, every k iterations (solid), with λ_max and λ_min (faint).",
         help: "κ of each PC run's inference Hessian during training, at the post-inference activities of the batch's first sample with the just-updated weights, every k iterations (solid), with λ_max and |λ_min| (faint). The paper found that training makes the landscape more ill-conditioned still.",
     },
     PlotDef {
-        id: "lr-grid",
+        id: PlotId::LrGrid,
         title: "Learning-rate transfer",
         caption: "Minimum training loss of each (η_w, η_z) cell at the two depths, side by side (shared log colour; × diverged).",
         help: "Each cell is a fresh network trained for the chosen number of iterations with that weight learning rate η_w (rows) and inference rate η_z (columns); its colour and number are the lowest training loss it reached (darker is better, × diverged). The two panels are two depths (or widths). The paper's Fig. 1 left: under μPC the region of good rates stays in the same place from 16 to 128 layers and across widths, so rates tuned on a small network transfer to a large one; under standard PC it moves and shrinks.",
     },
 ];
+
+const _: () = {
+    let mut i = 0;
+    while i < PLOTS.len() {
+        assert!(PLOTS[i].id.index() == i, "PLOTS must follow PlotId::ALL");
+        i += 1;
+    }
+};
 
 enum Hover {
     Lines(Vec<Line>, &'static str),
@@ -151,7 +160,7 @@ fn sweep_lines(r: &Runner) -> Vec<Line> {
 /// Draws plot `index` on its canvas; returns what the status should say if drawing failed.
 pub fn draw(index: usize, r: &Runner) -> Result<(), String> {
     let def = &PLOTS[index];
-    let Some(canvas) = canvas(def.id) else { return Ok(()) };
+    let Some(canvas) = canvas(def.id.id()) else { return Ok(()) };
     let Some(backend) = CanvasBackend::with_canvas_object(canvas) else {
         return Err(format!("the {} plot has no 2D canvas context", def.id));
     };
@@ -163,7 +172,7 @@ pub fn draw(index: usize, r: &Runner) -> Result<(), String> {
 /// Plot `index` as an SVG document of the canvas's size (plotters' SVG backend, same drawing).
 pub fn svg(index: usize, r: &Runner) -> Result<String, String> {
     let def = &PLOTS[index];
-    let size = canvas(def.id).map_or((640, 300), |c| (c.width(), c.height()));
+    let size = canvas(def.id.id()).map_or((640, 300), |c| (c.width(), c.height()));
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, size).into_drawing_area();
@@ -183,8 +192,8 @@ fn render<DB: DrawingBackend>(
     let axes = |x: &str, y: &str, log_y| Axes { x_desc: x.into(), y_desc: y.into(), log_y, log_x: false };
     let mut hover = Vec::new();
     match def.id {
-        "accuracy" | "loss" => {
-            let loss = def.id == "loss";
+        PlotId::Accuracy | PlotId::Loss => {
+            let loss = def.id == PlotId::Loss;
             let lines = history_lines(r, loss);
             let first_eval = format!("the first test evaluation comes at iteration {}", r.cfg.eval_every);
             let empty = if loss || r.session.is_none() { empty } else { first_eval.as_str() };
@@ -196,7 +205,7 @@ fn render<DB: DrawingBackend>(
             let frame = charts::draw_lines(root, &ax, &lines, empty)?;
             hover.push((frame, Hover::Lines(lines, "iteration")));
         }
-        "energy-heatmap" => {
+        PlotId::EnergyHeatmap => {
             let (w, _) = root.dim_in_pixel();
             let (left, right) = root.split_horizontally(w * 64 / 100);
             let run = r.session.as_ref().and_then(|s| s.runs.iter().find(|run| Some(run.name()) == r.view_rule));
@@ -208,7 +217,7 @@ fn render<DB: DrawingBackend>(
             let frame = charts::draw_lines(&right, &axes("layer l", "E_l after inference", true), &lines, "")?;
             hover.push((frame, Hover::Lines(lines, "layer")));
         }
-        "inference-view" => {
+        PlotId::InferenceView => {
             let (w, _) = root.dim_in_pixel();
             let (left, right) = root.split_horizontally(w * 64 / 100);
             let shown = match r.reveal {
@@ -244,12 +253,12 @@ fn render<DB: DrawingBackend>(
             let frame = charts::draw_lines(&right, &axes("step t", "total energy F", true), &totals, "")?;
             hover.push((frame, Hover::Lines(totals, "step")));
         }
-        "activation-rms" => {
+        PlotId::ActivationRms => {
             let lines = profile_lines(r, false, |rep| &rep.act_rms);
             let frame = charts::draw_lines(root, &axes("layer l", "RMS of z_l", true), &lines, empty)?;
             hover.push((frame, Hover::Lines(lines, "layer")));
         }
-        "kappa-sweep" => {
+        PlotId::KappaSweep => {
             let lines = sweep_lines(r);
             let ax = Axes { x_desc: "depth H".into(), y_desc: "κ at initialisation".into(), log_y: true, log_x: true };
             let note =
@@ -257,7 +266,7 @@ fn render<DB: DrawingBackend>(
             let frame = charts::draw_lines(root, &ax, &lines, note)?;
             hover.push((frame, Hover::Lines(lines, "H")));
         }
-        "lr-grid" => {
+        PlotId::LrGrid => {
             let Some(g) = r.lr_grid.as_ref() else {
                 charts::draw_lines(root, &axes("η_z", "η_w", false), &[], "press “run the grid”")?;
                 root.present().map_err(|e| format!("drawing failed: {e:?}"))?;
@@ -274,7 +283,7 @@ fn render<DB: DrawingBackend>(
                 hover.push((frame, Hover::Matrix(k)));
             }
         }
-        "kappa-training" => {
+        PlotId::KappaTraining => {
             let mut lines = Vec::new();
             for (rule, points) in &r.kappa {
                 let label = rule.parse::<crate::config::Rule>().map_or(*rule, |r| r.label());
@@ -295,7 +304,7 @@ fn render<DB: DrawingBackend>(
             let frame = charts::draw_lines(root, &axes("iteration", "κ, λ_max, |λ_min|", true), &lines, note)?;
             hover.push((frame, Hover::Lines(lines, "iteration")));
         }
-        _ => {
+        PlotId::WeightChange => {
             let lines = profile_lines(r, false, |rep| &rep.rel_dw);
             let frame = charts::draw_lines(root, &axes("layer l", "‖ΔW_l‖ / ‖W_l‖", true), &lines, empty)?;
             hover.push((frame, Hover::Lines(lines, "layer")));

@@ -13,6 +13,7 @@ use crate::pcn::hessian::{Extremes, LanczosConfig, Method};
 use crate::pcn::train::iteration_flops;
 use crate::pcn::Activation;
 use crate::pcn::Mat;
+use crate::plot_id::PlotId;
 use crate::remote::WorkerLink;
 use crate::session::conditioning::{to_f64, KappaJob, Scheme};
 use crate::session::{Backend, Device, Event, RunStatus, Series, Session};
@@ -38,8 +39,8 @@ const CONDITIONING_BUDGET_MS: f64 = 6.0;
 /// Largest Hessian (`N·H`) the page analyses: the Lanczos basis of a 16 384-dimensional Hessian
 /// already takes 52 MB; larger ones are for `pclab hessian`.
 pub const PAGE_MAX_HESSIAN: usize = 128 * 128;
-/// Plots on the page (the runner's dirty flags).
-pub const PLOT_COUNT: usize = 9;
+/// Plots on the page (the runner's dirty flags, indexed by [`PlotId::index`]).
+pub const PLOT_COUNT: usize = PlotId::COUNT;
 
 /// One point of the κ-against-depth sweep.
 #[derive(Clone, Debug)]
@@ -172,6 +173,12 @@ pub struct Snapshot {
     pub view_rule: Option<&'static str>,
     /// Training can start (data loaded, networks built).
     pub ready: bool,
+    /// The networks in force, "H = … · N = … · B = … · T = …" (empty until they are built).
+    pub session: String,
+    /// Sessions started so far (a reset or a new setting starts one).
+    pub generation: usize,
+    /// Every run of the session in force has reported an iteration (or stopped).
+    pub reported: bool,
     /// The κ sweep's progress, in words.
     pub sweep: String,
     /// The κ sweep has work left.
@@ -620,7 +627,7 @@ impl Runner {
             // Rows 0 … T, then one more press for the weight update.
             Some(Reveal::Showing { iteration, shown }) if shown < steps + 2 => {
                 self.reveal = Some(Reveal::Showing { iteration, shown: shown + 1 });
-                self.dirty[3] = true;
+                self.dirty[PlotId::InferenceView.index()] = true;
             }
             Some(Reveal::Waiting(_)) => {}
             _ => {
@@ -700,7 +707,7 @@ impl Runner {
                         Some(k) => k.1.push((at, e)),
                         None => self.kappa.push((rule, vec![(at, e)])),
                     }
-                    self.dirty[7] = true;
+                    self.dirty[PlotId::KappaTraining.index()] = true;
                 }
                 continue;
             }
@@ -723,7 +730,7 @@ impl Runner {
                 sw.results.push(SweepPoint { scheme, depth, extremes: e });
                 sw.job = None;
                 sw.next += 1;
-                self.dirty[6] = true;
+                self.dirty[PlotId::KappaSweep.index()] = true;
                 if sw.next == sw.tasks.len() {
                     self.message("info", "the κ sweep is complete");
                 }
@@ -773,7 +780,7 @@ impl Runner {
             results: Vec::new(),
             cancelled: false,
         });
-        self.dirty[6] = true;
+        self.dirty[PlotId::KappaSweep.index()] = true;
     }
 
     /// True when κ of the page's network fits the page; otherwise says so once.
@@ -1099,6 +1106,14 @@ impl Runner {
             no_webgpu: self.no_webgpu.clone(),
             inference,
             ready: s.is_some(),
+            session: s.map_or_else(String::new, |s| {
+                let c = &s.config;
+                format!("H = {} · N = {} · B = {} · T = {}", c.depth, c.width, c.batch, c.inference_steps())
+            }),
+            generation: self.generation,
+            reported: s.is_some_and(|s| {
+                !s.runs.is_empty() && s.runs.iter().all(|r| r.last.is_some() || !matches!(r.status, RunStatus::Running))
+            }),
             sweep: self.sweep_text(),
             sweep_running: self.sweep_running(),
             lr_grid: self.lr_grid.as_ref().map_or_else(|| "not run yet".into(), |g| g.progress()),
