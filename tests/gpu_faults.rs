@@ -101,11 +101,7 @@ fn a_lost_device_stops_the_runs_and_a_new_one_resumes_from_the_last_evaluation()
         file(s.step(), &mut got, &mut got_acc);
     }
     assert_eq!(got.len(), want.len(), "every iteration of both rules is filed");
-    let mut worst = 0.0f64;
-    for (k, w) in &want {
-        let g = got[k];
-        worst = worst.max((g - w).abs() / w.abs().max(1e-12));
-    }
+    let worst = common::nan_max(want.iter().map(|(k, w)| (got[k] - w).abs() / w.abs().max(1e-12)));
     // Weights, Adam's moments and step count come back exactly, and the batches continue as they
     // would have: the resumed run is the uninterrupted one.
     assert!(worst <= 1e-6, "largest relative loss difference after the resume: {worst:e}");

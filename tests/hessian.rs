@@ -22,9 +22,11 @@ fn fixtures() -> Vec<PathBuf> {
     files
 }
 
+/// The largest entrywise error relative to the reference's largest magnitude; NaN when a value is
+/// non-finite where the reference is finite (the checker of `common`).
 fn rel_err(got: &[f64], want: &[f64]) -> f64 {
     let scale = want.iter().fold(1e-300f64, |m, v| m.max(v.abs()));
-    got.iter().zip(want).map(|(g, w)| (g - w).abs() / scale).fold(0.0, f64::max)
+    common::entry_error(got, want, scale).0
 }
 
 fn point(fx: &Value) -> (Network<f64>, HessianPoint<f64>) {
@@ -52,14 +54,16 @@ fn every_fixture_matches_on_the_cpu() {
         let (lo, hi, k) = (f(&fx["lambda_min"]), f(&fx["lambda_max"]), f(&fx["kappa"]));
         let e_lz = [(lz.lambda_min - lo) / lo.abs(), (lz.lambda_max - hi) / hi.abs(), (lz.kappa - k) / k]
             .iter()
-            .fold(0.0f64, |m, v| m.max(v.abs()));
+            .map(|v| v.abs())
+            .fold(0.0, |m, v| common::nan_max([m, v]));
         // Bisection with block-Cholesky tests.
         let blk = extremes(&net, &p, Method::Blocks, LanczosConfig { tol: 1e-12, ..LanczosConfig::default() })
             .expect("blocks");
         let e_blk = [(blk.lambda_min - lo) / lo.abs(), (blk.lambda_max - hi) / hi.abs(), (blk.kappa - k) / k]
             .iter()
-            .fold(0.0f64, |m, v| m.max(v.abs()));
-        let worst = e_hvp.max(e_eig).max(e_lz).max(e_blk);
+            .map(|v| v.abs())
+            .fold(0.0, |m, v| common::nan_max([m, v]));
+        let worst = common::nan_max([e_hvp, e_eig, e_lz, e_blk]);
         println!(
             "fixture {name} cpu ok kappa={:.6e} max_rel_err={worst:.1e} (hvp {e_hvp:.1e}, eigenvalues {e_eig:.1e}, Lanczos {e_lz:.1e} in {} iterations, blocks {e_blk:.1e})",
             lz.kappa, lz.iterations
@@ -169,7 +173,7 @@ fn the_block_hessian_is_the_dense_one_and_its_bisection_finds_the_dense_extremes
             let blocks = BlockHessian::new(&net, &p);
             assert_eq!(blocks.dim(), p.dim());
             let scale = dense.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            let diff = blocks.to_dense().iter().zip(&dense).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            let diff = common::nan_max(blocks.to_dense().iter().zip(&dense).map(|(a, b)| (a - b).abs()));
             assert!(diff <= 1e-13 * scale, "{act:?} {param:?}: block matrix differs by {diff:e}");
             let eig = eigenvalues(&dense, p.dim()).expect("dense");
             let (lo, hi) = (eig[0], eig[eig.len() - 1]);
@@ -277,8 +281,9 @@ fn every_fixture_matches_on_the_gpu() {
         let (lo, hi, k) = (f(&fx["lambda_min"]), f(&fx["lambda_max"]), f(&fx["kappa"]));
         let e_lz = [(lz.lambda_min - lo) / lo.abs(), (lz.lambda_max - hi) / hi.abs(), (lz.kappa - k) / k]
             .iter()
-            .fold(0.0f64, |m, v| m.max(v.abs()));
-        let worst = e_hvp.max(e_lz);
+            .map(|v| v.abs())
+            .fold(0.0, |m, v| common::nan_max([m, v]));
+        let worst = common::nan_max([e_hvp, e_lz]);
         println!(
             "fixture {name} gpu ok kappa={:.6e} max_rel_err={worst:.1e} (hvp {e_hvp:.1e}, Lanczos {e_lz:.1e} in {} iterations)",
             lz.kappa, lz.iterations
@@ -317,8 +322,10 @@ fn gpu_lanczos_runs_per_sample_problems_side_by_side_and_agrees_with_dense_eigen
                 &eigenvalues(&dense_hessian(&net64, &p64), p64.dim()).expect("eigenvalues"),
             );
             let scale = want.lambda_max.abs().max(want.lambda_min.abs());
-            let err =
-                ((e.lambda_min - want.lambda_min).abs() / scale).max((e.lambda_max - want.lambda_max).abs() / scale);
+            let err = common::nan_max([
+                (e.lambda_min - want.lambda_min).abs() / scale,
+                (e.lambda_max - want.lambda_max).abs() / scale,
+            ]);
             println!(
                 "{act:?} N={width} H={hidden} B={batch} sample {s}: λ_min {:.6e} ({:.6e}), λ_max {:.6e} ({:.6e}), {} iterations, error {err:.1e}",
                 e.lambda_min, want.lambda_min, e.lambda_max, want.lambda_max, e.iterations

@@ -97,6 +97,11 @@ fn max_abs(v: &[f64]) -> f64 {
     v.iter().filter(|x| x.is_finite()).fold(1e-300, |m, x| m.max(x.abs()))
 }
 
+/// The largest of `values`, NaN when any is NaN (`f64::max` would drop it).
+pub fn nan_max(values: impl IntoIterator<Item = f64>) -> f64 {
+    values.into_iter().fold(0.0f64, |m, v| if v.is_nan() || m.is_nan() { f64::NAN } else { m.max(v) })
+}
+
 /// Whether two values that are not both finite agree (the same infinity, or both NaN).
 fn same_non_finite(g: f64, w: f64) -> bool {
     (g.is_nan() && w.is_nan()) || g == w
