@@ -1,7 +1,7 @@
 # pclab — two commands on a fresh machine with Rust and git:
 #   make serve   install what is missing, build in release, serve on http://127.0.0.1:8080
 #   make test    install what is missing, then fmt, clippy (native + wasm32), cargo deny, every test,
-#                the web build, the browser tests
+#                a SLURM job array on a one-node cluster, the web build, the browser tests
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -17,7 +17,7 @@ export PATH := $(CARGO_BIN):$(PATH)
 # they were skipped).
 export PCLAB_REQUIRE_GPU ?= 1
 
-.PHONY: help serve test tools system-deps lint deny unit web e2e bench bench-gpu
+.PHONY: help serve test tools system-deps lint deny unit slurm web e2e bench bench-gpu
 
 help:
 	@echo "make serve   build the web app in release and serve it on http://127.0.0.1:8080"
@@ -68,6 +68,12 @@ unit:
 	  echo; echo "!!!!!!!! GPU tests SKIPPED (PCLAB_REQUIRE_GPU=0): the WGSL kernels were not checked !!!!!!!!"; echo; \
 	fi
 
+# A real one-node SLURM cluster runs a sharded `pclab reproduce` job array, a cancelled and
+# resubmitted task included (scripts/slurm/test-cluster.sh; PCLAB_SLURM_TEST=0 skips it, loudly).
+slurm:
+	cargo build --release
+	bash scripts/slurm/test-cluster.sh
+
 web:
 	trunk build --release
 
@@ -75,7 +81,7 @@ web:
 e2e:
 	cd e2e && npm ci --no-audit --no-fund --loglevel=error && node run.mjs
 
-test: tools system-deps lint deny unit web e2e
+test: tools system-deps lint deny unit slurm web e2e
 	@if [ "$$PCLAB_REQUIRE_GPU" = "0" ]; then \
 	  echo; echo "!!!!!!!! GPU tests SKIPPED (PCLAB_REQUIRE_GPU=0): the WGSL kernels were not checked !!!!!!!!"; echo; \
 	fi

@@ -29,6 +29,8 @@
 //! - [`presets`] — the paper's experiments and the lecture's demonstrations, by id.
 //! - [`export`] — run-state JSON (loads back) and metrics CSV.
 //! - [`page`] — the page's configuration and its query string.
+//! - `reproduce` (native) — the paper's experiments as sharded run lists, resumable files of finished
+//!   runs, and the report that merges them.
 //! - [`remote`] — the CPU backend in a Web Worker: typed messages, the worker's host, the page's link.
 //! - `ui` (wasm only) — the Leptos page: controls, the frame loop that drives the session, views.
 
@@ -42,6 +44,8 @@ pub mod pcn;
 pub mod plot_id;
 pub mod presets;
 pub mod remote;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod reproduce;
 pub mod session;
 
 #[cfg(all(target_arch = "wasm32", feature = "ui"))]

@@ -181,15 +181,11 @@ impl Preset {
         };
         match self {
             Preset::Fig1Relu(h) | Preset::Fig1ReluSmall(h) => {
-                let (sp_lr, sp_eta_z) = match h {
-                    8 => (1e-2, 1e-1),
-                    16 | 32 => (1e-2, 1e-2),
-                    _ => (1e-1, 1e-2),
-                };
+                let [m, s, b] = fig1_rates(Activation::Relu, h);
                 RunConfig {
                     width: if matches!(self, Preset::Fig1Relu(_)) { 512 } else { 128 },
                     depth: h,
-                    rules: vec![rs(mupc, 0.1, 0.5), rs(sp, sp_lr, sp_eta_z), rs(bp, 1e-2, 0.5)],
+                    rules: vec![rs(mupc, m.0, m.1), rs(sp, s.0, s.1), rs(bp, b.0, b.1)],
                     iterations: train_len / base.batch,
                     eval_every: 300,
                     ..base
@@ -215,6 +211,28 @@ impl Preset {
             Preset::LrTransfer => {
                 RunConfig { depth: 128, rules: vec![rs(mupc, 0.1, 0.5), rs(sp, 1e-2, 1e-1)], eval_every: 100, ..base }
             }
+        }
+    }
+}
+
+/// The paper's η_w of the learning-rate transfer grids (spec §9).
+pub const PAPER_LRS: [f64; 4] = [0.5, 0.1, 0.05, 0.01];
+/// The paper's η_z of the learning-rate transfer grids (spec §9).
+pub const PAPER_ETA_ZS: [f64; 11] = [1000.0, 500.0, 100.0, 50.0, 10.0, 5.0, 1.0, 0.5, 0.1, 0.05, 0.01];
+
+/// The paper's Fig. 1 rates at depth `h` for activation `act`: `(μPC, standard PC, BP Depth-μP)`,
+/// each `(η_w, η_z)` (BP's η_z is unused). ReLU from the figure; linear and tanh from its appendix.
+pub fn fig1_rates(act: Activation, h: usize) -> [(f64, f64); 3] {
+    match act {
+        Activation::Linear => [(0.1, 1.0), (1e-2, 1e-2), (1e-3, 0.5)],
+        Activation::Tanh => [(0.1, 1.0), (1e-2, if h <= 16 { 1e-2 } else { 1e-1 }), (1e-2, 0.5)],
+        _ => {
+            let sp = match h {
+                0..=8 => (1e-2, 1e-1),
+                9..=32 => (1e-2, 1e-2),
+                _ => (1e-1, 1e-2),
+            };
+            [(0.1, 0.5), sp, (1e-2, 0.5)]
         }
     }
 }

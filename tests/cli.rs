@@ -244,3 +244,71 @@ fn train_writes_the_pages_plots_as_svg_and_png() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `reproduce` in shards equals one process, resumes without recomputing, and `report` merges the
+/// shards (refusing two experiments in one report and conflicting duplicates).
+#[test]
+fn reproduce_shards_resume_and_merge_into_a_report() {
+    let dir = std::env::temp_dir().join(format!("pclab-cli-reproduce-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = |name: &str| dir.join(name).to_str().expect("utf-8 path").to_string();
+    let small =
+        ["reproduce", "fig1", "--width", "16", "--depths", "2,3", "--seeds", "0", "--iters", "12", "--eval-every", "6"];
+    let run = |extra: &[&str]| {
+        let args: Vec<&str> = small.iter().copied().chain(extra.iter().copied()).collect();
+        let (ok, out, err) = pclab(&args);
+        assert!(ok, "{args:?}: {err}");
+        out
+    };
+    let one = d("one");
+    let out = run(&["--out", &one, "--jobs", "2"]);
+    assert!(out.contains("ran 6 of 6 runs (0 finished before)"), "{out}");
+    let again = run(&["--out", &one]);
+    assert!(again.contains("ran 0 of 6 runs (6 finished before)"), "a rerun recomputes nothing: {again}");
+    let shards: Vec<String> = (0..3).map(|k| d(&format!("shard{k}"))).collect();
+    for (k, s) in shards.iter().enumerate() {
+        let out = run(&["--out", s, "--shard", &format!("{k}/3")]);
+        assert!(out.contains("ran 2 of 2 runs"), "{out}");
+    }
+    // The shards and the one process hold the same runs: the merge of all four accepts them.
+    let mut args = vec!["report".to_string()];
+    args.extend(shards.iter().cloned());
+    args.extend([one.clone(), "--out".into(), d("report")]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, out, err) = pclab(&args);
+    assert!(ok && out.contains("6 runs of fig1 merged"), "{out}{err}");
+    let md = std::fs::read_to_string(dir.join("report/report.md")).expect("report.md");
+    assert!(md.contains("| 3 | μPC |") && md.contains("fig1-accuracy-vs-depth.svg"), "{md}");
+    for f in ["fig1-accuracy-vs-depth.svg", "fig1-accuracy-vs-depth.png", "fig1-accuracy-H2.png"] {
+        assert!(dir.join("report").join(f).exists(), "{f}");
+    }
+    // A run whose result differs is refused, naming it.
+    let file = dir.join("shard0/runs.shard-0-of-3.jsonl");
+    let text = std::fs::read_to_string(&file).expect("shard file");
+    std::fs::write(&file, text.replacen("\"min_loss\":", "\"min_loss\":1e9,\"x\":", 1)).expect("write");
+    fails_with(&["report", &shards[0], &one], &["appears twice with different results"]);
+    // Two experiments in one report are refused.
+    let grid = d("grid");
+    let (ok, _, err) = pclab(&[
+        "reproduce",
+        "lr-width",
+        "--widths",
+        "16",
+        "--depths",
+        "1",
+        "--iters",
+        "2",
+        "--eval-every",
+        "2",
+        "--shard",
+        "0/88",
+        "--out",
+        &grid,
+    ]);
+    assert!(ok, "{err}");
+    fails_with(&["report", &grid, &one], &["mixed experiments"]);
+    fails_with(&["reproduce", "fig2", "--out", &one], &["unknown experiment 'fig2'", "lr-depth"]);
+    fails_with(&["reproduce", "fig1", "--shard", "3/3", "--out", &one], &["shard 3/3 does not exist"]);
+    fails_with(&["reproduce", "fig1", "--shard", "auto", "--out", &one], &["SLURM_ARRAY_TASK_ID"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

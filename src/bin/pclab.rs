@@ -41,7 +41,14 @@ enum Command {
     SweepKappa(SweepArgs),
     /// Learning-rate transfer: the minimum training loss over a grid of (η_w, η_z), at several depths or widths.
     SweepLr(SweepLrArgs),
+    /// The paper's experiments (fig1, lr-depth, lr-width): a resumable run list, sharded for job arrays.
+    Reproduce(reproduce::ReproduceArgs),
+    /// Merge the finished runs of `reproduce` (any number of shard folders) into report.md and figures.
+    Report(reproduce::ReportArgs),
 }
+
+#[path = "pclab/reproduce.rs"]
+mod reproduce;
 
 /// Lanczos options shared by `hessian` and `sweep-kappa`.
 #[derive(Args, Clone)]
@@ -270,6 +277,8 @@ fn main() -> ExitCode {
         Command::Hessian(a) => hessian(a),
         Command::SweepKappa(a) => sweep_kappa(a),
         Command::SweepLr(a) => sweep_lr(a),
+        Command::Reproduce(a) => reproduce::reproduce(a),
+        Command::Report(a) => reproduce::report(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -505,10 +514,7 @@ fn train(a: TrainArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The paper's η_w grid (spec §9).
-const PAPER_LRS: [f64; 4] = [0.5, 0.1, 0.05, 0.01];
-/// The paper's η_z grid (spec §9).
-const PAPER_ETA_ZS: [f64; 11] = [1000.0, 500.0, 100.0, 50.0, 10.0, 5.0, 1.0, 0.5, 0.1, 0.05, 0.01];
+use pclab::presets::{PAPER_ETA_ZS, PAPER_LRS};
 
 fn sweep_lr(a: SweepLrArgs) -> Result<(), String> {
     let data = Arc::new(load_data(&a.net.data)?);

@@ -104,6 +104,21 @@ pub fn draw_session<DB: DrawingBackend>(
     root.present().map_err(|e| format!("drawing failed: {e:?}"))
 }
 
+/// Registers the bundled font for bitmap figures (once): bitmaps draw text through ab_glyph,
+/// which needs the font itself (SVG names it instead).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn register_font() {
+    use std::sync::Once;
+    static FONT: Once = Once::new();
+    FONT.call_once(|| {
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            plotters::style::FontStyle::Normal,
+            include_bytes!("../../assets/fonts/DejaVuSans.ttf"),
+        );
+    });
+}
+
 /// Writes every [`PlotId::SESSION`] plot of `session` into `dir` as `<id>.svg` and `<id>.png`
 /// (`width × height` pixels); the files written.
 #[cfg(not(target_arch = "wasm32"))]
@@ -112,16 +127,7 @@ pub fn write_plots(
     dir: &std::path::Path,
     size: (u32, u32),
 ) -> Result<Vec<std::path::PathBuf>, String> {
-    use std::sync::Once;
-    static FONT: Once = Once::new();
-    FONT.call_once(|| {
-        // Bitmaps draw text through ab_glyph, which needs the font itself (SVG names it instead).
-        let _ = plotters::style::register_font(
-            "sans-serif",
-            plotters::style::FontStyle::Normal,
-            include_bytes!("../../assets/fonts/DejaVuSans.ttf"),
-        );
-    });
+    register_font();
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut written = Vec::new();
     let pc = session.runs.iter().any(|r| r.settings.rule.is_pc());

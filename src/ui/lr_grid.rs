@@ -12,10 +12,7 @@ use crate::session::{RunStatus, Session};
 pub const QUICK_LRS: [f64; 3] = [0.5, 0.1, 0.01];
 /// η_z of the quick grid.
 pub const QUICK_ETA_ZS: [f64; 4] = [5.0, 0.5, 0.1, 0.01];
-/// The paper's η_w (spec §9).
-pub const PAPER_LRS: [f64; 4] = [0.5, 0.1, 0.05, 0.01];
-/// The paper's η_z (spec §9).
-pub const PAPER_ETA_ZS: [f64; 11] = [1000.0, 500.0, 100.0, 50.0, 10.0, 5.0, 1.0, 0.5, 0.1, 0.05, 0.01];
+pub use crate::presets::{PAPER_ETA_ZS, PAPER_LRS};
 
 /// What the grid section's controls choose.
 #[derive(Clone, Debug, PartialEq)]

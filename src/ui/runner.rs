@@ -176,7 +176,7 @@ pub struct Snapshot {
     /// The networks in force, "H = … · N = … · B = … · T = …" (empty until they are built).
     pub session: String,
     /// Sessions started so far (a reset or a new setting starts one).
-    pub generation: usize,
+    pub generation: u64,
     /// Every run of the session in force has reported an iteration (or stopped).
     pub reported: bool,
     /// The κ sweep's progress, in words.
