@@ -486,3 +486,33 @@ fn rates_and_inference_steps_change_live_the_same_on_both_backends() {
         }
     }
 }
+
+/// `bench --kernels`: one iteration timed per dispatch with timestamp queries (where the adapter
+/// offers them) covers every dispatch of the iteration, each kernel with its counted work.
+#[test]
+fn kernel_timestamps_cover_every_dispatch_of_an_iteration() {
+    let Some(ctx) = gpu() else { return };
+    let arch =
+        Arch { input: 20, width: 16, hidden: 6, output: 10, act: Activation::Tanh, skips: true, param: Param::Mupc };
+    let net: Network<f32> = Network::init(arch, 0);
+    for learning in [Learning::Pc { eta_z: 0.5, steps: 6 }, Learning::Bp] {
+        let mut g = block(GpuModel::new(ctx.clone(), &net, 8, learning, 0.1, AdamConfig::default())).expect("model");
+        let (x, y) = batch(&arch, 8, 1);
+        let times = match block(g.profile_kernels(&x, &y)) {
+            Ok(t) => t,
+            Err(e) => {
+                // Said, not silent: an adapter without timestamps cannot time kernels.
+                assert!(!ctx.has_timestamps(), "{e}");
+                println!("{e}");
+                return;
+            }
+        };
+        let (total, _) = g.count_dispatches();
+        assert_eq!(times.iter().map(|k| k.dispatches).sum::<usize>(), total, "{times:?}");
+        for name in ["forward", "errors", "weight_grad", "adam", "adam_stats", "act_rms"] {
+            let k = times.iter().find(|k| k.name == name).unwrap_or_else(|| panic!("{name} missing: {times:?}"));
+            assert!(k.ms.is_finite() && k.ms >= 0.0 && k.flops > 0.0 && k.bytes > 0.0, "{k:?}");
+        }
+        println!("{learning:?}: {:?}", times.iter().map(|k| (k.name, k.dispatches, k.ms)).collect::<Vec<_>>());
+    }
+}

@@ -264,6 +264,10 @@ struct BenchArgs {
     /// Timed iterations (the median is reported)
     #[arg(long, default_value_t = 10)]
     reps: usize,
+    /// With --backend gpu: also time each kernel of one iteration with GPU timestamp queries (its
+    /// ms, counted FLOPs and bytes, GFLOP/s and GB/s)
+    #[arg(long)]
+    kernels: bool,
     /// Print one JSON object per rule instead of text
     #[arg(long)]
     json: bool,
@@ -681,6 +685,9 @@ fn bench(a: BenchArgs) -> Result<(), String> {
             backend.train_step(i + 1, &indices, &x, &y).map_err(|e| e.to_string())?;
         }
         pollster::block_on(backend.flush()).map_err(|e| e.to_string())?;
+        if a.kernels {
+            kernel_table(&mut backend, &x, &y, a.json, rs.rule.name())?;
+        }
         let mut ms = Vec::with_capacity(a.reps);
         let started = Instant::now();
         for i in 0..a.reps {
@@ -726,6 +733,57 @@ fn bench(a: BenchArgs) -> Result<(), String> {
             );
         }
     }
+    Ok(())
+}
+
+/// `bench --kernels`: one iteration with every dispatch timed on the GPU, per kernel.
+fn kernel_table(
+    backend: &mut Backend,
+    x: &pclab::pcn::Mat<f32>,
+    y: &pclab::pcn::Mat<f32>,
+    json: bool,
+    rule: &str,
+) -> Result<(), String> {
+    let Backend::Gpu(m) = backend else {
+        return Err("--kernels times the GPU's kernels: add --backend gpu".into());
+    };
+    let times = pollster::block_on(m.profile_kernels(x, y)).map_err(|e| e.to_string())?;
+    pollster::block_on(m.flush()).map_err(|e| e.to_string())?;
+    let total: f64 = times.iter().map(|k| k.ms).sum();
+    if json {
+        for k in &times {
+            println!(
+                "{}",
+                json!({"kind": "kernel", "rule": rule, "kernel": k.name, "dispatches": k.dispatches, "ms": k.ms,
+                       "share": k.ms / total.max(1e-12), "gflop": k.flops / 1e9, "gbytes": k.bytes / 1e9,
+                       "gflops": k.gflops(), "gbps": k.gbps()})
+            );
+        }
+        return Ok(());
+    }
+    println!(
+        "{rule}: GPU time per kernel, one iteration ({} in {} dispatches, timestamp queries)",
+        m.context().describe(),
+        times.iter().map(|k| k.dispatches).sum::<usize>()
+    );
+    println!(
+        "  {:<14} {:>10} {:>10} {:>7} {:>10} {:>10} {:>10} {:>10}",
+        "kernel", "dispatches", "ms", "share", "GFLOP", "GB", "GFLOP/s", "GB/s"
+    );
+    for k in &times {
+        println!(
+            "  {:<14} {:>10} {:>10.3} {:>6.1}% {:>10.3} {:>10.3} {:>10.1} {:>10.1}",
+            k.name,
+            k.dispatches,
+            k.ms,
+            100.0 * k.ms / total.max(1e-12),
+            k.flops / 1e9,
+            k.bytes / 1e9,
+            k.gflops(),
+            k.gbps()
+        );
+    }
+    println!("  {:<14} {:>10} {total:>10.3}", "total", "");
     Ok(())
 }
 

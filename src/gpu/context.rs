@@ -59,6 +59,8 @@ impl GpuContext {
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("pclab"),
                 required_limits: limits.clone(),
+                // Per-kernel GPU timing (`pclab bench --kernels`) where the adapter offers it.
+                required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
                 ..Default::default()
             })
             .await
@@ -119,6 +121,11 @@ impl GpuContext {
             l.max_compute_workgroups_per_dimension,
             if self.is_software() { "; a software adapter" } else { "" }
         )
+    }
+
+    /// Whether the device can time GPU work with timestamp queries.
+    pub fn has_timestamps(&self) -> bool {
+        self.device.features().contains(wgpu::Features::TIMESTAMP_QUERY)
     }
 
     /// True for software adapters (lavapipe, SwiftShader, WARP): correct, but a CPU.

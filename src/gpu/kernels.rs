@@ -86,6 +86,8 @@ pub struct Kernel {
     pub layout: wgpu::BindGroupLayout,
     /// Storage bindings, in order (binding 0, the params, is implicit).
     pub bindings: &'static [u32],
+    /// The WGSL entry point.
+    pub name: &'static str,
 }
 
 /// Every kernel of a PC training iteration.
@@ -131,7 +133,7 @@ fn kernel(
     device: &wgpu::Device,
     module: &wgpu::ShaderModule,
     constants: &[(&str, f64)],
-    entry: &str,
+    entry: &'static str,
     bindings: &'static [u32],
 ) -> Kernel {
     let uniform = wgpu::BindGroupLayoutEntry {
@@ -171,7 +173,7 @@ fn kernel(
         compilation_options: wgpu::PipelineCompilationOptions { constants, zero_initialize_workgroup_memory: false },
         cache: None,
     });
-    Kernel { pipeline, layout, bindings }
+    Kernel { pipeline, layout, bindings, name: entry }
 }
 
 /// The matrix tile sizes: [`TILE`] and [`TILE_K`], or `PCLAB_GPU_TILE=TM,TK` for tuning on a

@@ -16,6 +16,7 @@ mod kernels;
 mod lanczos;
 pub mod layout;
 mod model;
+mod profile;
 pub mod shaders;
 
 pub use context::GpuContext;
@@ -24,6 +25,7 @@ pub use hvp::GpuHvp;
 pub use kernels::{binding, Kernel, Kernels, ELEMENTWISE_WG};
 pub use lanczos::{GpuLanczos, CHECK_EVERY};
 pub use model::{Checkpoint, GpuModel, CHECKPOINT_MOMENTS_UP_TO, DISPATCHES_PER_INFERENCE_STEP};
+pub use profile::KernelTime;
 
 /// One μPC iteration of a small seeded network on the GPU and on the CPU reference, compared:
 /// `Ok(text)` describes the agreement, `Err` says what failed or differed. The web page runs this

@@ -62,6 +62,14 @@ struct Pending {
     landed: Option<Result<(), wgpu::BufferAsyncError>>,
 }
 
+/// One dispatch of an iteration: the kernel, its bind group, its `Params` slot and its grid.
+pub(super) struct Dispatch<'a> {
+    pub(super) kernel: &'a Kernel,
+    pub(super) group: &'a wgpu::BindGroup,
+    pub(super) slot: usize,
+    pub(super) dims: [usize; 3],
+}
+
 #[derive(Debug)]
 struct BindGroups {
     forward: wgpu::BindGroup,
@@ -639,32 +647,33 @@ impl GpuModel {
         *n += 1;
     }
 
-    /// Records one training iteration; returns how many dispatches each inference step took.
-    fn record(&self, enc: &mut wgpu::CommandEncoder) -> (usize, Vec<usize>) {
+    /// Every dispatch of one training iteration, in order, and how many each inference step takes.
+    pub(super) fn dispatches(&self) -> (Vec<Dispatch<'_>>, Vec<usize>) {
         let (h, t) = (self.arch.hidden, self.steps);
         let (b, n, o, d) = (self.batch, self.arch.width, self.arch.output, self.arch.input);
         let (k, g) = (&self.kernels, &self.groups);
         let tiles = |v: usize| v.div_ceil(self.kernels.tile as usize);
-        enc.clear_buffer(&self.bufs.e, 0, None);
-        enc.clear_buffer(&self.bufs.back, 0, None);
-        let mut pass = enc
-            .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("pc iteration"), timestamp_writes: None });
-        let mut count = 0;
+        let mut list = Vec::new();
+        let mut push = |kernel, group, slot, dims| list.push(Dispatch { kernel, group, slot, dims });
         for l in 1..=h {
-            Self::dispatch(&mut pass, &k.forward, &g.forward, l - 1, [tiles(n), tiles(b), 1], &mut count);
+            push(&k.forward, &g.forward, l - 1, [tiles(n), tiles(b), 1]);
         }
-        Self::dispatch(&mut pass, &k.act_rms, &g.act_rms, 0, [1, 1, h], &mut count);
+        push(&k.act_rms, &g.act_rms, 0, [1, 1, h]);
         let mut per_step = Vec::with_capacity(t);
+        let mut count = h + 1;
         for step in 0..=t {
             let before = count;
             let slot = h + 1 + step;
-            Self::dispatch(&mut pass, &k.errors, &g.errors, slot, [tiles(n.max(o)), tiles(b), h + 1], &mut count);
+            push(&k.errors, &g.errors, slot, [tiles(n.max(o)), tiles(b), h + 1]);
+            count += 1;
             if step < t {
-                Self::dispatch(&mut pass, &k.back_project, &g.back_project, slot, [tiles(n), tiles(b), h], &mut count);
+                push(&k.back_project, &g.back_project, slot, [tiles(n), tiles(b), h]);
+                count += 1;
             }
             // A few workgroups per layer, each striding over its layer's B·N entries.
             let elems = (b * n).div_ceil(ELEMENTWISE_WG as usize).min(UPDATE_GROUPS_PER_LAYER);
-            Self::dispatch(&mut pass, &k.update, &g.update, slot, [elems, 1, 2 * h + 1], &mut count);
+            push(&k.update, &g.update, slot, [elems, 1, 2 * h + 1]);
+            count += 1;
             if step < t {
                 per_step.push(count - before);
             }
@@ -673,25 +682,53 @@ impl GpuModel {
         if self.bp {
             // Backprop is sequential in depth: one dispatch per layer, from the output down.
             for l in (2..=h + 1).rev() {
-                Self::dispatch(&mut pass, &k.bp_back, &g.bp_back, l - 1, [tiles(n), tiles(b), 1], &mut count);
+                push(&k.bp_back, &g.bp_back, l - 1, [tiles(n), tiles(b), 1]);
             }
         }
-        Self::dispatch(
-            &mut pass,
-            &k.weight_grad,
-            &g.weight_grad,
-            last,
-            [tiles(d.max(n)), tiles(n.max(o)), h + 1],
-            &mut count,
-        );
+        push(&k.weight_grad, &g.weight_grad, last, [tiles(d.max(n)), tiles(n.max(o)), h + 1]);
         for (i, c) in matrix_sizes(&self.arch).iter().enumerate() {
             let groups = c.div_ceil(ELEMENTWISE_WG as usize).clamp(1, ADAM_GROUPS);
-            Self::dispatch(&mut pass, &k.adam, &g.adam[i], last + 1 + i, [groups, 1, 1], &mut count);
+            push(&k.adam, &g.adam[i], last + 1 + i, [groups, 1, 1]);
         }
         for (i, matrices) in [1, h - 1, 1].into_iter().enumerate() {
             if matrices > 0 {
-                Self::dispatch(&mut pass, &k.adam_stats, &g.adam_stats[i], last + 4 + i, [1, 1, matrices], &mut count);
+                push(&k.adam_stats, &g.adam_stats[i], last + 4 + i, [1, 1, matrices]);
             }
+        }
+        (list, per_step)
+    }
+
+    /// Uploads the parameter table and the batch of the next iteration and counts it as submitted
+    /// (what [`GpuModel::submit_step`] does before recording), for callers that record it
+    /// themselves (the per-kernel profile).
+    pub(super) fn prepare_iteration(&mut self, x: &Mat<f32>, y: &Mat<f32>) {
+        self.iterations += 1;
+        let q = &self.ctx.queue;
+        q.write_buffer(&self.bufs.params, 0, &self.params_table());
+        q.write_buffer(&self.bufs.io, 0, bytemuck::cast_slice(&x.data));
+        q.write_buffer(&self.bufs.io, (x.data.len() * 4) as u64, bytemuck::cast_slice(&y.data));
+    }
+
+    /// `(architecture, B, T, backprop?)`.
+    pub(super) fn shape(&self) -> (Arch, usize, usize, bool) {
+        (self.arch, self.batch, self.steps, self.bp)
+    }
+
+    /// Clears what an iteration accumulates into (before its first dispatch).
+    pub(super) fn clear_accumulators(&self, enc: &mut wgpu::CommandEncoder) {
+        enc.clear_buffer(&self.bufs.e, 0, None);
+        enc.clear_buffer(&self.bufs.back, 0, None);
+    }
+
+    /// Records one training iteration; returns how many dispatches each inference step took.
+    fn record(&self, enc: &mut wgpu::CommandEncoder) -> (usize, Vec<usize>) {
+        let (list, per_step) = self.dispatches();
+        self.clear_accumulators(enc);
+        let mut pass = enc
+            .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("pc iteration"), timestamp_writes: None });
+        let mut count = 0;
+        for x in &list {
+            Self::dispatch(&mut pass, x.kernel, x.group, x.slot, x.dims, &mut count);
         }
         drop(pass);
         (count, per_step)
