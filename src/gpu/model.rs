@@ -764,8 +764,7 @@ impl GpuModel {
             (self.batch, self.batch),
             "GpuModel::submit_step: batch size is fixed at creation"
         );
-        self.iterations += 1;
-        let want_metrics = self.iterations % self.metrics_every == 0;
+        let want_metrics = (self.iterations + 1) % self.metrics_every == 0;
         if want_metrics && self.pending.len() >= MAX_READBACKS_IN_FLIGHT {
             // Natively wait for the oldest readback and move it out, freeing its staging buffer;
             // on the web only take what has landed (if nothing has, this step's metrics are skipped).
@@ -773,10 +772,8 @@ impl GpuModel {
             self.wait_oldest()?;
             self.collect_landed()?;
         }
+        self.prepare_iteration(x, y);
         let q = &self.ctx.queue;
-        q.write_buffer(&self.bufs.params, 0, &self.params_table());
-        q.write_buffer(&self.bufs.io, 0, bytemuck::cast_slice(&x.data));
-        q.write_buffer(&self.bufs.io, (x.data.len() * 4) as u64, bytemuck::cast_slice(&y.data));
         let mut enc =
             self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("iteration") });
         let (count, _) = self.record(&mut enc);

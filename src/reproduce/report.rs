@@ -191,14 +191,11 @@ fn fig1_iteration_lines(m: &Merged, depth: usize) -> Vec<Line> {
                 (it as f64, mean, sd)
             })
             .collect();
-        let diverged_at = runs.iter().filter_map(|r| r.diverged.as_ref()).map(|d| d.iteration).min().map(|it| {
-            (
-                it as f64,
-                format!(
-                    "diverged (layer {})",
-                    runs[0].diverged.as_ref().and_then(|d| d.layer).map_or("?".into(), |l| l.to_string())
-                ),
-            )
+        // The earliest divergence over the seeds, with its layer.
+        let first = runs.iter().filter_map(|r| r.diverged.as_ref()).min_by_key(|d| d.iteration);
+        let diverged_at = first.map(|d| {
+            let layer = d.layer.map_or("?".into(), |l| l.to_string());
+            (d.iteration as f64, format!("diverged (layer {layer})"))
         });
         lines.push(Line {
             label: label(rule).into(),

@@ -135,7 +135,7 @@ pub fn reproduce(a: ReproduceArgs) -> Result<(), String> {
         return Ok(());
     }
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let command = std::iter::once("pclab".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ");
     let command_file = a.out.join("command.txt");
     if !command_file.exists() {
         std::fs::write(&command_file, format!("{command}\n"))
