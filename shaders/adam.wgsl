@@ -1,4 +1,4 @@
-// Adam exactly as optax (spec §5 step 4), over one weight buffer: dispatched once per buffer
+// Adam exactly as optax (docs/maths.md §5 step 4), over one weight buffer: dispatched once per buffer
 // (W_1, W_2…W_H, W_L). Prefixed at load time by common.wgsl. Twin: pcn::learn::Adam::step.
 //   m ← β₁m + (1−β₁)g,  v ← β₂v + (1−β₂)g²,  W ← W − η_w (m/bc1) / (√(v/bc2) + ε)
 // with bc1 = 1 − β₁ᵗ and bc2 = 1 − β₂ᵗ computed on the host in f64.

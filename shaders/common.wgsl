@@ -1,4 +1,4 @@
-// Shared by every pclab kernel: the activation φ and its derivatives (spec §1, §5, §8).
+// Shared by every pclab kernel: the activation φ and its derivatives (docs/maths.md §1, §5, §8).
 // Keep in sync with src/pcn/activation.rs (the CPU twin): same codes, same formulas, ReLU'(0) = 0,
 // GELU as the tanh approximation, leaky ReLU slope 0.01. φ, φ' and φ'' switch on the ACT_*
 // names only (tests/shaders.rs ties each to `Activation::code` and forbids literal cases).

@@ -1,4 +1,4 @@
-// The inference Hessian's vector product (spec §8), for B independent samples at once and every
+// The inference Hessian's vector product (docs/maths.md §8), for B independent samples at once and every
 // layer in one dispatch, like an inference step. Compiled after common.wgsl and pc.wgsl, whose
 // helpers (tiles, weights, scalings) it shares; `back_project` of pc.wgsl is its middle stage.
 // Twin: pcn::hessian::hvp.

@@ -1,4 +1,4 @@
-// Predictive-coding training kernels (spec §2, §4, §5), prefixed at load time by common.wgsl.
+// Predictive-coding training kernels (docs/maths.md §2, §4, §5), prefixed at load time by common.wgsl.
 // CPU twins: src/pcn/forward.rs (forward), energy.rs (errors), infer.rs (back, update), learn.rs
 // (weight_grad). Every kernel covers all layers in one dispatch (workgroup grid z = layer) except the
 // forward pass, which is sequential in depth: one dispatch per layer, `p.layer` says which.

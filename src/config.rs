@@ -1,5 +1,5 @@
 //! Configuration of a comparison: the network, the rules that train it, the schedule; validation
-//! with messages that say what is allowed; the presets of the μPC paper (spec §9).
+//! with messages that say what is allowed; the presets of the μPC paper (docs/maths.md §9).
 
 use crate::pcn::network::{Arch, Param};
 use crate::pcn::train::Learning;

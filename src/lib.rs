@@ -3,7 +3,7 @@
 //! Deep residual predictive coding networks — standard PC, μPC and their backprop baselines —
 //! trained on MNIST, natively (the `pclab` CLI) and in the browser.
 //!
-//! ## Symbols (spec §1; the same names in Rust, WGSL and the UI)
+//! ## Symbols (docs/maths.md §1; the same names in Rust, WGSL and the UI)
 //!
 //! | symbol | meaning |
 //! |---|---|

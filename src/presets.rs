@@ -1,4 +1,4 @@
-//! The paper's experiments and the lecture's demonstrations as named configurations (spec §9),
+//! The paper's experiments and the lecture's demonstrations as named configurations (docs/maths.md §9),
 //! shared by the CLI (`--preset ID`) and the page (`?preset=ID`): each has an id, a title, a
 //! paragraph saying what it shows, the plots that carry it, and its configuration.
 
@@ -215,9 +215,9 @@ impl Preset {
     }
 }
 
-/// The paper's η_w of the learning-rate transfer grids (spec §9).
+/// The paper's η_w of the learning-rate transfer grids (docs/maths.md §9).
 pub const PAPER_LRS: [f64; 4] = [0.5, 0.1, 0.05, 0.01];
-/// The paper's η_z of the learning-rate transfer grids (spec §9).
+/// The paper's η_z of the learning-rate transfer grids (docs/maths.md §9).
 pub const PAPER_ETA_ZS: [f64; 11] = [1000.0, 500.0, 100.0, 50.0, 10.0, 5.0, 1.0, 0.5, 0.1, 0.05, 0.01];
 
 /// The paper's Fig. 1 rates at depth `h` for activation `act`: `(μPC, standard PC, BP Depth-μP)`,

@@ -1,4 +1,4 @@
-//! The inference landscape's Hessian (spec §8): Hessian-vector products, dense eigenvalues and
+//! The inference landscape's Hessian (docs/maths.md §8): Hessian-vector products, dense eigenvalues and
 //! Lanczos extremes against jpc's float64 fixtures; Lanczos against dense eigenvalues on random
 //! networks of every activation; the linear-network sanity table of κ against depth.
 
@@ -202,9 +202,9 @@ fn linear_kappa(width: usize, depth: usize, param: Param, skips: bool, seed: u64
 
 #[test]
 fn the_linear_sanity_table_of_spec_8_holds_at_width_16() {
-    // (H, standard PC no skips, standard PC skips, μPC skips) from spec §8.
+    // (H, standard PC no skips, standard PC skips, μPC skips) from docs/maths.md §8.
     let table = [(8, 24.0, 6.2e2, 3.0e2), (16, 32.0, 4.2e3, 1.1e3), (32, 37.0, 2.1e4, 4.4e3), (64, 42.0, 2.2e5, 1.7e4)];
-    println!("N = 16, median of seeds 0, 1, 2 (spec's value in brackets)");
+    println!("N = 16, median of seeds 0, 1, 2 (docs/maths.md §8's value in brackets)");
     for (h, no_skip, sp, mupc) in table {
         let median = |param, skips| {
             let mut k: Vec<f64> = (0..3).map(|s| linear_kappa(16, h, param, skips, s)).collect();
@@ -217,7 +217,7 @@ fn the_linear_sanity_table_of_spec_8_holds_at_width_16() {
             got[0], got[1], got[2]
         );
         for (g, w, what) in [(got[0], no_skip, "sp_noskip"), (got[1], sp, "sp"), (got[2], mupc, "mupc")] {
-            assert!(g / w <= 2.0 && w / g <= 2.0, "H={h} {what}: κ {g:e}, the spec says {w:e}");
+            assert!(g / w <= 2.0 && w / g <= 2.0, "H={h} {what}: κ {g:e}, docs/maths.md §8 says {w:e}");
         }
         assert!(got[1] > got[2] && got[2] > got[0], "H={h}: ordering sp > mupc > sp_noskip broken: {got:?}");
     }

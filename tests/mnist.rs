@@ -51,7 +51,7 @@ fn a_missing_file_is_an_error_naming_it() {
     assert!(e.to_string().contains("train-images-idx3-ubyte.gz"), "{e}");
 }
 
-/// The paper's small μPC setting (spec §9): a float32 JAX implementation of the spec reaches
+/// The paper's small μPC setting (docs/maths.md §9): a float32 JAX implementation of the same maths reaches
 /// 91.3 % and 90.9 % on two seeds.
 #[test]
 fn mupc_h8_reaches_89_percent_in_300_iterations() {

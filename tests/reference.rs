@@ -1,4 +1,4 @@
-//! The reference against jpc's float64 fixtures (spec §10): every fixture in
+//! The reference against jpc's float64 fixtures (docs/maths.md §10): every fixture in
 //! `../shared/reference/pcn/`, plus every `pc`/`bp` fixture in `$PCLAB_REFERENCE_DIR` when set.
 //!
 //! In f64 every quantity must match to 1e-10 of its scale and the Adam step to 1e-9 (norm-wise per
@@ -7,10 +7,10 @@
 //! The f32 path is measured, not bounded by a constant: its error is what f32 can reach on that
 //! input — after `T = H` steps the bottom layers' errors are differences of nearly equal
 //! activities, so their gradients are round-off and Adam turns them into steps of order η_w
-//! (spec §9) — and it is the yardstick the GPU is held to (`tests/gpu.rs`). Here it must be finite
+//! (docs/maths.md §9) — and it is the yardstick the GPU is held to (`tests/gpu.rs`). Here it must be finite
 //! wherever the reference is; a NaN or ±∞ is named with its index.
 //!
-//! `layer_energies_final` is compared in the spec's order `[E_1 … E_L]` only.
+//! `layer_energies_final` is compared in the order of docs/maths.md §4, `[E_1 … E_L]`, only.
 
 mod common;
 

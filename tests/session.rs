@@ -42,7 +42,7 @@ fn every_rule_reports_each_iteration_with_per_layer_metrics() {
         assert_eq!(r.act_rms.len(), 4, "activation RMS per hidden layer");
         assert_eq!(r.rel_dw.len(), 5, "relative weight change per matrix");
         // BP moves every matrix; PC's bottom layers may not move at all in f32, since the error
-        // reaching them decays like (η_z/B)^k (spec §9).
+        // reaching them decays like (η_z/B)^k (docs/maths.md §9).
         let moved = if i.rule.starts_with("bp") { &r.rel_dw[..] } else { &r.rel_dw[3..] };
         assert!(moved.iter().all(|&d| d > 0.0), "{}: matrices moved: {:?}", i.rule, r.rel_dw);
         if i.rule == "mupc" || i.rule == "sp" {

@@ -1,4 +1,4 @@
-//! Facts the spec states about the energy and inference (spec §4, §5), checked in f64.
+//! Facts docs/maths.md states about the energy and inference (docs/maths.md §4, §5), checked in f64.
 
 use pclab::pcn::energy::{errors, Workspace};
 use pclab::pcn::forward::forward;

@@ -1,4 +1,4 @@
-//! MNIST (spec §7): gzip IDX parsing with typed errors, normalisation, seeded epoch shuffles and
+//! MNIST (docs/maths.md §7): gzip IDX parsing with typed errors, normalisation, seeded epoch shuffles and
 //! drop-last batches, and the test set.
 //!
 //! Pixels are kept as bytes and normalised per batch — `(p/255 − 0.1307)/0.3081`, flattened to 784 —

@@ -1,4 +1,4 @@
-//! The activation φ with its first and second derivatives (spec §1, §5, §8).
+//! The activation φ with its first and second derivatives (docs/maths.md §1, §5, §8).
 //!
 //! ReLU's derivative at exactly 0 is 0; GELU is the tanh approximation (as `jax.nn.gelu`).
 //! The WGSL twin is `shaders/common.wgsl` (`phi`, `dphi`, `ddphi`); keep the two in sync, codes

@@ -1,4 +1,4 @@
-//! Backpropagation baselines (spec §6): the same network, forward pass and init as the matching
+//! Backpropagation baselines (docs/maths.md §6): the same network, forward pass and init as the matching
 //! parameterisation, loss `ℓ = mean over batch and outputs of (y − ŷ)²`, gradients by the chain rule:
 //!
 //! ```text

@@ -1,4 +1,4 @@
-//! Prediction errors and the energy (spec §4):
+//! Prediction errors and the energy (docs/maths.md §4):
 //!
 //! ```text
 //! e_1 = z_1 − a_1 x W_1ᵀ                          (a_1 x W_1ᵀ is cached: x is clamped)
@@ -9,7 +9,7 @@
 //!
 //! [`errors_into`] is one pass over all layers at once (in parallel): each layer's task forms
 //! `φ(z_{l-1})`, its error and, while `W_l` is hot in cache, the back-projection `e_l W_l` that the
-//! activity gradient of layer `l−1` needs (spec §5).
+//! activity gradient of layer `l−1` needs (docs/maths.md §5).
 
 use super::forward::branch_into;
 use super::linalg::{gemm, Mat, Real};

@@ -1,4 +1,4 @@
-//! The feedforward pass (spec §2), row-major batches `(B, ·)`:
+//! The feedforward pass (docs/maths.md §2), row-major batches `(B, ·)`:
 //!
 //! ```text
 //! z_1 = a_1 · x W_1ᵀ

@@ -1,4 +1,4 @@
-//! The inference landscape's curvature (spec §8): the Hessian of one sample's energy `F` with
+//! The inference landscape's curvature (docs/maths.md §8): the Hessian of one sample's energy `F` with
 //! respect to the stacked hidden activities `(z_1, …, z_H)`, an `(N·H) × (N·H)` symmetric
 //! block-tridiagonal matrix. With `J_l = τI + a_h W_{l+1} diag φ'(z_l)` (`l < H`) and
 //! `J_H = a_L W_L diag φ'(z_H)`, a Hessian-vector product costs two matrix products per layer:

@@ -1,4 +1,4 @@
-//! Inference: activity gradients and synchronous gradient descent on the hidden activities (spec §5).
+//! Inference: activity gradients and synchronous gradient descent on the hidden activities (docs/maths.md §5).
 //!
 //! ```text
 //! ∂F/∂z_l = (1/B) [ e_l − τ e_{l+1} − a_h · φ'(z_l) ⊙ (e_{l+1} W_{l+1}) ]    l = 1 … H−1
@@ -10,7 +10,7 @@
 //! pass and the errors form predictions through the same call), and only `e_L` is not. Step `t`
 //! (from 0) can therefore only see non-zero errors in layers `l ≥ H + 1 − t` and only move
 //! activities in layers `l ≥ H − t`: the error signal descends one layer per step, which is why
-//! `T = H` is the least that reaches `W_1` (spec §5). Training skips the layers the wavefront has
+//! `T = H` is the least that reaches `W_1` (docs/maths.md §5). Training skips the layers the wavefront has
 //! not reached — exactly, not approximately: their errors are exact zeros, so skipping changes no
 //! bit of any result (`tests/spec_facts.rs` checks this against the full computation).
 

@@ -1,4 +1,4 @@
-//! Learning: weight gradients at the activities inference settled on, and Adam (spec §5, steps 3–4).
+//! Learning: weight gradients at the activities inference settled on, and Adam (docs/maths.md §5, steps 3–4).
 //!
 //! ```text
 //! ∂F/∂W_1 = −(a_1/B) e_1ᵀ x

@@ -2,7 +2,7 @@
 //!
 //! Plain Rust over `f32` (training) or `f64` (tests, the Hessian); no GPU, no web. Each module opens
 //! with its equations; the stage names (forward, errors, energy, infer, weight_grad, adam) are the
-//! ones used by the WGSL kernels, the session and the tests. See `spec/pcn-math.md` §1–§6.
+//! ones used by the WGSL kernels, the session and the tests. See `docs/maths.md` §1–§6.
 
 pub mod activation;
 pub mod bp;

@@ -1,4 +1,4 @@
-//! Shapes, parameterisations, scalings and seeded initialisation (spec §1–§3).
+//! Shapes, parameterisations, scalings and seeded initialisation (docs/maths.md §1–§3).
 //!
 //! Weights are `W_1 (N, D)`, `W_l (N, N)` for `2 ≤ l ≤ H`, `W_L (O, N)`, stored `(out, in)` row-major,
 //! no biases. A parameterisation fixes the branch scalings `a_1, a_h, a_L` and the init:

@@ -1,7 +1,7 @@
 //! One training iteration, end to end, for a PC rule or its backprop baseline.
 //!
-//! PC (spec §5): forward → `T` inference steps → weight gradients at the final activities → Adam.
-//! BP (spec §6): forward → chain-rule gradients of `ℓ` → Adam.
+//! PC (docs/maths.md §5): forward → `T` inference steps → weight gradients at the final activities → Adam.
+//! BP (docs/maths.md §6): forward → chain-rule gradients of `ℓ` → Adam.
 //! Both report the same training loss, `½·mean_batch ‖y − ŷ‖²` at the feedforward point (the PC
 //! energy there), so curves of different rules are comparable.
 

@@ -89,7 +89,7 @@ pub struct Options {
 }
 
 impl Options {
-    /// The paper's settings for `experiment` (spec §9): `fig1` at N = 512, five depths, three seeds,
+    /// The paper's settings for `experiment` (docs/maths.md §9): `fig1` at N = 512, five depths, three seeds,
     /// one epoch of ReLU; the grids with tanh at N = 512 (depths 8 … 128) or H = 8 (widths 64 …
     /// 1024), 100 iterations a cell, one seed.
     pub fn paper(experiment: Experiment, train_len: usize) -> Self {

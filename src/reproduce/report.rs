@@ -80,7 +80,7 @@ fn label(rule: &str) -> &'static str {
     rule.parse::<Rule>().map_or("?", |r| r.label())
 }
 
-/// The paper's Fig. 1 (N = 512, ReLU; spec §9): test accuracy at iterations 300, 600 and 900.
+/// The paper's Fig. 1 (N = 512, ReLU; docs/maths.md §9): test accuracy at iterations 300, 600 and 900.
 pub fn paper_fig1(rule: &str, depth: usize) -> Option<[f64; 3]> {
     match (rule, depth) {
         ("mupc", 8 | 16 | 32 | 64 | 128) => Some([92.0, 93.0, 94.0]),
@@ -392,7 +392,7 @@ fn grids(m: &Merged, dir: &Path, md: &mut String, files: &mut Files) -> Result<(
         md,
         "## Learning-rate transfer across {across}\n\n{} networks, {} iterations a cell, B = {}, T = H; each cell is the \
          lowest training loss of the run (mean over seeds; × diverged), one colour scale for every panel, the best cell \
-         outlined. The paper (Fig. 1 left, spec §9): under μPC the best region stays in place across {across}, under \
+         outlined. The paper (Fig. 1 left, docs/maths.md §9): under μPC the best region stays in place across {across}, under \
          standard PC it moves and shrinks.\n",
         spec.act, spec.iterations, spec.batch
     );

@@ -1,4 +1,4 @@
-//! κ of the inference landscape (spec §8) where the paper measures it: at initialisation, at the
+//! κ of the inference landscape (docs/maths.md §8) where the paper measures it: at initialisation, at the
 //! feedforward activities of one training image, across depths (the sweep); and during training,
 //! at the post-inference activities of the batch's first sample with the just-updated weights.
 //! In float64 on the CPU here, by a [`Method`] (dense eigenvalues up to [`DENSE_UP_TO`] by

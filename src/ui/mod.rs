@@ -458,7 +458,7 @@ fn set_present(form: RwSignal<PageConfig>, on: bool, fullscreen: bool) {
     }
 }
 
-/// The symbols (spec §1), as the glossary shows them.
+/// The symbols (docs/maths.md §1), as the glossary shows them.
 const GLOSSARY: [(&str, &str); 13] = [
     ("D, O", "input (784 pixels) and output (10 classes) dimensions"),
     ("N", "width: units per hidden layer"),

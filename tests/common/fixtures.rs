@@ -119,7 +119,7 @@ pub fn check_cpu<T: Real>(fx: &Value) -> Checker {
                 &floats(&ff["layer_energies"]),
                 tol.values,
             );
-            // The spec's order, [E_1 … E_L].
+            // The order of docs/maths.md §4, [E_1 … E_L].
             let want = floats(&inf["layer_energies_final"]);
             c.values(&format!("{p}final layer energies"), &report.energies_post, &want, tol.values);
             c.mats_json(&format!("{p}final activities"), &model.z, &inf["activities_final"], Scale::Own, tol.values);

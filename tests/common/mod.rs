@@ -1,4 +1,4 @@
-//! Reading the float64 fixtures of `../shared/reference/` (spec §10), and the NaN-aware checker
+//! Reading the float64 fixtures of `../shared/reference/` (docs/maths.md §10), and the NaN-aware checker
 //! every reference, fixture and parity test compares with.
 #![allow(dead_code)]
 // `!(err <= tol)` on purpose: it is true for NaN, which `err > tol` is not.
