@@ -1,5 +1,5 @@
 //! Configuration of a comparison: the network, the rules that train it, the schedule; validation
-//! with messages that say what is allowed; the presets of the μPC paper (docs/maths.md §9).
+//! with messages that say what is allowed (the paper's presets, docs/maths.md §9, build on it in `presets`).
 
 use crate::pcn::network::{Arch, Param};
 use crate::pcn::train::Learning;
@@ -332,12 +332,7 @@ pub enum ConfigError {
         /// Gigabytes needed.
         gb: f64,
     },
-    /// A preset nobody knows.
-    #[error("unknown preset '{0}': expected one of {list}", list = crate::presets::ids())]
-    UnknownPreset(String),
 }
-
-pub use crate::presets::Preset;
 
 #[cfg(test)]
 mod tests {
@@ -369,14 +364,10 @@ mod tests {
     }
 
     #[test]
-    fn rules_and_presets_parse_by_name() {
+    fn rules_parse_by_name() {
         for r in Rule::ALL {
             assert_eq!(r.name().parse::<Rule>(), Ok(r));
         }
         assert!("pc".parse::<Rule>().unwrap_err().to_string().contains("mupc, sp, bp_mup, bp_sp"));
-        let t = Preset::Tutorial.config(60_000);
-        assert_eq!((t.width, t.depth, t.inference_steps(), t.iterations), (128, 29, 30, 900));
-        let f = Preset::Fig1Relu(64).config(60_000);
-        assert_eq!((f.iterations, f.inference_steps(), f.rules[1].lr, f.rules[1].eta_z), (937, 64, 0.1, 0.01));
     }
 }

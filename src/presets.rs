@@ -2,7 +2,7 @@
 //! shared by the CLI (`--preset ID`) and the page (`?preset=ID`): each has an id, a title, a
 //! paragraph saying what it shows, the plots that carry it, and its configuration.
 
-use crate::config::{BackendKind, ConfigError, Rule, RuleSettings, RunConfig};
+use crate::config::{BackendKind, Rule, RuleSettings, RunConfig};
 use crate::pcn::network::Param;
 use crate::pcn::Activation;
 use crate::plot_id::PlotId;
@@ -243,10 +243,15 @@ impl fmt::Display for Preset {
     }
 }
 
+/// A preset id nobody knows; the message lists the known ones.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown preset '{0}': expected one of {list}", list = ids())]
+pub struct UnknownPreset(pub String);
+
 impl FromStr for Preset {
-    type Err = ConfigError;
+    type Err = UnknownPreset;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Preset::all().into_iter().find(|p| p.id() == s).ok_or_else(|| ConfigError::UnknownPreset(s.to_string()))
+        Preset::all().into_iter().find(|p| p.id() == s).ok_or_else(|| UnknownPreset(s.to_string()))
     }
 }
 
@@ -277,5 +282,13 @@ mod tests {
             (512, 64, 937, 0.1, 0.01)
         );
         assert_eq!(Preset::Fig1ReluSmall(64).config(60_000).width, 128);
+    }
+
+    #[test]
+    fn presets_parse_by_name() {
+        let t = Preset::Tutorial.config(60_000);
+        assert_eq!((t.width, t.depth, t.inference_steps(), t.iterations), (128, 29, 30, 900));
+        let f = Preset::Fig1Relu(64).config(60_000);
+        assert_eq!((f.iterations, f.inference_steps(), f.rules[1].lr, f.rules[1].eta_z), (937, 64, 0.1, 0.01));
     }
 }

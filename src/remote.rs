@@ -8,12 +8,12 @@
 //! [`RemoteModel`] is one model seen from the session: pipelined like the GPU's, its reports
 //! arrive after the step that asked for them.
 
+use crate::data::accuracy;
 use crate::data::Mnist;
 use crate::pcn::forward::predict;
 use crate::pcn::learn::AdamConfig;
 use crate::pcn::train::{IterationReport, Learning, Model};
 use crate::pcn::{Arch, Mat, Network};
-use crate::session::session::accuracy;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -236,7 +236,7 @@ impl WorkerHost {
                     return vec![FromWorker::Error { id, message: "the worker has no test data".into() }];
                 };
                 let Some(model) = self.models.get(&id) else { return vec![missing(id)] };
-                let x = self.test_x.get_or_insert_with(|| crate::session::test_inputs(&data));
+                let x = self.test_x.get_or_insert_with(|| data.test_inputs());
                 let percent = accuracy(&predict(&model.net, x), &data.test.labels);
                 vec![FromWorker::Accuracy { id, percent }]
             }

@@ -422,7 +422,7 @@ fn test_accuracy_on_the_gpu_matches_the_cpu_over_several_chunks() {
     for (act, param) in [(Activation::Relu, Param::Mupc), (Activation::Tanh, Param::Sp)] {
         let arch = Arch { input: 784, width: 24, hidden: 3, output: 10, act, skips: true, param };
         let net: Network<f32> = Network::init(arch, 9);
-        let cpu = pclab::session::session::accuracy(&pclab::pcn::forward::predict(&net, &x), labels);
+        let cpu = pclab::data::accuracy(&pclab::pcn::forward::predict(&net, &x), labels);
         let mut g =
             block(GpuModel::new(ctx.clone(), &net, 8, Learning::Bp, 0.01, AdamConfig::default())).expect("model");
         let got = block(g.accuracy(&x, labels)).expect("GPU accuracy");

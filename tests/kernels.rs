@@ -530,7 +530,7 @@ fn check_accuracy(ctx: &GpuContext, st: &mut State) -> Verdict {
     d.insert(binding::LABELS, labels.iter().map(|&l| f32::from_bits(l as u32)).collect());
     d.insert(binding::CORRECT, vec![f32::from_bits(5)]);
     let got = run(ctx, &ctx.kernels().accuracy, st.params(), &d, [b.div_ceil(ELEMENTWISE_WG as usize), 1, 1]);
-    let count = (pclab::session::session::accuracy(&y, &labels) * b as f64 / 100.0).round();
+    let count = (pclab::data::accuracy(&y, &labels) * b as f64 / 100.0).round();
     let counted = got[&binding::CORRECT][0].to_bits() as f64;
     v.checker.scalar("accuracy (count, from 5)", counted, 5.0 + count, 0.0);
     v

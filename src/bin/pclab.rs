@@ -4,11 +4,12 @@
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use pclab::config::{BackendKind, Preset, Rule, RuleSettings, RunConfig};
+use pclab::config::{BackendKind, Rule, RuleSettings, RunConfig};
 use pclab::data::Mnist;
 use pclab::pcn::hessian::{Extremes, LanczosConfig, Method};
 use pclab::pcn::train::iteration_flops;
 use pclab::pcn::Activation;
+use pclab::presets::Preset;
 use pclab::session::conditioning::{self, Scheme};
 use pclab::session::{Backend, Event, RunStatus, Session};
 use serde_json::json;
@@ -638,7 +639,7 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// Says on stderr when a GPU run is on a software adapter (lavapipe, SwiftShader, WARP).
 fn warn_if_software(backend: &Backend) {
-    if let Backend::Gpu(m) = backend {
+    if let Some(m) = backend.gpu() {
         if m.context().is_software() {
             eprintln!(
                 "warning: {} is a software adapter (a CPU): GPU timings here say nothing about a GPU",
@@ -651,19 +652,15 @@ fn warn_if_software(backend: &Backend) {
 /// Adapter and dispatch facts of a GPU run, for bench's JSON.
 fn gpu_facts(backend: &Backend) -> Option<serde_json::Value> {
     warn_if_software(backend);
-    match backend {
-        Backend::Gpu(m) => {
-            let ctx = m.context();
-            let (per_iteration, per_step) = m.count_dispatches();
-            Some(json!({
-                "adapter": ctx.info.name, "adapter_type": format!("{:?}", ctx.info.device_type),
-                "adapter_backend": format!("{:?}", ctx.info.backend),
-                "dispatches_per_inference_step": per_step.first().copied().unwrap_or(0),
-                "dispatches_per_iteration": per_iteration,
-            }))
-        }
-        Backend::Cpu(_) | Backend::Remote(_) => None,
-    }
+    let m = backend.gpu()?;
+    let ctx = m.context();
+    let (per_iteration, per_step) = m.count_dispatches();
+    Some(json!({
+        "adapter": ctx.info.name, "adapter_type": format!("{:?}", ctx.info.device_type),
+        "adapter_backend": format!("{:?}", ctx.info.backend),
+        "dispatches_per_inference_step": per_step.first().copied().unwrap_or(0),
+        "dispatches_per_iteration": per_iteration,
+    }))
 }
 
 fn bench(a: BenchArgs) -> Result<(), String> {
@@ -700,9 +697,10 @@ fn bench(a: BenchArgs) -> Result<(), String> {
         let min = ms.iter().copied().fold(f64::INFINITY, f64::min);
         // The CPU runs an iteration per call: the median call. A GPU run is pipelined (a call
         // submits and returns), so its figure is the whole timed run, drained, per iteration.
-        let (med, timing, min) = match backend {
-            Backend::Cpu(_) => (median(&mut ms), "median", Some(min)),
-            Backend::Gpu(_) | Backend::Remote(_) => (total_ms / a.reps as f64, "mean, pipelined", None),
+        let (med, timing, min) = if backend.is_pipelined() {
+            (total_ms / a.reps as f64, "mean, pipelined", None)
+        } else {
+            (median(&mut ms), "median", Some(min))
         };
         let gflops = nominal / (med * 1e-3) / 1e9;
         let gflops_executed = executed / (med * 1e-3) / 1e9;
@@ -744,7 +742,7 @@ fn kernel_table(
     json: bool,
     rule: &str,
 ) -> Result<(), String> {
-    let Backend::Gpu(m) = backend else {
+    let Some(m) = backend.gpu_mut() else {
         return Err("--kernels times the GPU's kernels: add --backend gpu".into());
     };
     let times = pollster::block_on(m.profile_kernels(x, y)).map_err(|e| e.to_string())?;

@@ -214,6 +214,29 @@ impl Mnist {
         let bytes = [read(FILES[0])?, read(FILES[1])?, read(FILES[2])?, read(FILES[3])?];
         Self::from_gz([&bytes[0], &bytes[1], &bytes[2], &bytes[3]])
     }
+
+    /// All test images, normalised, one per row.
+    pub fn test_inputs(&self) -> Mat<f32> {
+        self.test.range::<f32>(0, self.test.len()).0
+    }
+}
+
+/// Test accuracy (docs/maths.md §7): percent of rows of `y_hat` whose largest output is the label
+/// (a NaN row counts as wrong).
+pub fn accuracy(y_hat: &Mat<f32>, labels: &[u8]) -> f64 {
+    let correct = labels
+        .iter()
+        .enumerate()
+        .filter(|&(i, &label)| {
+            let row = y_hat.row(i);
+            let best = row
+                .iter()
+                .enumerate()
+                .fold((usize::MAX, f32::NEG_INFINITY), |b, (j, &v)| if v > b.1 { (j, v) } else { b });
+            best.0 == label as usize
+        })
+        .count();
+    100.0 * correct as f64 / labels.len().max(1) as f64
 }
 
 /// Seeded epoch shuffles, cut into drop-last batches of `B`.

@@ -2,13 +2,13 @@
 //! sits beside the CPU one, natively and in the browser.
 
 use crate::config::{BackendKind, RuleSettings, RunConfig};
+use crate::data::accuracy;
 use crate::gpu::{GpuContext, GpuError, GpuModel};
 use crate::pcn::forward::predict;
 use crate::pcn::learn::AdamConfig;
 use crate::pcn::train::{IterationReport, Learning, Model};
 use crate::pcn::{Mat, Network};
 use crate::remote::{RemoteError, RemoteModel, WorkerLink};
-use crate::session::session::accuracy;
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -92,6 +92,66 @@ impl Backend {
                 model.set_metrics_every(config.metrics_every);
                 Ok(Backend::Gpu(Box::new(model)))
             }
+        }
+    }
+
+    /// Rebuilds a GPU run from `checkpoint` (its weights, and Adam's state where it was kept) on
+    /// the GPU `ctx`, with the rates of `rs`.
+    pub async fn restore(
+        ctx: Arc<GpuContext>,
+        checkpoint: &crate::gpu::Checkpoint,
+        config: &RunConfig,
+        rs: &RuleSettings,
+    ) -> Result<Self, BackendError> {
+        let learning = config.learning(rs);
+        let mut m = GpuModel::restore(ctx, checkpoint, config.batch, learning, rs.lr, AdamConfig::default()).await?;
+        m.set_metrics_every(config.metrics_every);
+        Ok(Backend::Gpu(Box::new(m)))
+    }
+
+    /// The GPU model of a GPU run (`None` on the CPU or in the worker): its adapter, dispatch
+    /// counts and kernel timings.
+    pub fn gpu(&self) -> Option<&GpuModel> {
+        match self {
+            Backend::Gpu(m) => Some(m),
+            Backend::Cpu(_) | Backend::Remote(_) => None,
+        }
+    }
+
+    /// [`Backend::gpu`], mutably.
+    pub fn gpu_mut(&mut self) -> Option<&mut GpuModel> {
+        match self {
+            Backend::Gpu(m) => Some(m),
+            Backend::Cpu(_) | Backend::Remote(_) => None,
+        }
+    }
+
+    /// True when [`Backend::train_step`] submits and returns (the GPU, the worker); false when
+    /// it computes the iteration before returning (the CPU here).
+    pub fn is_pipelined(&self) -> bool {
+        !matches!(self, Backend::Cpu(_))
+    }
+
+    /// True when the run lives in the CPU worker.
+    pub fn in_worker(&self) -> bool {
+        matches!(self, Backend::Remote(_))
+    }
+
+    /// The worker's own median milliseconds per iteration (`None` elsewhere, or before any).
+    pub fn worker_ms(&self) -> Option<f64> {
+        match self {
+            Backend::Remote(m) => m.median_ms(),
+            Backend::Cpu(_) | Backend::Gpu(_) => None,
+        }
+    }
+
+    /// The weights and the latest activities, on the CPU (downloaded from the GPU; the worker
+    /// sends only the first sample's rows).
+    pub async fn network_and_activities(&mut self) -> Result<(Network<f32>, Vec<Mat<f32>>), BackendError> {
+        match self {
+            Backend::Gpu(m) => Ok((m.network().await?, m.activities().await?)),
+            Backend::Cpu(m) => Ok((m.net.clone(), m.z.clone())),
+            Backend::Remote(m) => Ok(m.snapshot().await?),
         }
     }
 

@@ -13,4 +13,4 @@ pub use backend::{Backend, BackendError, Device};
 pub use history::Series;
 pub use metrics::{EvalSample, Event, IterationSample};
 pub use run::{Run, RunStatus};
-pub use session::{test_inputs, Session, SessionError};
+pub use session::{Session, SessionError};

@@ -7,8 +7,7 @@ use super::metrics::{EvalSample, Event, IterationSample};
 use super::run::{Run, RunStatus};
 use crate::config::{ConfigError, RuleSettings, RunConfig};
 use crate::data::{Batcher, Mnist};
-use crate::gpu::{Checkpoint, GpuError, GpuModel};
-use crate::pcn::learn::AdamConfig;
+use crate::gpu::{Checkpoint, GpuError};
 use crate::pcn::train::IterationReport;
 use crate::pcn::Mat;
 use std::sync::Arc;
@@ -71,7 +70,7 @@ impl Session {
         Ok(Session { config, runs, data, batcher, iteration: 0, test_x: None, last_sample: None, checkpoint: None })
     }
 
-    /// Evaluates on these test inputs (from [`test_inputs`] of the same data) instead of
+    /// Evaluates on these test inputs (from [`Mnist::test_inputs`] of the same data) instead of
     /// normalising the test images at the first evaluation — so a page can do that work once,
     /// while loading, for every session it builds.
     pub fn with_test_inputs(mut self, x: Arc<Mat<f32>>) -> Self {
@@ -180,7 +179,7 @@ impl Session {
     pub async fn evaluate(&mut self) -> Vec<Event> {
         let (iteration, per_epoch) = (self.iteration, self.batcher.per_epoch());
         let test = &self.data.test;
-        let x = self.test_x.get_or_insert_with(|| Arc::new(test_inputs(&self.data)));
+        let x = self.test_x.get_or_insert_with(|| Arc::new(self.data.test_inputs()));
         let mut events = Vec::new();
         for run in self.runs.iter_mut().filter(|r| r.is_running()) {
             let reports = run.backend.flush().await;
@@ -242,16 +241,8 @@ impl Session {
                 continue;
             }
             let rs = run.settings;
-            let learning = self.config.learning(&rs);
             let backend = match (cp, at) {
-                (Some(cp), _) => {
-                    let mut m =
-                        GpuModel::restore(ctx.clone(), cp, self.config.batch, learning, rs.lr, AdamConfig::default())
-                            .await
-                            .map_err(BackendError::from)?;
-                    m.set_metrics_every(self.config.metrics_every);
-                    Backend::Gpu(Box::new(m))
-                }
+                (Some(cp), _) => Backend::restore(ctx.clone(), cp, &self.config, &rs).await?,
                 (None, 0) => Backend::create(&self.config, &rs, &device).await?,
                 // Stopped before the checkpoint for another reason: it stays stopped.
                 (None, _) => continue,
@@ -270,11 +261,6 @@ impl Session {
         }
         Ok(at)
     }
-}
-
-/// All test images, normalised, one per row.
-pub fn test_inputs(data: &Mnist) -> Mat<f32> {
-    data.test.range::<f32>(0, data.test.len()).0
 }
 
 /// Files a backend's answer: its reports, or the failure that stops the run.
@@ -328,21 +314,4 @@ fn absorb(run: &mut Run, reports: Vec<(usize, IterationReport)>, ms: f64, per_ep
         }));
         run.last = Some(report);
     }
-}
-
-/// Percent of rows whose largest output is the label (a NaN row counts as wrong).
-pub fn accuracy(y_hat: &Mat<f32>, labels: &[u8]) -> f64 {
-    let correct = labels
-        .iter()
-        .enumerate()
-        .filter(|&(i, &label)| {
-            let row = y_hat.row(i);
-            let best = row
-                .iter()
-                .enumerate()
-                .fold((usize::MAX, f32::NEG_INFINITY), |b, (j, &v)| if v > b.1 { (j, v) } else { b });
-            best.0 == label as usize
-        })
-        .count();
-    100.0 * correct as f64 / labels.len().max(1) as f64
 }

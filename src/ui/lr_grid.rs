@@ -1,12 +1,11 @@
 //! The page's learning-rate transfer grid (the paper's Fig. 1 left): for two depths, train a PC
-//! rule for a fixed number of iterations at every (η_w, η_z) of a grid, one small GPU session at a
-//! time, and keep each cell's minimum training loss. Driven by the runner's frame loop; nothing
-//! here waits.
+//! rule for a fixed number of iterations at every (η_w, η_z) of a grid, one small session at a
+//! time (on the GPU or in the CPU worker, wherever the page trains), and keep each cell's minimum
+//! training loss. This is the grid's state; the runner's frame loop drives it
+//! (`runner/grid.rs`), and nothing here waits.
 
-use super::runner::{with, Runner};
-use crate::config::{Rule, RuleSettings};
-use crate::plot_id::PlotId;
-use crate::session::{RunStatus, Session};
+use crate::config::Rule;
+use crate::session::Session;
 
 /// η_w of the quick grid and of the paper's.
 pub const QUICK_LRS: [f64; 3] = [0.5, 0.1, 0.01];
@@ -48,9 +47,9 @@ pub struct LrGrid {
     /// The cell being trained: `(depth index, lr index, eta_z index)` in order.
     pub next: usize,
     /// The cell's session, once built.
-    session: Option<Session>,
+    pub(in crate::ui) session: Option<Session>,
     /// A session is being built.
-    building: bool,
+    pub(in crate::ui) building: bool,
     /// Stopped by the user.
     pub cancelled: bool,
     /// Distinguishes this grid from a later one (an old build's result is dropped).
@@ -83,7 +82,8 @@ impl LrGrid {
         !self.cancelled && self.next < self.total()
     }
 
-    fn cell(&self, k: usize) -> (usize, usize, usize) {
+    /// The cell of index `k`: `(depth index, lr index, eta_z index)`.
+    pub(in crate::ui) fn cell(&self, k: usize) -> (usize, usize, usize) {
         let per = self.lrs.len() * self.eta_zs.len();
         (k / per, (k % per) / self.eta_zs.len(), k % self.eta_zs.len())
     }
@@ -114,96 +114,5 @@ impl LrGrid {
             self.eta_zs[e],
             c.iters
         )
-    }
-}
-
-impl Runner {
-    /// Starts (or restarts) the grid with the section's choice.
-    pub fn start_lr_grid(&mut self) {
-        if self.data.is_none() || self.device().is_none() {
-            self.message(
-                "warn",
-                "the learning-rate grid starts once the device (GPU or CPU worker) and MNIST are ready",
-            );
-            return;
-        }
-        self.lr_grid_id += 1;
-        self.lr_grid = Some(LrGrid::new(self.lr_choice.clone(), self.lr_grid_id));
-        self.dirty[PlotId::LrGrid.index()] = true;
-    }
-
-    /// Stops the grid, keeping the cells done.
-    pub fn cancel_lr_grid(&mut self) {
-        if let Some(g) = self.lr_grid.as_mut() {
-            g.cancelled = true;
-            g.session = None;
-        }
-    }
-
-    /// Advances the grid within this frame: builds the next cell's session, or trains the current
-    /// one (at most two iterations in flight), or files its result.
-    pub fn work_lr_grid(&mut self) {
-        let (Some(data), Some((device, backend))) = (self.data.as_ref().map(|d| d.0.clone()), self.device()) else {
-            return;
-        };
-        let seed = self.cfg.seed;
-        let Some(g) = self.lr_grid.as_mut() else { return };
-        if !g.running() || g.building {
-            return;
-        }
-        let (d, l, e) = g.cell(g.next);
-        let Some(session) = g.session.as_mut() else {
-            let c = &g.choice;
-            let cfg = crate::config::RunConfig {
-                width: c.width,
-                depth: c.depths[d],
-                act: self.cfg.act,
-                skips: true,
-                rules: vec![RuleSettings { rule: c.rule, lr: g.lrs[l], eta_z: g.eta_zs[e] }],
-                steps: None,
-                batch: 64,
-                iterations: c.iters,
-                eval_every: c.iters,
-                seed,
-                backend,
-                metrics_every: 1,
-            };
-            g.building = true;
-            let id = g.id;
-            wasm_bindgen_futures::spawn_local(async move {
-                let built = Session::create(cfg, data, device).await;
-                with(|r| {
-                    let Some(g) = r.lr_grid.as_mut().filter(|g| g.id == id) else { return };
-                    g.building = false;
-                    match built {
-                        Ok(s) => g.session = Some(s),
-                        Err(e) => {
-                            g.cancelled = true;
-                            r.message("error", format!("the learning-rate grid stopped: {e}"));
-                        }
-                    }
-                });
-            });
-            return;
-        };
-        session.poll();
-        let run = &session.runs[0];
-        let stopped = !matches!(run.status, RunStatus::Running);
-        if !session.is_finished() && !stopped && run.backend.in_flight() < 2 {
-            session.train();
-        }
-        let run = &session.runs[0];
-        let filed = run.loss.points().len() >= g.choice.iters;
-        if (session.is_finished() && filed && run.backend.in_flight() == 0) || stopped {
-            let min = run.loss.points().iter().map(|p| p.1).filter(|v| v.is_finite()).fold(f64::INFINITY, f64::min);
-            let diverged = matches!(run.status, RunStatus::Diverged { .. } | RunStatus::Failed { .. });
-            g.results[d][l][e] = Some(if diverged || !min.is_finite() { f64::NAN } else { min });
-            g.session = None;
-            g.next += 1;
-            self.dirty[PlotId::LrGrid.index()] = true;
-            if g.next == g.total() {
-                self.message("info", "the learning-rate grid is complete");
-            }
-        }
     }
 }

@@ -13,7 +13,7 @@ use crate::pcn::Activation;
 use crate::plot_id::PlotId;
 use crate::presets::Preset;
 use leptos::prelude::*;
-use runner::{Snapshot, SPEEDS};
+use runner::{Level, Snapshot, SPEEDS};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -81,7 +81,7 @@ fn commit(form: RwSignal<PageConfig>, key: &str, value: &str) {
             form.set(next);
         }
         Err(msg) => {
-            runner::with(|r| r.message("warn", msg));
+            runner::with(|r| r.message(Level::Warn, msg));
             form.update(|_| {});
         }
     }
@@ -133,8 +133,11 @@ async fn boot_sequence() {
     match loaded {
         Ok(m) => {
             runner::with(|r| {
-                r.message("info", format!("MNIST loaded: {} training and {} test images", m.train.len(), m.test.len()));
-                let test_x = Arc::new(crate::session::test_inputs(&m));
+                r.message(
+                    Level::Info,
+                    format!("MNIST loaded: {} training and {} test images", m.train.len(), m.test.len()),
+                );
+                let test_x = Arc::new(m.test_inputs());
                 r.data = Some((Arc::new(m), test_x));
                 r.reset();
                 if std::mem::take(&mut r.sweep_on_load) {
@@ -145,7 +148,7 @@ async fn boot_sequence() {
         Err(e) => {
             runner::with(|r| {
                 r.phase = "no data".into();
-                r.message("error", format!("MNIST could not be loaded: {e}"));
+                r.message(Level::Error, format!("MNIST could not be loaded: {e}"));
             });
         }
     }
@@ -362,8 +365,8 @@ fn plots_canvas(id: &str) -> Option<web_sys::HtmlCanvasElement> {
 /// Says in the status whether a download started.
 fn report(done: Result<(), String>, what: &str) {
     runner::with(|r| match done {
-        Ok(()) => r.message("info", format!("downloaded {what}")),
-        Err(e) => r.message("error", format!("{what} could not be exported: {e}")),
+        Ok(()) => r.message(Level::Info, format!("downloaded {what}")),
+        Err(e) => r.message(Level::Error, format!("{what} could not be exported: {e}")),
     });
 }
 
@@ -414,7 +417,7 @@ async fn load_run(form: RwSignal<PageConfig>, file: web_sys::File) {
     let text = match text.ok().and_then(|t| t.as_string()) {
         Some(t) => t,
         None => {
-            runner::with(|r| r.message("error", format!("{} could not be read", file.name())));
+            runner::with(|r| r.message(Level::Error, format!("{} could not be read", file.name())));
             return;
         }
     };
@@ -425,7 +428,7 @@ async fn load_run(form: RwSignal<PageConfig>, file: web_sys::File) {
                 form.set(cfg);
             }
         }
-        Err(e) => runner::with(|r| r.message("error", format!("{}: {e}", file.name()))).unwrap_or(()),
+        Err(e) => runner::with(|r| r.message(Level::Error, format!("{}: {e}", file.name()))).unwrap_or(()),
     }
 }
 
@@ -705,7 +708,7 @@ fn App() -> impl IntoView {
                 drawn_at.set(times);
                 next_plot.set(i + 1);
                 if let Err(e) = plots::draw(i, r) {
-                    r.message("error", e);
+                    r.message(Level::Error, e);
                 }
             }
             (r.snapshot(), r.cfg.clone())
@@ -738,7 +741,7 @@ fn App() -> impl IntoView {
         let copied = web_sys::window().map(|w| w.navigator().clipboard().write_text(&url));
         runner::with(|r| {
             r.message(
-                "info",
+                Level::Info,
                 if copied.is_some() {
                     "the link is copied (and shown under “share”)"
                 } else {
@@ -908,7 +911,7 @@ fn App() -> impl IntoView {
                 <Conditioning snap hover form />
                 <LrGridSection snap hover form />
                 <section class="messages" data-testid="status">
-                    {move || snap.with(|s| s.messages.iter().map(|m| view! { <p class=m.level>{m.text.clone()}</p> }).collect::<Vec<_>>())}
+                    {move || snap.with(|s| s.messages.iter().map(|m| view! { <p class=m.level.class()>{m.text.clone()}</p> }).collect::<Vec<_>>())}
                 </section>
                 <p class="gpu-check">
                     <button data-testid="gpu-check-run" on:click=move |_| wasm_bindgen_futures::spawn_local(gpu_check(check))>

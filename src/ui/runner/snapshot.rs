@@ -1,0 +1,270 @@
+//! What the page's text shows, rebuilt each frame: one row per rule, the phase, the device,
+//! throughput and messages.
+
+use super::*;
+
+/// The throughput line and where its last measurement stood.
+#[derive(Clone, Debug, Default)]
+pub struct Throughput {
+    /// When it was measured (page milliseconds; 0 before the first).
+    pub since_ms: f64,
+    /// Iterations completed then.
+    pub done: usize,
+    /// "… iterations/s · … GFLOP/s", empty before two measurements.
+    pub text: String,
+}
+
+/// What the page shows of one rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleRow {
+    /// `mupc`, `sp`, `bp_mup`, `bp_sp`.
+    pub name: &'static str,
+    /// Readable label.
+    pub label: &'static str,
+    /// Latest test accuracy, percent.
+    pub accuracy: String,
+    /// Latest training loss.
+    pub loss: String,
+    /// "training", "diverged at 120", "failed: …".
+    pub state: String,
+    /// PC rules: the latest κ with λ_min and λ_max.
+    pub kappa: Option<String>,
+}
+
+/// Everything the page's text shows, rebuilt each frame and compared before it is set.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    /// What the runner is doing.
+    pub phase: String,
+    /// Training continuously.
+    pub playing: bool,
+    /// Iterations submitted.
+    pub iteration: usize,
+    /// Epoch and progress through it.
+    pub epoch: String,
+    /// One row per rule.
+    pub rules: Vec<RuleRow>,
+    /// Backend and adapter.
+    pub backend: String,
+    /// "loading", "ok", "software" or "missing".
+    pub backend_state: &'static str,
+    /// Iterations/s, inference steps/s, GFLOP/s.
+    pub throughput: String,
+    /// Device memory in use.
+    pub memory: String,
+    /// Status messages, newest last.
+    pub messages: Vec<Message>,
+    /// Why WebGPU is unavailable, when it is.
+    pub no_webgpu: Option<String>,
+    /// The GPU device was lost: what was said.
+    pub device_lost: Option<String>,
+    /// Training on the CPU worker: why (no WebGPU, or chosen).
+    pub on_cpu: Option<String>,
+    /// A GPU device exists (the device choice can offer it).
+    pub has_gpu: bool,
+    /// The inference stepper's state, in words.
+    pub inference: String,
+    /// The PC rule whose energies are shown.
+    pub view_rule: Option<&'static str>,
+    /// Training can start (data loaded, networks built).
+    pub ready: bool,
+    /// The networks in force, "H = … · N = … · B = … · T = …" (empty until they are built).
+    pub session: String,
+    /// Sessions started so far (a reset or a new setting starts one).
+    pub generation: u64,
+    /// Every run of the session in force has reported an iteration (or stopped).
+    pub reported: bool,
+    /// The κ sweep's progress, in words.
+    pub sweep: String,
+    /// The κ sweep has work left.
+    pub sweep_running: bool,
+    /// The learning-rate grid's progress, in words.
+    pub lr_grid: String,
+    /// The GPU's capability report.
+    pub capabilities: String,
+    /// The learning-rate grid has work left.
+    pub lr_running: bool,
+}
+
+impl Runner {
+    pub(super) fn measure(&mut self, now: f64) {
+        let Some(s) = self.session.as_ref() else { return };
+        let in_flight = s.runs.iter().map(|r| r.backend.in_flight()).max().unwrap_or(0);
+        let done = s.iteration().saturating_sub(in_flight);
+        let (t_prev, done_prev) = (self.throughput.since_ms, self.throughput.done);
+        // At least a second, and for slow runs (a software GPU) until an iteration completes.
+        if now - t_prev < 1000.0 || (done == done_prev && now - t_prev < 15_000.0 && t_prev != 0.0) {
+            return;
+        }
+        let dt = (now - t_prev) / 1000.0;
+        let its = done.saturating_sub(done_prev) as f64 / dt;
+        let rc = &s.config;
+        let flops: f64 = s
+            .runs
+            .iter()
+            .filter(|r| r.is_running())
+            .map(|r| iteration_flops(&rc.arch(r.settings.rule), rc.learning(&r.settings), rc.batch).0)
+            .sum();
+        let pc = s.runs.iter().any(|r| r.settings.rule.is_pc());
+        let steps = if pc {
+            format!(" · {} inference steps/s", two_digits(its * rc.inference_steps() as f64))
+        } else {
+            String::new()
+        };
+        // The worker's own time per iteration, rule by rule (the CPU's speed, without the page).
+        let worker: Vec<String> = s
+            .runs
+            .iter()
+            .filter_map(|r| r.backend.worker_ms().map(|ms| format!("{} {} ms", r.name(), two_digits(ms))))
+            .collect();
+        let worker = if worker.is_empty() {
+            String::new()
+        } else {
+            format!(" · CPU worker per iteration: {}", worker.join(", "))
+        };
+        let text = if t_prev == 0.0 {
+            String::new()
+        } else {
+            let g = its * flops / 1e9;
+            format!("{} iterations/s{steps} · {} GFLOP/s{worker}", two_digits(its), two_digits(g))
+        };
+        self.throughput = Throughput { since_ms: now, done, text };
+    }
+
+    /// What the page's text shows now.
+    pub fn snapshot(&mut self) -> Snapshot {
+        let s = self.session.as_ref();
+        let rules: Vec<RuleRow> = if self.lent {
+            self.rows.clone()
+        } else {
+            self.cfg
+                .rules
+                .iter()
+                .map(|rule| {
+                    let run = s.and_then(|s| s.runs.iter().find(|r| r.settings.rule == *rule));
+                    let accuracy =
+                        run.and_then(|r| r.accuracy.last()).map_or("–".into(), |p| format!("{:.2} %", p.1));
+                    let loss = run.and_then(|r| r.loss.last()).map_or("–".into(), |p| format!("{:.4}", p.1));
+                    let state = match run.map(|r| &r.status) {
+                        None => "waiting".into(),
+                        Some(RunStatus::Running) => "training".into(),
+                        Some(RunStatus::Diverged { iteration, layer: Some(l), .. }) => {
+                            format!("diverged at {iteration} (layer {l})")
+                        }
+                        Some(RunStatus::Diverged { iteration, .. }) => format!("diverged at {iteration}"),
+                        Some(RunStatus::Failed { iteration, message }) => format!("failed at {iteration}: {message}"),
+                    };
+                    let kappa = rule.is_pc().then(|| {
+                        let latest = self.kappa.iter().find(|k| k.0 == rule.name()).and_then(|k| k.1.last());
+                        match latest {
+                            Some((at, e)) => format!(
+                                "{:.3e} (λ_min {:.2e}, λ_max {:.2e}; iteration {at}{})",
+                                e.kappa,
+                                e.lambda_min,
+                                e.lambda_max,
+                                match (e.converged, page_kappa(self.cfg.width).1) {
+                                    (true, _) => "",
+                                    (false, Method::Lanczos) => "; not converged: a lower bound",
+                                    _ => "; beyond float64's resolution: an order of magnitude",
+                                }
+                            ),
+                            None if self.kappa_every == 0 => "off".into(),
+                            None => "computing…".into(),
+                        }
+                    });
+                    RuleRow { name: rule.name(), label: rule.label(), accuracy, loss, state, kappa }
+                })
+                .collect()
+        };
+        self.rows.clone_from(&rules);
+        let (epoch, memory) = match s {
+            Some(s) => {
+                let per = s.batches_per_epoch().max(1);
+                let into = s.iteration() % per;
+                let bytes: u64 = s.runs.iter().map(|r| r.backend.device_bytes()).sum();
+                let remote = s.runs.iter().any(|r| r.backend.in_worker());
+                (
+                    format!("epoch {} · {:.0} % ({into} / {per} batches)", s.epoch(), 100.0 * into as f64 / per as f64),
+                    if remote {
+                        "weights in the CPU worker".into()
+                    } else {
+                        format!("{:.1} MB on the GPU", bytes as f64 / 1e6)
+                    },
+                )
+            }
+            None => (String::new(), String::new()),
+        };
+        let steps = self.cfg.inference_steps();
+        let inference = match self.reveal {
+            None => String::new(),
+            Some(Reveal::Waiting(i)) => format!("running iteration {i}…"),
+            Some(Reveal::Showing { iteration, shown }) if shown <= steps + 1 => format!(
+                "iteration {iteration}: inference step {} of {steps} shown — press “step inference” for the next",
+                shown - 1
+            ),
+            Some(Reveal::Showing { iteration, .. }) => {
+                format!(
+                    "iteration {iteration}: all {steps} inference steps shown, then the weights were updated (Adam)"
+                )
+            }
+        };
+        let phase = match (s.is_some(), self.playing) {
+            (true, true) => "training".into(),
+            (true, false) => "paused".into(),
+            (false, _) => self.phase.clone(),
+        };
+        Snapshot {
+            phase,
+            playing: self.playing,
+            iteration: s.map_or(self.shown_iteration, |s| s.iteration()),
+            view_rule: self.view_rule,
+            epoch,
+            rules,
+            backend: if self.wants_worker() {
+                "CPU · WebAssembly (SIMD) in a Web Worker".into()
+            } else {
+                self.backend.0.clone()
+            },
+            backend_state: if self.wants_worker() { "cpu" } else { self.backend.1 },
+            device_lost: self.device_lost.clone(),
+            on_cpu: self.wants_worker().then(|| match (&self.no_webgpu, self.cfg.cpu) {
+                (_, true) => {
+                    "You chose the CPU (device=cpu). Choose GPU under “device” to train with WebGPU.".to_string()
+                }
+                (Some(why), false) => why.clone(),
+                (None, false) => String::new(),
+            }),
+            has_gpu: self.gpu.is_some(),
+            throughput: self.throughput.text.clone(),
+            memory,
+            messages: self.messages.clone(),
+            no_webgpu: self.no_webgpu.clone(),
+            inference,
+            ready: s.is_some(),
+            session: s.map_or_else(String::new, |s| {
+                let c = &s.config;
+                format!("H = {} · N = {} · B = {} · T = {}", c.depth, c.width, c.batch, c.inference_steps())
+            }),
+            generation: self.generation,
+            reported: s.is_some_and(|s| {
+                !s.runs.is_empty() && s.runs.iter().all(|r| r.last.is_some() || !matches!(r.status, RunStatus::Running))
+            }),
+            sweep: self.sweep_text(),
+            sweep_running: self.sweep_running(),
+            lr_grid: self.lr_grid.as_ref().map_or_else(|| "not run yet".into(), |g| g.progress()),
+            lr_running: self.lr_grid.as_ref().is_some_and(|g| g.running()),
+            capabilities: self.capabilities.clone(),
+        }
+    }
+}
+
+/// A rate with two significant digits below 10, whole numbers above.
+pub(super) fn two_digits(v: f64) -> String {
+    if v >= 10.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
