@@ -50,6 +50,28 @@ pub struct IterationReport {
 }
 
 impl IterationReport {
+    /// A PC iteration's report from the layer energies before each of the `T` inference steps and
+    /// at the final activities (`(T+1) × L`, the feedforward point first), the activation RMS and
+    /// the relative weight updates. The loss is `E_L` at the feedforward point, the objective `F`
+    /// there.
+    pub fn pc(energy_steps: Vec<Vec<f64>>, act_rms: Vec<f64>, rel_dw: Vec<f64>) -> Self {
+        let energies_ffwd = energy_steps.first().cloned().unwrap_or_default();
+        let energies_post = energy_steps.last().cloned().unwrap_or_default();
+        let loss = *energies_ffwd.last().unwrap_or(&f64::NAN);
+        let objective = energies_ffwd.iter().sum();
+        let finite = loss.is_finite()
+            && energy_steps.iter().flatten().all(|e| e.is_finite())
+            && rel_dw.iter().all(|r| r.is_finite());
+        IterationReport { loss, objective, energies_ffwd, energies_post, energy_steps, act_rms, rel_dw, finite }
+    }
+
+    /// A BP iteration's report: the loss on the energy's scale (`½·mean_batch ‖y − ŷ‖²`), the
+    /// optimised `ℓ`, the activation RMS and the relative weight updates.
+    pub fn bp(loss: f64, objective: f64, act_rms: Vec<f64>, rel_dw: Vec<f64>) -> Self {
+        let finite = loss.is_finite() && rel_dw.iter().all(|r| r.is_finite());
+        IterationReport { loss, objective, act_rms, rel_dw, finite, ..Default::default() }
+    }
+
     /// Where a non-finite iteration first went wrong, in the order the iteration computes: the
     /// feedforward activities `z_1 … z_H` (their RMS), the energies `E_1 … E_L` at the
     /// feedforward point, then during inference step by step, the weight updates of `W_1 … W_L`,
@@ -132,7 +154,7 @@ impl<T: Real> Model<T> {
         self.ensure_batch(x.rows);
         let net = &self.net;
         forward_into(net, x, &mut self.z, &mut self.y_hat, &mut self.phi);
-        let mut report = IterationReport { act_rms: rms(&self.z), ..Default::default() };
+        let act_rms = rms(&self.z);
         match self.learning {
             Learning::Pc { eta_z, steps } => {
                 // a_1 x W_1ᵀ is z_1 of the feedforward pass, bit for bit.
@@ -142,24 +164,17 @@ impl<T: Real> Model<T> {
                     trace.push(ws.layer_energies().into_iter().map(Real::f64).collect::<Vec<_>>());
                 });
                 weight_grads_into(net, x, &self.ws, &mut self.grads);
-                report.energies_ffwd = trace[0].clone();
-                report.energies_post = trace[steps].clone();
-                report.loss = *report.energies_ffwd.last().unwrap_or(&f64::NAN);
-                report.objective = report.energies_ffwd.iter().sum();
-                report.energy_steps = trace;
+                let rel_dw = self.adam.step(&mut self.net.weights, &self.grads);
+                IterationReport::pc(trace, act_rms, rel_dw)
             }
             Learning::Bp => {
                 let l = bp_loss(y, &self.y_hat).f64();
-                report.objective = l;
-                report.loss = 0.5 * l * net.arch.output as f64;
+                let loss = 0.5 * l * net.arch.output as f64;
                 bp_grads_into(net, x, y, &self.z, &self.y_hat, &mut self.bp, &mut self.grads);
+                let rel_dw = self.adam.step(&mut self.net.weights, &self.grads);
+                IterationReport::bp(loss, l, act_rms, rel_dw)
             }
         }
-        report.rel_dw = self.adam.step(&mut self.net.weights, &self.grads);
-        report.finite = report.loss.is_finite()
-            && report.energy_steps.iter().flatten().all(|e| e.is_finite())
-            && report.rel_dw.iter().all(|r| r.is_finite());
-        report
     }
 }
 

@@ -103,10 +103,32 @@ fn at(
 /// κ at initialisation (weights from `seed`) at the feedforward activities of training image 0;
 /// by `method`.
 pub fn at_init(arch: Arch, seed: u64, data: &Mnist, cfg: LanczosConfig, method: Method) -> Result<Extremes, String> {
-    let net: Network<f64> = Network::init(arch, seed);
-    let (x, y) = data.train.batch::<f64>(&[0]);
-    let z = forward(&net, &x).0;
+    let (x, y) = first_image(data);
+    let (net, z) = at_feedforward(arch, seed, &x);
     at(&net, &x, &y, &z, 0, cfg, method)
+}
+
+/// Training image 0 and its target, in f64: where κ at initialisation is measured.
+fn first_image(data: &Mnist) -> (Mat<f64>, Mat<f64>) {
+    data.train.batch::<f64>(&[0])
+}
+
+/// The network drawn from `seed` and its feedforward activities on `x`.
+fn at_feedforward(arch: Arch, seed: u64, x: &Mat<f64>) -> (Network<f64>, Vec<Mat<f64>>) {
+    let net: Network<f64> = Network::init(arch, seed);
+    let z = forward(&net, x).0;
+    (net, z)
+}
+
+/// `f32` weights, a batch and activities (a model's, or a GPU run's download) in f64.
+#[allow(clippy::type_complexity)]
+fn widen(
+    net: &Network<f32>,
+    x: &Mat<f32>,
+    y: &Mat<f32>,
+    z: &[Mat<f32>],
+) -> Result<(Network<f64>, Mat<f64>, Mat<f64>, Vec<Mat<f64>>), String> {
+    Ok((net_f64(net)?, to_f64(x), to_f64(y), z.iter().map(to_f64).collect()))
 }
 
 /// κ of a PC model after its last [`Model::train_step`] on `(x, y)`: its post-inference
@@ -118,9 +140,8 @@ pub fn of_model(
     cfg: LanczosConfig,
     method: Method,
 ) -> Result<Extremes, String> {
-    let net = net_f64(&model.net)?;
-    let z: Vec<Mat<f64>> = model.z.iter().map(to_f64).collect();
-    at(&net, &to_f64(x), &to_f64(y), &z, 0, cfg, method)
+    let (net, x, y, z) = widen(&model.net, x, y, &model.z)?;
+    at(&net, &x, &y, &z, 0, cfg, method)
 }
 
 /// κ at each of the first `samples` rows of `(x, y)` and activities `z`, entirely on the GPU:
@@ -219,7 +240,7 @@ impl KappaJob {
 
     /// κ at initialisation (weights from `seed`) at the feedforward activities of training image 0.
     pub fn at_init(arch: Arch, seed: u64, data: &Mnist, cfg: LanczosConfig, method: Method) -> Result<Self, String> {
-        let (x, y) = data.train.batch::<f64>(&[0]);
+        let (x, y) = first_image(data);
         Self::at_feedforward(arch, seed, &x, &y, cfg, method)
     }
 
@@ -232,8 +253,7 @@ impl KappaJob {
         cfg: LanczosConfig,
         method: Method,
     ) -> Result<Self, String> {
-        let net: Network<f64> = Network::init(arch, seed);
-        let z = forward(&net, x).0;
+        let (net, z) = at_feedforward(arch, seed, x);
         Self::new(net, x, y, &z, 0, cfg, method)
     }
 
@@ -247,9 +267,8 @@ impl KappaJob {
         cfg: LanczosConfig,
         method: Method,
     ) -> Result<Self, String> {
-        let net64 = net_f64(net)?;
-        let z: Vec<Mat<f64>> = z.iter().map(to_f64).collect();
-        Self::new(net64, &to_f64(x), &to_f64(y), &z, row, cfg, method)
+        let (net, x, y, z) = widen(net, x, y, z)?;
+        Self::new(net, &x, &y, &z, row, cfg, method)
     }
 
     /// Lanczos iterations, or definiteness tests, so far.

@@ -31,6 +31,21 @@ pub enum RunStatus {
     },
 }
 
+/// In words, for the page's rule rows and the CLI's summary: "training", "diverged at iteration
+/// 120, layer 7", "failed at iteration 3: …".
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunStatus::Running => f.write_str("training"),
+            RunStatus::Diverged { iteration, layer: Some(l), .. } => {
+                write!(f, "diverged at iteration {iteration}, layer {l}")
+            }
+            RunStatus::Diverged { iteration, .. } => write!(f, "diverged at iteration {iteration}"),
+            RunStatus::Failed { iteration, message } => write!(f, "failed at iteration {iteration}: {message}"),
+        }
+    }
+}
+
 /// One rule's run.
 #[derive(Debug)]
 pub struct Run {

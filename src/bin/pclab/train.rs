@@ -61,13 +61,14 @@ pub(crate) fn train(a: TrainArgs) -> Result<(), String> {
         )),
         None => None,
     };
-    let mut write = |v: serde_json::Value| -> Result<(), String> {
+    let mut write = |v: Result<serde_json::Value, serde_json::Error>| -> Result<(), String> {
+        let v = v.map_err(|e| format!("writing metrics: {e}"))?;
         if let Some(w) = metrics.as_mut() {
             writeln!(w, "{v}").map_err(|e| format!("writing metrics: {e}"))?;
         }
         Ok(())
     };
-    write(json!({"kind": "config", "config": c, "version": pclab::VERSION}))?;
+    write(Ok(json!({"kind": "config", "config": c, "version": pclab::VERSION})))?;
 
     let rules: Vec<&str> = c.rules.iter().map(|r| r.rule.name()).collect();
     println!(
@@ -96,15 +97,7 @@ pub(crate) fn train(a: TrainArgs) -> Result<(), String> {
     while !session.is_finished() {
         for ev in session.step() {
             match &ev {
-                Event::Iteration(s) => {
-                    let r = &s.report;
-                    write(json!({
-                        "kind": "iteration", "rule": s.rule, "iteration": s.iteration, "epoch": s.epoch,
-                        "ms": s.ms, "train_loss": r.loss, "objective": r.objective,
-                        "energies_ffwd": r.energies_ffwd, "energies_post": r.energies_post,
-                        "act_rms": r.act_rms, "rel_dw": r.rel_dw, "finite": r.finite,
-                    }))?;
-                }
+                Event::Iteration(s) => write(serde_json::to_value(IterationLine::of(s)))?,
                 Event::Eval(e) => {
                     say(
                         &bar,
@@ -113,18 +106,15 @@ pub(crate) fn train(a: TrainArgs) -> Result<(), String> {
                             e.iteration, e.rule, e.test_accuracy, e.train_loss
                         ),
                     );
-                    write(json!({"kind": "eval", "rule": e.rule, "iteration": e.iteration,
-                        "test_accuracy": e.test_accuracy, "train_loss": e.train_loss}))?;
+                    write(serde_json::to_value(&ev))?;
                 }
-                Event::Diverged { rule, iteration, layer, site } => {
+                Event::Diverged { rule, iteration, site, .. } => {
                     say(&bar, format!("iteration {iteration:>6}  {rule:<7} diverged, first at {site}: this run stops"));
-                    write(
-                        json!({"kind": "diverged", "rule": rule, "iteration": iteration, "layer": layer, "site": site}),
-                    )?;
+                    write(serde_json::to_value(&ev))?;
                 }
                 Event::Failed { rule, iteration, message } => {
                     say(&bar, format!("iteration {iteration:>6}  {rule:<7} failed: {message}"));
-                    write(json!({"kind": "failed", "rule": rule, "iteration": iteration, "message": message}))?;
+                    write(serde_json::to_value(&ev))?;
                 }
             }
         }
@@ -146,8 +136,8 @@ pub(crate) fn train(a: TrainArgs) -> Result<(), String> {
     for run in &session.runs {
         if let Some(r) = &run.last {
             if !r.energy_steps.is_empty() {
-                write(json!({"kind": "inference", "rule": run.name(), "iteration": session.iteration(),
-                    "energy_steps": r.energy_steps}))?;
+                write(Ok(json!({"kind": "inference", "rule": run.name(), "iteration": session.iteration(),
+                    "energy_steps": r.energy_steps})))?;
             }
         }
     }
@@ -167,9 +157,7 @@ pub(crate) fn train(a: TrainArgs) -> Result<(), String> {
         };
         let status = match &run.status {
             RunStatus::Running => "trained".to_string(),
-            RunStatus::Diverged { iteration, layer: Some(l), .. } => format!("diverged at {iteration}, layer {l}"),
-            RunStatus::Diverged { iteration, .. } => format!("diverged at iteration {iteration}"),
-            RunStatus::Failed { iteration, message } => format!("failed at iteration {iteration}: {message}"),
+            stopped => stopped.to_string(),
         };
         println!(
             "{:<14} {acc:>10} {best:>10} {loss:>11} {:>10.2}  {status}",
@@ -183,4 +171,43 @@ pub(crate) fn train(a: TrainArgs) -> Result<(), String> {
         println!("{} plot files in {}", files.len(), dir.display());
     }
     Ok(())
+}
+
+/// One line of `--metrics` per rule per iteration: the sample with its report's scalars and
+/// per-layer vectors flattened beside it (the energies of every inference step come once, at the
+/// end, as the `inference` line).
+#[derive(serde::Serialize)]
+struct IterationLine<'a> {
+    kind: &'static str,
+    rule: &'static str,
+    iteration: usize,
+    epoch: usize,
+    ms: f64,
+    train_loss: f64,
+    objective: f64,
+    energies_ffwd: &'a [f64],
+    energies_post: &'a [f64],
+    act_rms: &'a [f64],
+    rel_dw: &'a [f64],
+    finite: bool,
+}
+
+impl<'a> IterationLine<'a> {
+    fn of(s: &'a pclab::session::IterationSample) -> Self {
+        let r = &s.report;
+        IterationLine {
+            kind: "iteration",
+            rule: s.rule,
+            iteration: s.iteration,
+            epoch: s.epoch,
+            ms: s.ms,
+            train_loss: r.loss,
+            objective: r.objective,
+            energies_ffwd: &r.energies_ffwd,
+            energies_post: &r.energies_post,
+            act_rms: &r.act_rms,
+            rel_dw: &r.rel_dw,
+            finite: r.finite,
+        }
+    }
 }

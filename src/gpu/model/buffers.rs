@@ -112,7 +112,8 @@ impl GpuModel {
                 GH => &b.g[1],
                 GO => &b.g[2],
                 STATS => &b.stats,
-                _ => &b.yhat,
+                YHAT => &b.yhat,
+                other => unreachable!("binding {other} is not one of the training kernels' buffers"),
             }
         };
         // adam.wgsl's bindings, over weight buffer i.

@@ -180,22 +180,14 @@ impl GpuModel {
             .collect();
         let rows: Vec<Vec<f64>> =
             flat.chunks(l).take(self.steps + 1).map(|r| r.iter().map(|&v| v as f64).collect()).collect();
-        let loss = rows[0][l - 1];
-        let finite = rows.iter().flatten().all(|v| v.is_finite()) && rel_dw.iter().all(|r| r.is_finite());
         if self.bp {
-            let objective = 2.0 * loss / self.arch.output as f64;
-            return IterationReport { loss, objective, finite, act_rms, rel_dw, ..Default::default() };
+            // The energy table's row: the output's energy, and the hidden entries kernels leave.
+            let loss = rows[0][l - 1];
+            let mut report = IterationReport::bp(loss, 2.0 * loss / self.arch.output as f64, act_rms, rel_dw);
+            report.finite &= rows[0].iter().all(|v| v.is_finite());
+            return report;
         }
-        IterationReport {
-            loss,
-            objective: rows[0].iter().sum(),
-            energies_ffwd: rows[0].clone(),
-            energies_post: rows[self.steps].clone(),
-            finite,
-            energy_steps: rows,
-            act_rms,
-            rel_dw,
-        }
+        IterationReport::pc(rows, act_rms, rel_dw)
     }
 
     pub(super) async fn read_mapped(&self, staging: &wgpu::Buffer) -> Result<Vec<f32>, GpuError> {

@@ -9,7 +9,7 @@ const CPU_HEAVY_GFLOP: f64 = 20.0;
 const WORKER_URL: &str = "pclab-worker_loader.js";
 impl Runner {
     /// After a lost device: creates a new one and resumes the session on it from its latest
-    /// checkpoint (the latest evaluation), paused where it was playing.
+    /// checkpoint (the latest evaluation), and training goes on from there.
     pub fn recover(&mut self) {
         if self.device_lost.is_none() || self.lent {
             return;

@@ -145,15 +145,7 @@ impl Runner {
                     let accuracy =
                         run.and_then(|r| r.accuracy.last()).map_or("–".into(), |p| format!("{:.2} %", p.1));
                     let loss = run.and_then(|r| r.loss.last()).map_or("–".into(), |p| format!("{:.4}", p.1));
-                    let state = match run.map(|r| &r.status) {
-                        None => "waiting".into(),
-                        Some(RunStatus::Running) => "training".into(),
-                        Some(RunStatus::Diverged { iteration, layer: Some(l), .. }) => {
-                            format!("diverged at {iteration} (layer {l})")
-                        }
-                        Some(RunStatus::Diverged { iteration, .. }) => format!("diverged at {iteration}"),
-                        Some(RunStatus::Failed { iteration, message }) => format!("failed at {iteration}: {message}"),
-                    };
+                    let state = run.map_or_else(|| "waiting".into(), |r| r.status.to_string());
                     let kappa = rule.is_pc().then(|| {
                         let latest = self.kappa.iter().find(|k| k.0 == rule.name()).and_then(|k| k.1.last());
                         match latest {
