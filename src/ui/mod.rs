@@ -23,7 +23,6 @@ use views::*;
 use crate::config::Rule;
 use crate::page::PageConfig;
 use crate::pcn::Activation;
-use crate::plot_id::PlotId;
 use crate::presets::Preset;
 use leptos::prelude::*;
 use runner::{Level, Snapshot, SPEEDS};
@@ -76,11 +75,9 @@ fn App() -> impl IntoView {
             r.work_conditioning();
             let mut times = drawn_at.get();
             let n = plots::PLOTS.len();
-            // While an evaluation has the session, the plots keep what they show.
-            // The conditioning plots and the grid do not read the session.
-            let reads_session =
-                |i: usize| !matches!(PlotId::ALL[i], PlotId::KappaSweep | PlotId::KappaTraining | PlotId::LrGrid);
-            let due = |i: usize| r.dirty[i] && now - times[i] >= REDRAW_MS && (!r.lent || !reads_session(i));
+            // While an evaluation has the session, the plots that read it keep what they show.
+            let due =
+                |i: usize| r.dirty[i] && now - times[i] >= REDRAW_MS && (!r.lent || !plots::PLOTS[i].reads_session);
             if let Some(i) = (0..n).map(|k| (next_plot.get() + k) % n).find(|&i| due(i)) {
                 r.dirty[i] = false;
                 times[i] = now;

@@ -21,6 +21,9 @@ pub struct PlotDef {
     pub caption: &'static str,
     /// The "?" text: what is drawn, how to read it, what the paper found.
     pub help: &'static str,
+    /// Drawn from the session's histories (so it waits while an evaluation has the session); the
+    /// conditioning plots and the grid keep their own data.
+    pub reads_session: bool,
 }
 
 /// Every plot, in [`PlotId::ALL`] order (the runner's `dirty` order; checked at compile time).
@@ -30,54 +33,63 @@ pub const PLOTS: [PlotDef; PlotId::COUNT] = [
         title: "Test accuracy",
         caption: "Percent of the 10 000 MNIST test images classified by the feedforward pass, every k iterations; faded: before the switch.",
         help: "Each line is one learning rule on the same network, seed and batches. Accuracy is measured on all 10 000 test images with the feedforward pass (no inference), every k iterations. The paper (Fig. 1, N = 512, ReLU): μPC ≈ 92/93/94 % after 300/600/900 iterations at every depth from 8 to 128, on top of backprop with Depth-μP; standard PC ≈ 82 % at 8 layers, ≈ 67 % at 32, and does not train (chance, 10 %) at 64 and 128. Faded lines are the runs before the last standard PC ⇄ μPC switch.",
+        reads_session: true,
     },
     PlotDef {
         id: PlotId::Loss,
         title: "Training loss",
         caption: "½·mean ‖y − ŷ‖² of each batch at the feedforward point (log scale); a cross marks a divergence.",
         help: "The training loss ½·mean‖y − ŷ‖² of each batch, at the feedforward point, before the weight update (log scale). A cross marks the iteration where a run produced a non-finite value and stopped. Standard PC starts orders of magnitude higher at depth because its forward pass explodes; μPC and BP start near 0.5.",
+        reads_session: true,
     },
     PlotDef {
         id: PlotId::EnergyHeatmap,
         title: "Energy by layer over training",
         caption: "Left: E_l after inference, layer × iteration (log colour; grey: exactly 0 in f32). Right: the latest energy profile by layer, per PC rule.",
         help: "Left: each column is an iteration, each row a layer l (1 at the bottom, L = H+1 the output at the top); the colour is the layer energy E_l = ½‖e_l‖² after inference, on a log scale; exact zeros in f32 are grey. Right: the latest profile. With η_z = 0.5 and B = 64 the error signal decays roughly like (η_z/B)^k with distance k from the output, so in deep networks only the top layers carry energy — and only they learn.",
+        reads_session: true,
     },
     PlotDef {
         id: PlotId::InferenceView,
         title: "Inside the latest iteration's inference",
         caption: "Left: E_l at the feedforward point (step 0, where hidden errors are exactly 0, grey) and after each inference step. Right: total energy F by step.",
         help: "One iteration's inference, step by step: column t is the layer energies after t inference steps (t = 0: the feedforward point, where every hidden error is exactly zero and only the output layer has energy). Each step the error moves down one layer — a wavefront. Right: the total energy F by step, which inference descends. Use “step inference” (Shift+→) to reveal the steps one at a time.",
+        reads_session: true,
     },
     PlotDef {
         id: PlotId::ActivationRms,
         title: "Forward-pass scale",
         caption: "RMS of the activities z_l after the feedforward pass, by layer (log scale): standard PC explodes or vanishes with depth.",
         help: "The root mean square of each layer's activities z_l after the feedforward pass. With standard initialisation a residual ReLU block adds about 1/6 of the variance, so standard PC's forward pass grows like (1 + 1/6)^(l/2) and explodes beyond ~60 layers (or vanishes without skips). μPC scales each residual branch by a_h = 1/√(N·L) — a 1/√L shrink on top of fan-in scaling — and the input and output layers by width, so its forward pass stays at scale 1 at every depth — the paper's fix.",
+        reads_session: true,
     },
     PlotDef {
         id: PlotId::WeightChange,
         title: "Where learning happens",
         caption: "‖ΔW_l‖ / ‖W_l‖ of the latest Adam update, by layer (log scale).",
         help: "‖ΔW_l‖ / ‖W_l‖, the relative size of the latest Adam update of each weight matrix, by layer (log scale). In PC the weight gradient of layer l is its error times the activity below, so layers the error has not reached during inference do not change. Backprop updates every layer.",
+        reads_session: true,
     },
     PlotDef {
         id: PlotId::KappaSweep,
         title: "Ill-conditioning grows with depth",
         caption: "κ = |λ_max| / |λ_min| of the inference Hessian at initialisation against depth H (log–log), median over seeds with their range shaded.",
         help: "κ = |λ_max| / |λ_min| of the Hessian of one image's energy over all hidden activities, at initialisation, against depth H (log–log), for standard PC with skips, standard PC without skips and μPC; the line is the median over seeds and the band their range. κ measures how hard inference is for gradient descent: the steps needed grow with κ. The paper: κ grows with depth (and width) for residual networks, and μPC does not prevent it — μPC fixes the forward pass, not the inference landscape.",
+        reads_session: false,
     },
     PlotDef {
         id: PlotId::KappaTraining,
         title: "Conditioning over training",
         caption: "κ of each PC run at the batch's first sample after inference, every k iterations (solid), with λ_max and λ_min (faint).",
         help: "κ of each PC run's inference Hessian during training, at the post-inference activities of the batch's first sample with the just-updated weights, every k iterations (solid), with λ_max and |λ_min| (faint). The paper found that training makes the landscape more ill-conditioned still.",
+        reads_session: false,
     },
     PlotDef {
         id: PlotId::LrGrid,
         title: "Learning-rate transfer",
         caption: "Minimum training loss of each (η_w, η_z) cell at the two depths, side by side (shared log colour; × diverged).",
         help: "Each cell is a fresh network trained for the chosen number of iterations with that weight learning rate η_w (rows) and inference rate η_z (columns); its colour and number are the lowest training loss it reached (darker is better, × diverged). The two panels are two depths (or widths). The paper's Fig. 1 left: under μPC the region of good rates stays in the same place from 16 to 128 layers and across widths, so rates tuned on a small network transfer to a large one; under standard PC it moves and shrinks.",
+        reads_session: false,
     },
 ];
 
