@@ -7,7 +7,9 @@
 use super::context::GpuContext;
 use super::kernels::{binding, Kernels, ELEMENTWISE_WG};
 use super::layout::{Params, PARAMS_STRIDE};
-use super::model::{bind_group, bytes_f32, matrix_sizes, new_buffer, pack_params, read_mapped, GpuModel};
+use super::model::{
+    bind_group, bytes_f32, matrix_sizes, new_buffer, pack_params, read_mapped, write_matrices, GpuModel,
+};
 use super::model::{READBACK, STORAGE, UNIFORM};
 use super::GpuError;
 use crate::pcn::hessian::HessianPoint;
@@ -54,12 +56,7 @@ impl GpuHvp {
         let shapes = matrix_sizes(&a);
         let w = [0, 1, 2].map(|i| buf(["hvp W_1", "hvp W_2..W_H", "hvp W_L"][i], shapes[i], STORAGE));
         let q = &ctx.queue;
-        q.write_buffer(&w[0], 0, bytemuck::cast_slice(&net.weights[0].data));
-        let hidden: Vec<f32> = net.weights[1..h].iter().flat_map(|m| m.data.iter().copied()).collect();
-        if !hidden.is_empty() {
-            q.write_buffer(&w[1], 0, bytemuck::cast_slice(&hidden));
-        }
-        q.write_buffer(&w[2], 0, bytemuck::cast_slice(&net.weights[h].data));
+        write_matrices(q, &w, &net.weights);
         let zb = buf("hvp z", h * b * n, STORAGE);
         q.write_buffer(&zb, 0, bytemuck::cast_slice(&zs));
         let cb = buf("hvp curvature", h * b * n, STORAGE);

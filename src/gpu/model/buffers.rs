@@ -168,13 +168,18 @@ impl GpuModel {
 
     /// Writes `W_1 … W_L`-shaped matrices into a trio of buffers.
     pub(super) fn upload_matrices(&self, bufs: &[wgpu::Buffer; 3], w: &[Mat<f32>]) {
-        let q = &self.ctx.queue;
-        let h = self.arch.hidden;
-        q.write_buffer(&bufs[0], 0, bytemuck::cast_slice(&w[0].data));
-        let hidden: Vec<f32> = w[1..h].iter().flat_map(|m| m.data.iter().copied()).collect();
-        if !hidden.is_empty() {
-            q.write_buffer(&bufs[1], 0, bytemuck::cast_slice(&hidden));
-        }
-        q.write_buffer(&bufs[2], 0, bytemuck::cast_slice(&w[h].data));
+        write_matrices(&self.ctx.queue, bufs, w);
     }
+}
+
+/// Writes `W_1 … W_L`-shaped matrices (`H + 1` of them) into the three weight-shaped buffers:
+/// `W_1`, all of `W_2 … W_H` back to back, `W_L`.
+pub(in crate::gpu) fn write_matrices(q: &wgpu::Queue, bufs: &[wgpu::Buffer; 3], w: &[Mat<f32>]) {
+    let h = w.len() - 1;
+    q.write_buffer(&bufs[0], 0, bytemuck::cast_slice(&w[0].data));
+    let hidden: Vec<f32> = w[1..h].iter().flat_map(|m| m.data.iter().copied()).collect();
+    if !hidden.is_empty() {
+        q.write_buffer(&bufs[1], 0, bytemuck::cast_slice(&hidden));
+    }
+    q.write_buffer(&bufs[2], 0, bytemuck::cast_slice(&w[h].data));
 }

@@ -32,7 +32,7 @@ use buffers::{stats_len, BindGroups, Buffers};
 use eval::EvalBuffers;
 use readback::Pending;
 
-pub(super) use buffers::{bind_group, bytes_f32, matrix_sizes, new_buffer, READBACK, STORAGE, UNIFORM};
+pub(super) use buffers::{bind_group, bytes_f32, matrix_sizes, new_buffer, write_matrices, READBACK, STORAGE, UNIFORM};
 
 pub use checkpoint::{Checkpoint, CHECKPOINT_MOMENTS_UP_TO};
 pub(super) use encode::{pack_params, Dispatch};
