@@ -4,7 +4,7 @@
 
 use super::RunSpec;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Where a run stopped early.
@@ -116,8 +116,13 @@ pub fn append(path: &Path, record: &RunRecord) -> Result<(), String> {
     let line = serde_json::to_string(record).map_err(|e| format!("cannot write a run: {e}"))?;
     let io = |e: std::io::Error| format!("{}: {e}", path.display());
     let mut f = std::fs::OpenOptions::new().create(true).read(true).append(true).open(path).map_err(io)?;
-    let bytes = std::fs::read(path).map_err(io)?;
-    if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+    // Only the last byte tells whether a kill cut a line; the whole file is read only then.
+    let mut last = [b'\n'];
+    if f.metadata().map_err(io)?.len() > 0 {
+        f.seek(SeekFrom::End(-1)).and_then(|_| f.read_exact(&mut last)).map_err(io)?;
+    }
+    if last[0] != b'\n' {
+        let bytes = std::fs::read(path).map_err(io)?;
         let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         f.set_len(whole as u64).map_err(io)?;
     }

@@ -11,7 +11,7 @@ use crate::session::Session;
 pub const QUICK_LRS: [f64; 3] = [0.5, 0.1, 0.01];
 /// η_z of the quick grid.
 pub const QUICK_ETA_ZS: [f64; 4] = [5.0, 0.5, 0.1, 0.01];
-pub use crate::presets::{PAPER_ETA_ZS, PAPER_LRS};
+use crate::presets::{PAPER_ETA_ZS, PAPER_LRS};
 
 /// What the grid section's controls choose.
 #[derive(Clone, Debug, PartialEq)]
