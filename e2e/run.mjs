@@ -80,6 +80,41 @@ await test("the page loads under its Content-Security-Policy, names its WebGPU b
   check(violations.length === 0, `CSP violations: ${violations.join("; ")}`);
 });
 
+// Main-thread tasks over 50 ms from the page's first script on (buffered, so the start counts).
+// Early, while SwiftShader has no other page's work queued: that would hold the page's first GPU
+// calls and share the two cores.
+const longTasksFromLoad = () => {
+  window.__longFromLoad = [];
+  new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__longFromLoad.push([Math.round(e.startTime), Math.round(e.duration)]); })
+    .observe({ type: "longtask", buffered: true });
+};
+const firstPlotDrawn = () => [...document.querySelectorAll("canvas[role=img]")].some((c) => /: (?!nothing)/.test(c.getAttribute("aria-label") ?? ""));
+await test("from load to the first drawn plot no main-thread task takes over 50 ms, on WebGPU and on the CPU fallback", async (page) => {
+  const query = "?depth=4&width=64&rules=sp,mupc,bp_mup&autoplay=1&eval_every=5";
+  const show = (l) => (l.length ? l.map(([at, d]) => `${d} ms at ${at} ms`).join(", ") : "none");
+  // The CPU fallback first, in a Chromium without WebGPU, before SwiftShader has work queued.
+  const plain = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-features=WebGPU,Vulkan", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+  });
+  let fallback;
+  try {
+    const cpu = await plain.newPage({ viewport: { width: 1400, height: 1000 } });
+    await cpu.addInitScript(longTasksFromLoad);
+    await cpu.goto(url + query);
+    await waitFor(cpu, "the first drawn plot on the CPU worker", firstPlotDrawn, null, 90000);
+    fallback = await cpu.evaluate(() => window.__longFromLoad);
+  } finally {
+    await plain.close();
+  }
+  await page.addInitScript(longTasksFromLoad);
+  await page.goto(url + query);
+  await waitFor(page, "the first drawn plot on WebGPU", firstPlotDrawn, null, 90000);
+  const gpu = await page.evaluate(() => window.__longFromLoad);
+  console.log(`     tasks over 50 ms from load: WebGPU ${show(gpu)}; CPU fallback ${show(fallback)}`);
+  check(gpu.length === 0 && fallback.length === 0, `long tasks: WebGPU ${show(gpu)}; CPU fallback ${show(fallback)}`);
+});
+
 await test("without WebGPU the page explains why and what to do, keeps the settings and trains on the CPU", async (page) => {
   await page.addInitScript(() => Object.defineProperty(Navigator.prototype, "gpu", { get: () => undefined }));
   await page.goto(url + "?depth=3&width=16&rules=mupc");
@@ -335,6 +370,177 @@ function lossColumn(csv, rule) {
   const head = rows[0].split(","), col = head.indexOf(`loss_${rule}`);
   return rows.slice(1).map((r) => r.split(",")).filter((c) => c[col] !== "").map((c) => [parseInt(c[0]), parseFloat(c[col])]);
 }
+
+// ---- The page in front of a room, and on any screen (issue 16) ----
+
+const shots = fileURLToPath(new URL("../docs/screenshots/", import.meta.url));
+await mkdir(shots, { recursive: true });
+const axeSource = await readFile(fileURLToPath(new URL("./node_modules/axe-core/axe.min.js", import.meta.url)), "utf8");
+// axe-core's violations on the page as it is now (every rule axe runs by default).
+async function axeViolations(page) {
+  await page.evaluate(axeSource);
+  return page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(" | ")}`);
+  });
+}
+// Waits until every plot presentation mode shows has been drawn once (its canvas then names
+// what it shows after a colon).
+const plotsDrawn = (page) => waitFor(page, "the shown plots to be drawn", () => {
+  const shown = [...document.querySelectorAll("figure.plot")].filter((f) => getComputedStyle(f).display !== "none");
+  return shown.length > 0 && shown.every((f) => f.querySelector("canvas")?.getAttribute("aria-label")?.includes(":"));
+}, null, 60000);
+const PRESENT_ORDER = { "explode": ["activation-rms", "loss", "accuracy"], "pc-vs-bp": ["accuracy", "loss", "inference-view"], "conditioning": ["kappa-sweep", "kappa-training"] };
+
+for (const [w, h] of [[1280, 720], [1920, 1080]]) {
+  await test(`presentation mode at ${w} × ${h}: every chosen plot of explode, pc-vs-bp and conditioning fits the screen, in the preset's order`, async (page) => {
+    await page.setViewportSize({ width: w, height: h });
+    for (const [preset, order] of Object.entries(PRESENT_ORDER)) {
+      // Trained a few iterations in the CPU worker, evaluated early, so that the plots (and the
+      // screenshots in docs/) have something to show.
+      await page.goto(url + `?preset=${preset}&present=1&device=cpu&autoplay=1&eval_every=5`);
+      await waitFor(page, `${preset} to train`, iterationAtLeast(), 6, 120000);
+      await page.click('[data-testid="play"]');
+      await page.waitForTimeout(1500);
+      await plotsDrawn(page);
+      const boxes = await page.evaluate(() => [...document.querySelectorAll("figure.plot")]
+        .filter((f) => getComputedStyle(f).display !== "none")
+        .map((f) => { const r = f.getBoundingClientRect(); return { id: f.dataset.plot, x: r.x, y: r.y, right: r.right, bottom: r.bottom, w: r.width, h: r.height }; }));
+      const seen = [...boxes].sort((a, b) => (Math.abs(a.y - b.y) < 2 ? a.x - b.x : a.y - b.y)).map((b) => b.id);
+      console.log(`     ${preset} at ${w} × ${h}: ${boxes.map((b) => `${b.id} ${b.w.toFixed(0)}×${b.h.toFixed(0)} at (${b.x.toFixed(0)}, ${b.y.toFixed(0)})`).join(", ")}`);
+      check(seen.join() === order.join(), `${preset}: the plots read ${seen.join(", ")}, not the preset's ${order.join(", ")}`);
+      for (const b of boxes) {
+        check(b.x >= 0 && b.y >= 0 && b.right <= w + 0.5 && b.bottom <= h + 0.5, `${preset}: ${b.id} (${b.x}, ${b.y}) – (${b.right}, ${b.bottom}) leaves the ${w} × ${h} screen`);
+        check(b.w * b.h >= (w * h) / (order.length * 4), `${preset}: ${b.id} is only ${b.w.toFixed(0)} × ${b.h.toFixed(0)}`);
+      }
+      const scroll = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.scrollHeight]);
+      check(scroll[0] <= w && scroll[1] <= h, `${preset}: the page scrolls (${scroll})`);
+      const title = await page.textContent('[data-testid="preset-text"] h2');
+      check(await page.isVisible('[data-testid="preset-text"] h2'), "the preset's title heads the screen");
+      if (preset === "conditioning") {
+        const run = await page.locator('[data-testid="present-kappa-run"]').boundingBox();
+        check(run && run.y + run.height <= h, "the κ sweep's button is on the screen");
+      }
+      await page.screenshot({ path: join(shots, `present-${preset}-${w}x${h}.png`) });
+      console.log(`     “${title}”`);
+    }
+  });
+}
+
+await test("on a 390 × 844 phone nothing is wider than the screen and every button is a 44-pixel target", async (page) => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(url + "?depth=4&width=32&rules=mupc,bp_mup&eval_every=5&autoplay=1");
+  await waitFor(page, "iteration 6", iterationAtLeast(), 6, 120000);
+  await page.click('[data-testid="play"]');
+  await page.waitForTimeout(1000);
+  const width = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+  check(width[0] <= width[1], `the document is ${width[0]} px wide in a ${width[1]} px window`);
+  const small = await page.evaluate(() => [...document.querySelectorAll("button, select, input")]
+    .filter((e) => e.offsetParent !== null && e.type !== "hidden")
+    // A checkbox's target is its label.
+    .map((e) => ({ id: e.dataset.testid ?? e.textContent.trim().slice(0, 20), h: ((e.type === "checkbox" && e.closest("label")) || e).getBoundingClientRect().height }))
+    .filter((e) => e.h < 44 - 0.5 && e.h > 0));
+  check(small.length === 0, `targets under 44 px: ${small.map((s) => `${s.id} ${s.h.toFixed(0)}`).join(", ")}`);
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.waitForTimeout(500);
+  await page.screenshot({ path: join(shots, "phone-390x844.png"), fullPage: true });
+  await page.setViewportSize({ width: 360, height: 740 });
+  await page.waitForTimeout(800);
+  const w360 = await page.evaluate(() => document.documentElement.scrollWidth);
+  check(w360 <= 360, `at 360 px the document is ${w360} px wide`);
+});
+
+await test("axe-core finds no violation on the main page, in presentation mode and on the CPU fallback", async (page) => {
+  await page.goto(url + "?depth=4&width=32&rules=sp,mupc,bp_mup&eval_every=5");
+  await ready(page);
+  await stepTo(page, 5);
+  await page.waitForTimeout(800);
+  const main = await axeViolations(page);
+  await page.goto(url + "?preset=pc-vs-bp&present=1");
+  await ready(page);
+  const present = await axeViolations(page);
+  const cpu = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  await cpu.addInitScript(() => Object.defineProperty(Navigator.prototype, "gpu", { get: () => undefined }));
+  await cpu.goto(url + "?depth=3&width=16&rules=mupc");
+  await waitFor(cpu, "the CPU banner", () => document.querySelector('[data-testid="cpu-banner"]'), null, 30000);
+  const fallback = await axeViolations(cpu);
+  await cpu.close();
+  console.log(`     violations: main ${main.length}, presentation ${present.length}, CPU fallback ${fallback.length}`);
+  check(main.length + present.length + fallback.length === 0,
+    `main: ${main.join("; ")} · presentation: ${present.join("; ")} · CPU fallback: ${fallback.join("; ")}`);
+  // The planted defect: a canvas without a name is caught.
+  await page.evaluate(() => document.querySelector('[data-testid="loss"]').removeAttribute("aria-label"));
+  const planted = await axeViolations(page);
+  check(planted.some((v) => v.startsWith("role-img-alt")), `a nameless canvas went unnoticed: ${planted.join("; ")}`);
+});
+
+await test("the preset menu fits its column and ignores arrow keys; only a deliberate choice loads a preset", async (page) => {
+  await page.goto(url + "?preset=pc-vs-bp");
+  await ready(page);
+  const fit = await page.evaluate(() => {
+    const s = document.querySelector('[data-testid="preset"]').getBoundingClientRect();
+    const col = document.querySelector("aside.controls").getBoundingClientRect();
+    return [s.right, col.right];
+  });
+  check(fit[0] <= fit[1], `the menu reaches ${fit[0]} px, its column ends at ${fit[1]} px`);
+  await page.focus('[data-testid="preset"]');
+  await page.keyboard.press("ArrowDown");
+  await page.keyboard.press("ArrowDown");
+  await page.waitForTimeout(1000);
+  check(await page.inputValue('[data-testid="preset"]') === "pc-vs-bp" && page.url().includes("preset=pc-vs-bp"), `ArrowDown changed the preset: ${page.url()}`);
+  await page.selectOption('[data-testid="preset"]', "explode");
+  await waitFor(page, "a chosen preset to load", () => location.search.includes("preset=explode"), null, 10000);
+});
+
+await test("wheel zooms a line plot's x axis, a drag pans it, a double click restores it; the loss can be smoothed", async (page) => {
+  await page.goto(url + "?depth=2&width=16&rules=mupc,bp_mup&autoplay=1&eval_every=5");
+  await waitFor(page, "iteration 20", iterationAtLeast(), 20, 90000);
+  await page.click('[data-testid="play"]');
+  // Until the last iterations in flight have reported and the plot has its final data.
+  for (let last = ""; ;) {
+    await page.waitForTimeout(1200);
+    const now = await page.getAttribute('[data-testid="loss"]', "data-x-range");
+    if (now === last) break;
+    last = now;
+  }
+  const range = () => page.getAttribute('[data-testid="loss"]', "data-x-range").then((r) => r.split(",").map(Number));
+  const all = await range();
+  const box = await page.locator('[data-testid="loss"]').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.5);
+  await page.mouse.wheel(0, -400);
+  await page.waitForTimeout(400);
+  const zoomed = await range();
+  check(zoomed[1] - zoomed[0] < 0.9 * (all[1] - all[0]), `the wheel did not zoom: ${all} → ${zoomed}`);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.5, { steps: 5 });
+  await page.mouse.up();
+  await page.waitForTimeout(300);
+  const panned = await range();
+  check(panned[0] > zoomed[0] && Math.abs((panned[1] - panned[0]) - (zoomed[1] - zoomed[0])) < 1e-6 * (all[1] - all[0]) + 1e-9, `the drag did not pan: ${zoomed} → ${panned}`);
+  await page.mouse.dblclick(box.x + box.width * 0.5, box.y + box.height * 0.5);
+  await page.waitForTimeout(300);
+  const back = await range();
+  check(back.join() === all.join(), `the double click did not restore the x range: ${all} → ${back}`);
+  console.log(`     x range ${all.map((v) => v.toFixed(1))} → zoomed ${zoomed.map((v) => v.toFixed(1))} → panned ${panned.map((v) => v.toFixed(1))} → ${back.map((v) => v.toFixed(1))}`);
+  await page.check('[data-testid="smooth-loss"]');
+  await page.waitForTimeout(600);
+  check((await page.getAttribute('[data-testid="loss"]', "aria-label")).includes("μPC"), "the smoothed loss plot names its lines");
+});
+
+await test("the μPC switch shows its state (aria-pressed) and a click changes it", async (page) => {
+  await page.goto(url + "?depth=2&width=16&rules=mupc,bp_mup");
+  await ready(page);
+  const pressed = () => page.getAttribute('[data-testid="param-toggle"]', "aria-pressed");
+  check(await pressed() === "true", `μPC in force reads aria-pressed=${await pressed()}`);
+  await page.click('[data-testid="param-toggle"]');
+  await waitFor(page, "the switch to read off", () => document.querySelector('[data-testid="param-toggle"]')?.getAttribute("aria-pressed") === "false", null, 10000);
+  check((await text(page, "param-state")).includes("off"), `the switch reads ${await text(page, "param-state")}`);
+  await page.goto(url + "?depth=2&width=16&rules=sp,mupc");
+  await ready(page);
+  check(await pressed() === "mixed", `both parameterisations read aria-pressed=${await pressed()}`);
+  await page.click('[data-testid="param-toggle"]');
+  await waitFor(page, "μPC only", () => document.querySelector('[data-testid="param-toggle"]')?.getAttribute("aria-pressed") === "true" && !document.querySelector('[data-testid="rule-sp"]').checked, null, 10000);
+});
 
 await test("a share link restores the controls, hides what it names, and with the same seed gives the same first 20 losses", async (page) => {
   await page.goto(url + "?depth=4&width=32&rules=mupc,bp_mup&seed=7&eval_every=1000&lr_mupc=0.05");

@@ -206,6 +206,17 @@ impl Default for RunConfig {
 }
 
 impl RunConfig {
+    /// Seconds one iteration of every rule takes at `gflops` GFLOP/s (the nominal count of
+    /// [`crate::pcn::train::iteration_flops`]).
+    pub fn seconds_per_iteration(&self, gflops: f64) -> f64 {
+        let flops: f64 = self
+            .rules
+            .iter()
+            .map(|r| crate::pcn::train::iteration_flops(&self.arch(r.rule), self.learning(r), self.batch).0)
+            .sum();
+        flops / (gflops * 1e9)
+    }
+
     /// `T` (defaults to `H`).
     pub fn inference_steps(&self) -> usize {
         self.steps.unwrap_or(self.depth)

@@ -171,8 +171,8 @@ impl PageConfig {
         self.eta_z_sp.filter(|v| Some(*v) == self.eta_z_mupc)
     }
 
-    /// A preset's setup (evaluating at least every 100 iterations, so the page shows progress
-    /// early; 100 divides the paper's 300/600/900).
+    /// A preset's setup, with its own evaluation interval (early enough that a room sees
+    /// accuracy within the first minute; see [`Preset::config`]).
     pub fn from_preset(p: Preset) -> PageConfig {
         let rc = p.config(60_000);
         let d = PageConfig::default();
@@ -192,7 +192,7 @@ impl PageConfig {
             steps: rc.steps,
             batch: rc.batch,
             seed: rc.seed,
-            eval_every: rc.eval_every.min(100),
+            eval_every: rc.eval_every,
             preset: Some(p),
             ..d
         }
@@ -263,6 +263,30 @@ impl PageConfig {
             let f = match *r {
                 Rule::Pc(p) => Rule::Pc(flip(p)),
                 Rule::Bp(p) => Rule::Bp(flip(p)),
+            };
+            if !next.contains(&f) {
+                next.push(f);
+            }
+        }
+        self.rules = next;
+    }
+
+    /// The parameterisation every rule uses, or `None` when they differ (standard PC beside μPC).
+    pub fn param(&self) -> Option<Param> {
+        let param = |r: &Rule| match *r {
+            Rule::Pc(p) | Rule::Bp(p) => p,
+        };
+        let first = param(self.rules.first()?);
+        self.rules.iter().all(|r| param(r) == first).then_some(first)
+    }
+
+    /// Every rule under parameterisation `p`, keeping the order and dropping a rule already listed.
+    pub fn set_param(&mut self, p: Param) {
+        let mut next: Vec<Rule> = Vec::with_capacity(self.rules.len());
+        for r in &self.rules {
+            let f = match *r {
+                Rule::Pc(_) => Rule::Pc(p),
+                Rule::Bp(_) => Rule::Bp(p),
             };
             if !next.contains(&f) {
                 next.push(f);

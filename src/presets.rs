@@ -12,6 +12,27 @@ use std::str::FromStr;
 /// Depths of the paper's Fig. 1.
 pub const FIG1_DEPTHS: [usize; 5] = [8, 16, 32, 64, 128];
 
+/// The sustained rate assumed of a laptop GPU training in the page, GFLOP/s, for choosing how
+/// soon a preset's first test evaluation comes.
+pub const LAPTOP_GFLOPS: f64 = 500.0;
+
+/// A preset's first test evaluation comes within this many seconds at [`LAPTOP_GFLOPS`], so a
+/// room sees accuracy within the first minute.
+pub const FIRST_EVAL_S: f64 = 45.0;
+
+/// The evaluation intervals a preset may use, at most 50 (a room should not wait on a slow
+/// machine either): each divides 300, so the paper's readings at
+/// 300 / 600 / 900 iterations are among the evaluations.
+const EVAL_EVERY: [usize; 4] = [50, 25, 20, 10];
+
+/// The depths the `conditioning` preset sweeps κ up to.
+pub const SWEEP_DEPTH: usize = 32;
+
+/// The two depths and the width of the `lr-transfer` preset's learning-rate grid.
+pub const GRID_DEPTHS: [usize; 2] = [4, 16];
+/// See [`GRID_DEPTHS`].
+pub const GRID_WIDTH: usize = 32;
+
 /// A named configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preset {
@@ -64,24 +85,30 @@ impl Preset {
         }
     }
 
-    /// The menu's title.
+    /// The menu's title (its numbers from [`Preset::config`]).
     pub fn title(self) -> String {
+        let c = self.config(60_000);
         match self {
             Preset::Fig1Relu(h) => format!("Fig. 1: μPC vs standard PC vs BP at depth {h} (N = 512)"),
             Preset::Fig1ReluSmall(h) => {
                 format!("Fig. 1 at depth {h}, smaller width N = 128 (for slower machines; not the paper's size)")
             }
-            Preset::Tutorial => "Tutorial: 30-layer μPC".into(),
-            Preset::PcVsBp => "PC vs BP at 8 layers".into(),
-            Preset::Explode => "Why standard PC explodes: activation scale by layer".into(),
-            Preset::Conditioning => "Ill-conditioning grows with depth".into(),
-            Preset::LrTransfer => "LR transfer: the same rates work from 16 to 128 layers".into(),
+            Preset::Tutorial => format!("Tutorial: μPC with {} hidden layers ({} weight layers)", c.depth, c.depth + 1),
+            Preset::PcVsBp => format!("PC vs BP at {} hidden layers", c.depth),
+            Preset::Explode => format!("Why standard PC explodes: activation scale by layer at {} layers", c.depth),
+            Preset::Conditioning => format!("Ill-conditioning grows with depth (κ sweep, depth 1 … {SWEEP_DEPTH})"),
+            Preset::LrTransfer => format!("LR transfer: μPC's shallow rates at {} layers", c.depth),
         }
     }
 
     /// The paragraph shown when the preset is chosen: what runs, what to look at, what the paper
-    /// found.
+    /// found. Every number about the run is written from [`Preset::config`].
     pub fn explanation(self) -> String {
+        let c = self.config(60_000);
+        let rate = |rule: Rule| c.rules.iter().find(|r| r.rule == rule).map(|r| (r.lr, r.eta_z));
+        let (mupc, sp) = (Rule::Pc(Param::Mupc), Rule::Pc(Param::Sp));
+        let (m, s) = (rate(mupc).unwrap_or_default(), rate(sp).unwrap_or_default());
+        let every = format!("Test accuracy is measured every {} iterations.", c.eval_every);
         match self {
             Preset::Fig1Relu(h) | Preset::Fig1ReluSmall(h) => {
                 let small = matches!(self, Preset::Fig1ReluSmall(_));
@@ -103,39 +130,62 @@ impl Preset {
                     } else {
                         " At N = 512 this is meant for a real GPU; a software adapter is very slow."
                     }
-                )
+                ) + " "
+                    + &every
             }
-            Preset::Tutorial => "The μPC tutorial's network: 29 hidden layers of 128 ReLU units with identity skips, \
-                 T = 30 inference steps, η_w = 0.1 (Adam), η_z = 0.5, 900 iterations. The tutorial reports 85.8 % test \
-                 accuracy at iteration 100, 90.8 % at 300 and 93.3 % at 900. The energy heatmap shows the error \
-                 concentrated in the top layers: with η_z = 0.5 and B = 64 it decays with distance from the output, \
-                 so the lowest layers barely move."
-                .into(),
-            Preset::PcVsBp => "Predictive coding against backprop on the same 8-layer residual network (N = 128): \
-                 μPC relaxes the activities for T = 8 steps and then updates the weights from local errors; \
-                 backprop (with the same Depth-μP scalings) computes exact gradients. Both learn MNIST at about \
-                 the same rate per iteration; PC costs T inference steps per iteration. Step through inference \
-                 to watch the error move down one layer per step."
-                .into(),
-            Preset::Explode => "Standard PC against μPC at 64 hidden layers. Look at the activation RMS by layer: \
-                 with standard initialisation each residual block adds about 1/6 of the variance with ReLU, so \
-                 the forward pass grows like (1 + 1/6)^(l/2) and explodes beyond ~60 layers; μPC scales each \
-                 branch by 1/√(N·L), 1/√L on top of fan-in scaling, and stays at scale 1. Standard PC's loss is orders of magnitude higher and it \
-                 fails to train — the paper's first finding."
-                .into(),
-            Preset::Conditioning => "The condition number κ = |λ_max| / |λ_min| of the inference landscape (the \
-                 Hessian of one image's energy over all activities) at initialisation, against depth 1 … 128 at \
-                 width 64: standard PC with skips worst, without skips best, μPC in between and still growing. \
-                 The paper's point: μPC fixes the forward pass, not the conditioning of inference, which also \
-                 worsens during training (κ over training, below)."
-                .into(),
-            Preset::LrTransfer => "μPC at 128 hidden layers (N = 128) with the rates tuned for shallow networks \
-                 (η_w = 0.1, η_z = 0.5): Depth-μP makes the best rates nearly independent of width and depth, so \
-                 the deep network trains with no new tuning (the paper's Fig. 1 left shows the same minimum-loss \
-                 region from 16 to 128 layers). Standard PC runs beside it with its own shallow rates. The \
-                 learning-rate grid below trains small networks at two depths over a grid of (η_w, η_z) and shows \
-                 the minimum training loss of each side by side: the best cells sit in the same place."
-                .into(),
+            Preset::Tutorial => format!(
+                "The μPC tutorial's network: {} hidden layers ({} weight layers) of {} ReLU units with identity \
+                 skips, T = {} inference steps, η_w = {} (Adam), η_z = {}, {} iterations. The tutorial reports 85.8 % \
+                 test accuracy at iteration 100, 90.8 % at 300 and 93.3 % at 900. The energy heatmap shows the error \
+                 concentrated in the top layers: with η_z = {} and B = {} it decays with distance from the output, \
+                 so the lowest layers barely move. {every}",
+                c.depth,
+                c.depth + 1,
+                c.width,
+                c.inference_steps(),
+                m.0,
+                m.1,
+                c.iterations,
+                m.1,
+                c.batch
+            ),
+            Preset::PcVsBp => format!(
+                "Predictive coding against backprop on the same {}-hidden-layer residual network (N = {}): μPC \
+                 relaxes the activities for T = {} steps and then updates the weights from local errors; backprop \
+                 (with the same Depth-μP scalings) computes exact gradients. Both learn MNIST at about the same \
+                 rate per iteration; PC costs T inference steps per iteration. Step through inference to watch \
+                 the error move down one layer per step. {every}",
+                c.depth,
+                c.width,
+                c.inference_steps()
+            ),
+            Preset::Explode => format!(
+                "Standard PC against μPC at {} hidden layers (N = {}). Look at the activation RMS by layer: with \
+                 standard initialisation each residual block adds about 1/6 of the variance with ReLU, so the \
+                 forward pass grows like (1 + 1/6)^(l/2) and explodes beyond ~60 layers; μPC scales each branch by \
+                 1/√(N·L), 1/√L on top of fan-in scaling, and stays at scale 1. Standard PC's loss is orders of \
+                 magnitude higher and it fails to train — the paper's first finding. {every}",
+                c.depth, c.width
+            ),
+            Preset::Conditioning => format!(
+                "The condition number κ = |λ_max| / |λ_min| of the inference landscape (the Hessian of one image's \
+                 energy over all activities) at initialisation, against depth 1 … {SWEEP_DEPTH} at width {}: \
+                 standard PC with skips worst, without skips best, μPC in between and still growing (the sweep's \
+                 menu goes to 128). The paper's point: μPC fixes the forward pass, not the conditioning of \
+                 inference, which also worsens during training (κ over training, beside it, for the {} hidden-layer \
+                 networks training here).",
+                c.width, c.depth
+            ),
+            Preset::LrTransfer => format!(
+                "μPC at {} hidden layers (N = {}) with the rates tuned for shallow networks (η_w = {}, η_z = {}): \
+                 Depth-μP makes the best rates nearly independent of width and depth, so the deep network trains \
+                 with no new tuning (the paper's Fig. 1 left shows the same minimum-loss region from 16 to 128 \
+                 layers). Standard PC runs beside it with its own shallow rates (η_w = {}, η_z = {}). The \
+                 learning-rate grid trains small networks (N = {GRID_WIDTH}) at {} and {} hidden layers over a grid \
+                 of (η_w, η_z) and shows the minimum training loss of each side by side: under μPC the best cells \
+                 sit in the same place. {every}",
+                c.depth, c.width, m.0, m.1, s.0, s.1, GRID_DEPTHS[0], GRID_DEPTHS[1]
+            ),
         }
     }
 
@@ -161,8 +211,16 @@ impl Preset {
         }
     }
 
-    /// The configuration (`train_len` fixes "one epoch").
+    /// The configuration (`train_len` fixes "one epoch"), with its evaluation interval chosen so
+    /// that the first evaluation comes within [`FIRST_EVAL_S`] on a laptop GPU.
     pub fn config(self, train_len: usize) -> RunConfig {
+        let mut c = self.base_config(train_len);
+        let s = c.seconds_per_iteration(LAPTOP_GFLOPS);
+        c.eval_every = EVAL_EVERY.into_iter().find(|&k| k as f64 * s <= FIRST_EVAL_S).unwrap_or(10);
+        c
+    }
+
+    fn base_config(self, train_len: usize) -> RunConfig {
         let rs = |rule, lr, eta_z| RuleSettings { rule, lr, eta_z };
         let (mupc, sp, bp) = (Rule::Pc(Param::Mupc), Rule::Pc(Param::Sp), Rule::Bp(Param::Mupc));
         let base = RunConfig {
@@ -282,6 +340,32 @@ mod tests {
             (512, 64, 937, 0.1, 0.01)
         );
         assert_eq!(Preset::Fig1ReluSmall(64).config(60_000).width, 128);
+    }
+
+    #[test]
+    fn preset_texts_carry_their_configurations_numbers_and_accuracy_comes_within_a_minute() {
+        for p in Preset::all() {
+            let c = p.config(60_000);
+            let (title, text) = (p.title(), p.explanation());
+            let words = format!("{title} {text}");
+            assert!(words.contains(&c.depth.to_string()), "{p}: the depth {} is not in “{words}”", c.depth);
+            let s = c.seconds_per_iteration(LAPTOP_GFLOPS);
+            assert!(
+                c.eval_every as f64 * s <= FIRST_EVAL_S || c.eval_every == 10,
+                "{p}: first evaluation after {} s",
+                c.eval_every as f64 * s
+            );
+            assert_eq!(300 % c.eval_every, 0, "{p}: 300 / 600 / 900 are evaluations");
+            if p.action() == PresetAction::Train {
+                assert!(text.contains(&format!("every {} iterations", c.eval_every)), "{p}: {text}");
+            }
+        }
+        let t = Preset::Tutorial;
+        assert!(t.title().contains("29 hidden layers (30 weight layers)"), "{}", t.title());
+        assert!(Preset::Conditioning.explanation().contains(&format!("1 … {SWEEP_DEPTH}")));
+        assert!(Preset::LrTransfer
+            .explanation()
+            .contains(&format!("at {} and {} hidden layers", GRID_DEPTHS[0], GRID_DEPTHS[1])));
     }
 
     #[test]

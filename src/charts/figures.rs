@@ -19,6 +19,7 @@ pub fn line_of(label: &str, rule: &str, points: Vec<(f64, f64)>, diverged_at: Op
         faded: false,
         diverged_at: diverged_at.map(|(x, note)| (x as f64, note)),
         band: Vec::new(),
+        dash: None,
     }
 }
 
@@ -70,7 +71,12 @@ pub fn energy_grid(run: &Run) -> Grid {
 
 /// Axes with a linear x.
 pub fn axes(x: &str, y: &str, log_y: bool) -> Axes {
-    Axes { x_desc: x.into(), y_desc: y.into(), log_y, log_x: false }
+    Axes::new(x, y).log_y(log_y)
+}
+
+/// The test-accuracy axes: percent, 0 … 100 at most.
+pub fn accuracy_axes() -> Axes {
+    Axes::new("iteration", "test accuracy (%)").bounded(0.0, 100.0)
 }
 
 /// Draws the session plot `id` (one of [`PlotId::SESSION`]) on any backend.
@@ -81,9 +87,7 @@ pub fn draw_session<DB: DrawingBackend>(
 ) -> Result<(), String> {
     let runs = &session.runs;
     match id {
-        PlotId::Accuracy => {
-            draw_lines(root, &axes("iteration", "test accuracy (%)", false), &run_lines(runs, false), "")?
-        }
+        PlotId::Accuracy => draw_lines(root, &accuracy_axes(), &run_lines(runs, false), "")?,
         PlotId::Loss => draw_lines(root, &axes("iteration", "training loss", true), &run_lines(runs, true), "")?,
         PlotId::EnergyHeatmap => {
             let run =

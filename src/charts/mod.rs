@@ -4,19 +4,23 @@
 //! hover texts are plain functions of the same data ([`line_hover`], [`grid_hover`]).
 
 pub mod figures;
+#[cfg(test)]
+mod text_boxes;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-/// A colour-blind-safe colour per rule (Okabe–Ito): μPC blue, standard PC vermillion, BP Depth-μP
-/// green, BP standard reddish purple, standard PC without skips orange.
+/// A colour-blind-safe colour per rule (Okabe–Ito), no two alike on one plot: μPC blue,
+/// standard PC vermillion, BP Depth-μP bluish green, BP standard reddish purple, standard PC
+/// without skips black.
 pub fn rule_color(rule: &str) -> RGBColor {
     match rule {
         "mupc" => RGBColor(0x00, 0x72, 0xB2),
         "sp" => RGBColor(0xD5, 0x5E, 0x00),
         "bp_mup" => RGBColor(0x00, 0x9E, 0x73),
         "bp_sp" => RGBColor(0xCC, 0x79, 0xA7),
-        "sp_noskip" => RGBColor(0xE6, 0x9F, 0x00),
+        "sp_noskip" => RGBColor(0x00, 0x00, 0x00),
         _ => RGBColor(0x55, 0x55, 0x55),
     }
 }
@@ -36,24 +40,74 @@ pub struct Line {
     pub diverged_at: Option<(f64, String)>,
     /// A shaded band `(x, low, high)` around the line (the spread over seeds).
     pub band: Vec<(f64, f64, f64)>,
+    /// Dashed, with the `k`-th dash pattern (saved runs: each file its own pattern).
+    pub dash: Option<usize>,
 }
+
+/// The dash patterns of saved runs: `(dash, gap)` in text sizes.
+const DASHES: [(f64, f64); 4] = [(0.7, 0.35), (0.25, 0.3), (1.2, 0.4), (0.7, 0.25)];
+
+/// The sizes of one canvas's text, lines and gaps, from its pixel size, shared by every panel
+/// drawn on it: ticks, axis titles, legends and notes all follow `text`, so a chart reads the
+/// same at any size and a larger canvas (presentation mode, a projector) gets larger type.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scale {
+    /// Tick labels, axis titles and legend text, in pixels.
+    pub text: f64,
+}
+
+impl Scale {
+    /// The scale of a `w × h` canvas: text a twenty-eighth of the canvas's geometric mean side,
+    /// at most a thirteenth of its height and a twenty-second of its width, between 11 and 40
+    /// pixels.
+    pub fn of((w, h): (u32, u32)) -> Scale {
+        let (w, h) = (w as f64, h as f64);
+        Scale { text: ((w * h).sqrt() / 28.0).min(h / 13.0).min(w / 22.0).clamp(11.0, 40.0) }
+    }
+
+    /// `k` times the text size, in whole pixels (at least 1).
+    pub fn px(self, k: f64) -> u32 {
+        (self.text * k).round().max(1.0) as u32
+    }
+
+    /// The font at `k` times the text size.
+    pub fn font(self, k: f64) -> (&'static str, u32) {
+        ("sans-serif", self.px(k))
+    }
+
+    /// The stroke of a live line (faded lines use two thirds of it).
+    pub fn stroke(self) -> u32 {
+        self.px(0.2).max(2)
+    }
+}
+
+/// Measures text: `(text, size in pixels)` to its width and height.
+type Measure = Box<dyn Fn(&str, u32) -> (u32, u32)>;
 
 thread_local! {
-    static EMPHASIS: std::cell::Cell<f64> = const { std::cell::Cell::new(1.0) };
+    static MEASURE: std::cell::RefCell<Option<Measure>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Scales every chart's type and lines from now on (1: normal; presentation mode uses more).
-pub fn set_emphasis(scale: f64) {
-    EMPHASIS.with(|e| e.set(scale.clamp(0.5, 4.0)));
+/// Measures every chart's text with `measure` from now on instead of asking the backend (the
+/// page measures on a canvas of its own: plotters' web backend would lay out the whole page for
+/// each text it measures).
+pub fn set_text_measure(measure: impl Fn(&str, u32) -> (u32, u32) + 'static) {
+    MEASURE.with(|m| *m.borrow_mut() = Some(Box::new(measure)));
 }
 
-/// `px` at the current emphasis.
-fn em(px: u32) -> u32 {
-    EMPHASIS.with(|e| (px as f64 * e.get()).round() as u32)
+/// The width and height of `text` in `font`: by the measure set with [`set_text_measure`], else
+/// by `area`'s backend, else a generous estimate (0.62 em a character).
+pub fn text_size<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, text: &str, font: (&str, u32)) -> (u32, u32) {
+    if let Some(size) = MEASURE.with(|m| m.borrow().as_ref().map(|f| f(text, font.1))) {
+        return size;
+    }
+    let style: TextStyle = font.into_font().into();
+    area.estimate_text_size(text, &style)
+        .unwrap_or(((text.chars().count() as f64 * 0.62 * font.1 as f64).ceil() as u32, font.1))
 }
 
 /// Axis descriptions and scale.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct Axes {
     /// Below the x axis.
     pub x_desc: String,
@@ -63,6 +117,37 @@ pub struct Axes {
     pub log_y: bool,
     /// Base-2 logarithmic x (depths 1, 2, 4, …).
     pub log_x: bool,
+    /// The x range shown, in plotted units (log2 on a log x axis), when zoomed; `None`: all data.
+    pub x_view: Option<(f64, f64)>,
+    /// What the y range stays within, and shows with no data yet (accuracy: 0 … 100 %).
+    pub y_bounds: Option<(f64, f64)>,
+}
+
+impl Axes {
+    /// Linear axes described by `x` and `y`.
+    pub fn new(x: &str, y: &str) -> Axes {
+        Axes { x_desc: x.into(), y_desc: y.into(), ..Default::default() }
+    }
+
+    /// A logarithmic y axis when `on`.
+    pub fn log_y(self, on: bool) -> Axes {
+        Axes { log_y: on, ..self }
+    }
+
+    /// A base-2 logarithmic x axis.
+    pub fn log_x(self) -> Axes {
+        Axes { log_x: true, ..self }
+    }
+
+    /// The y range stays within `lo … hi`.
+    pub fn bounded(self, lo: f64, hi: f64) -> Axes {
+        Axes { y_bounds: Some((lo, hi)), ..self }
+    }
+
+    /// Shows x in `view` (plotted units) instead of all the data.
+    pub fn view(self, view: Option<(f64, f64)>) -> Axes {
+        Axes { x_view: view, ..self }
+    }
 }
 
 /// Where a chart's plotting area landed, in pixels, and the data ranges it shows (a log axis's
@@ -130,7 +215,7 @@ fn tick(v: f64, log: bool, span: f64) -> String {
     // Significant digits: 1 for ticks a decade or more apart, more as the span narrows.
     let digits = if log { (1.0 - span.max(1e-6).log10()).ceil().clamp(1.0, 6.0) as usize } else { 0 };
     if log && span >= 1.0 && a != 0.0 && !(1e-2..1e4).contains(&a) {
-        format!("{v:.0e}")
+        power_label(v)
     } else if log {
         let scale = if a > 0.0 { a.log10().floor() as i32 } else { 0 };
         let decimals = (digits as i32 - 1 - scale).clamp(0, 8) as usize;
@@ -148,33 +233,263 @@ fn tick(v: f64, log: bool, span: f64) -> String {
     }
 }
 
-/// Draws lines on `area` (cleared first) with axes, a legend and divergence marks.
+/// The x range of a chart: the data's, at least `min_span` wide (one or two points still get a
+/// readable axis, not −0.4 … 0.4), padded by 3 %.
+pub fn x_range(xs: impl Iterator<Item = f64>, min_span: f64) -> (f64, f64) {
+    let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    if !lo.is_finite() || !hi.is_finite() {
+        return (0.0, min_span.max(1.0) * 2.5);
+    }
+    let hi = hi.max(lo + min_span);
+    let pad = 0.03 * (hi - lo);
+    (lo - pad, hi + pad)
+}
+
+/// The y range of a chart, in plotted units: the data's, padded by 5 %, at least 0.3 decades on a
+/// log axis or a tenth of the largest magnitude on a linear one, so that a 0.1 % change stays a
+/// 0.1 % change and does not fill the plot as a cliff; kept within `bounds`.
+pub fn y_range(ys: impl Iterator<Item = f64>, log: bool, bounds: Option<(f64, f64)>) -> (f64, f64) {
+    let bounds = bounds.and_then(|(lo, hi)| Some((plotted(lo, log)?, plotted(hi, log)?)));
+    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    if !lo.is_finite() || !hi.is_finite() {
+        return bounds.unwrap_or(if log { (-1.0, 1.0) } else { (0.0, 1.0) });
+    }
+    let min_span = if log { 0.3 } else { (0.1 * lo.abs().max(hi.abs())).max(1e-9) };
+    let (lo, hi) = if hi - lo < min_span {
+        let mid = 0.5 * (lo + hi);
+        (mid - 0.5 * min_span, mid + 0.5 * min_span)
+    } else {
+        (lo, hi)
+    };
+    let pad = 0.05 * (hi - lo);
+    let (lo, hi) = (lo - pad, hi + pad);
+    match bounds {
+        Some((a, b)) if hi - lo < b - a => {
+            let shift = (a - lo).max(0.0) - (hi - b).max(0.0);
+            (lo + shift, hi + shift)
+        }
+        Some((a, b)) => (a, b),
+        None => (lo, hi),
+    }
+}
+
+/// The part of a polyline within `lo ≤ x ≤ hi`, cut where it crosses the edges.
+pub fn clip_x(points: &[(f64, f64)], (lo, hi): (f64, f64)) -> Vec<(f64, f64)> {
+    let at = |a: (f64, f64), b: (f64, f64), x: f64| (x, a.1 + (b.1 - a.1) * (x - a.0) / (b.0 - a.0));
+    let mut out = Vec::new();
+    for (i, &p) in points.iter().enumerate() {
+        let inside = |q: (f64, f64)| q.0 >= lo && q.0 <= hi;
+        if i > 0 {
+            let q = points[i - 1];
+            if q.0 < lo && p.0 > lo {
+                out.push(at(q, p, lo));
+            }
+            if q.0 < hi && p.0 > hi && inside(q) {
+                out.push(at(q, p, hi));
+            }
+        }
+        if inside(p) {
+            out.push(p);
+        }
+        if i > 0 && points[i - 1].0 < lo && p.0 > hi {
+            out.push(at(points[i - 1], p, hi));
+        }
+    }
+    out
+}
+
+/// The legend entries of `lines`: every live line, and a faded one only when no live line has
+/// its label.
+fn legend_items(lines: &[Line]) -> Vec<&Line> {
+    let live = lines.iter().filter(|l| !l.faded);
+    let faded = lines.iter().filter(|l| l.faded && !lines.iter().any(|m| !m.faded && m.label == l.label));
+    let mut seen: Vec<&str> = Vec::new();
+    live.chain(faded)
+        .filter(|l| {
+            let new = !seen.contains(&l.label.as_str());
+            seen.push(&l.label);
+            new
+        })
+        .collect()
+}
+
+/// Where each legend entry goes, `(x, row)` with x from the left margin, wrapping to `width`.
+fn legend_layout<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    items: &[&Line],
+    scale: Scale,
+    width: u32,
+) -> (Vec<(i32, i32)>, u32) {
+    let font = scale.font(1.0);
+    let (swatch, gap) = (scale.px(1.6), scale.px(0.35));
+    let mut at = Vec::with_capacity(items.len());
+    let (mut x, mut row) = (0i32, 0i32);
+    for line in items {
+        let w = (swatch + gap + text_size(area, &line.label, font).0) as i32;
+        if x > 0 && x + w > width as i32 {
+            x = 0;
+            row += 1;
+        }
+        at.push((x, row));
+        x += w + scale.px(1.0) as i32;
+    }
+    let rows = if items.is_empty() { 0 } else { row as u32 + 1 };
+    (at, rows * scale.px(1.35))
+}
+
+/// The stroke of `line` at `scale`.
+fn line_style(line: &Line, scale: Scale) -> ShapeStyle {
+    let color = if line.faded { line.color.mix(0.35) } else { line.color.mix(1.0) };
+    color.stroke_width(if line.faded { (scale.stroke() * 2 / 3).max(1) } else { scale.stroke() })
+}
+
+/// Draws `text` centred on `(cx, cy)`, broken into lines that fit `max_w`.
+fn draw_note<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    text: &str,
+    (cx, cy): (i32, i32),
+    max_w: u32,
+    scale: Scale,
+) -> Result<(), String> {
+    let font = scale.font(1.05);
+    let mut rows: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match rows.last_mut() {
+            Some(r) if text_size(area, &format!("{r} {word}"), font).0 <= max_w => {
+                r.push(' ');
+                r.push_str(word);
+            }
+            _ => rows.push(word.to_string()),
+        }
+    }
+    let step = scale.px(1.3) as i32;
+    let top = cy - step * rows.len() as i32 / 2;
+    let style = TextStyle::from(font.into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+    for (i, r) in rows.iter().enumerate() {
+        area.draw(&Text::new(r.clone(), (cx, top + step * i as i32), style.clone())).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// The widest of `labels` in `font`.
+fn widest<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, labels: &[String], font: (&str, u32)) -> u32 {
+    labels.iter().map(|t| text_size(area, t, font).0).max().unwrap_or(0)
+}
+
+/// An axis title that fits `room` pixels: at the chart's size, else smaller (down to 8 pixels),
+/// else cut with "…".
+fn fit_title<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, title: &str, scale: Scale, room: u32) -> (String, u32) {
+    let mut size = scale.px(1.0);
+    while size > 8 && text_size(area, title, ("sans-serif", size)).0 > room {
+        size -= 1;
+    }
+    let mut t = title.to_string();
+    while text_size(area, &t, ("sans-serif", size)).0 > room && t.chars().count() > 2 {
+        let keep: String = t.trim_end_matches('…').chars().collect();
+        let keep: String = keep.chars().take(keep.chars().count() - 1).collect();
+        t = format!("{keep}…");
+    }
+    (t, size)
+}
+
+/// How many tick labels fit along `len` pixels when each takes `each` pixels.
+fn tick_count(len: u32, each: u32) -> usize {
+    (len as usize / each.max(1) as usize).clamp(2, 8)
+}
+
+/// A power of ten's label: "10⁻³", or "3×10⁻³" when the mantissa is not 1.
+fn power_label(v: f64) -> String {
+    let text = scientific(v, 1);
+    text.strip_prefix("1 × ").map_or_else(|| text.replace(" × ", "×"), str::to_string)
+}
+
+/// Draws lines on `area` (cleared first) with axes, a legend above the plot (where it hides no
+/// data) and divergence marks, at the area's own [`Scale`].
 pub fn draw_lines<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     axes: &Axes,
     lines: &[Line],
     empty_note: &str,
 ) -> Result<Frame, String> {
+    draw_lines_at(area, Scale::of(area.dim_in_pixel()), axes, lines, empty_note)
+}
+
+/// [`draw_lines`] at a given scale (a panel of a larger canvas uses the canvas's).
+pub fn draw_lines_at<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    scale: Scale,
+    axes: &Axes,
+    lines: &[Line],
+    empty_note: &str,
+) -> Result<Frame, String> {
     area.fill(&WHITE).map_err(err)?;
+    let (w, h) = area.dim_in_pixel();
     let (log, log_x) = (axes.log_y, axes.log_x);
     let px = move |x: f64| if log_x { (x > 0.0).then(|| x.log2()) } else { Some(x) };
     let xs = lines.iter().flat_map(|l| l.points.iter().filter_map(|p| px(p.0)));
-    let (x_lo, x_hi) = padded_range(xs);
-    let band_ys = lines.iter().flat_map(|l| l.band.iter().flat_map(|b| [b.1, b.2]));
-    let ys = lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)).chain(band_ys).filter_map(|v| plotted(v, log));
-    let (y_lo, y_hi) = padded_range(ys);
+    let (x_lo, x_hi) = axes.x_view.unwrap_or_else(|| x_range(xs, if log_x { 2.0 } else { 4.0 }));
+    // Each line in plotted units, cut to the x range shown.
+    let shown: Vec<Vec<(f64, f64)>> = lines
+        .iter()
+        .map(|l| {
+            let pts: Vec<(f64, f64)> = l.points.iter().filter_map(|&(x, y)| Some((px(x)?, plotted(y, log)?))).collect();
+            clip_x(&pts, (x_lo, x_hi))
+        })
+        .collect();
+    let in_view = |x: f64| px(x).is_some_and(|x| x >= x_lo && x <= x_hi);
+    let band_ys = lines
+        .iter()
+        .flat_map(|l| l.band.iter().filter(|b| in_view(b.0)).flat_map(|b| [b.1, b.2]).filter_map(|v| plotted(v, log)));
+    let ys = shown.iter().flatten().map(|p| p.1).chain(band_ys);
+    let (y_lo, y_hi) = y_range(ys, log, axes.y_bounds);
+
+    let font = scale.font(1.0);
+    let margin = scale.px(0.5);
+    let items = legend_items(lines);
+    let (slots, legend_h) = legend_layout(area, &items, scale, w.saturating_sub(2 * margin));
+    // Room for the y ticks (their widest label), the tick marks and the rotated axis title.
+    let y_ticks: Vec<String> = (0..=8).map(|i| tick(y_lo + (y_hi - y_lo) * i as f64 / 8.0, log, y_hi - y_lo)).collect();
+    let x_ticks: Vec<String> = (0..=8)
+        .map(|i| {
+            let v = x_lo + (x_hi - x_lo) * i as f64 / 8.0;
+            if log_x {
+                format!("{}", 2f64.powf(v.round()))
+            } else {
+                tick(v, false, x_hi - x_lo)
+            }
+        })
+        .collect();
+    let mark = scale.px(0.3);
+    let line_h = text_size(area, "0gλ", font).1.max(scale.px(1.0));
+    let y_area = widest(area, &y_ticks, font) + 2 * mark + scale.px(0.4) + line_h;
+    let x_area = 2 * mark + 2 * line_h + scale.px(0.3);
+    let right = margin.max(widest(area, &x_ticks[8..], font) / 2 + scale.px(0.2));
+    let plot_w = w.saturating_sub(y_area + margin + right);
+    // The top tick label is centred on the plot's top edge: half of it above.
+    let top = margin + legend_h + line_h / 2;
+    let plot_h = h.saturating_sub(x_area + margin + top);
+    let (x_title, x_size) = fit_title(area, &axes.x_desc, scale, plot_w);
+    let (y_title, y_size) = fit_title(area, &axes.y_desc, scale, plot_h);
     let mut chart = ChartBuilder::on(area)
-        .margin(8)
-        .x_label_area_size(34)
-        .y_label_area_size(56)
+        .margin_top(top)
+        .margin_bottom(margin)
+        .margin_left(margin)
+        .margin_right(right)
+        .x_label_area_size(x_area)
+        .y_label_area_size(y_area)
         .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
         .map_err(err)?;
+    let x_each = widest(area, &x_ticks, font) + scale.px(1.5);
     chart
         .configure_mesh()
-        .x_desc(axes.x_desc.as_str())
-        .y_desc(axes.y_desc.as_str())
-        .x_labels(if log_x { (x_hi - x_lo).ceil() as usize + 1 } else { 6 })
-        .y_labels(6)
+        .x_desc(x_title)
+        .y_desc(y_title)
+        .x_labels(if log_x {
+            ((x_hi - x_lo).ceil() as usize + 1).min(tick_count(plot_w, x_each) * 2)
+        } else {
+            tick_count(plot_w, x_each)
+        })
+        .y_labels(tick_count(plot_h, scale.px(2.2)))
         .x_label_formatter(&|v| match log_x {
             // Only whole powers of two: depths 1, 2, 4, 8, …
             true if (v - v.round()).abs() < 1e-6 => format!("{}", 2f64.powf(v.round())),
@@ -183,52 +498,76 @@ pub fn draw_lines<DB: DrawingBackend>(
         })
         .y_label_formatter(&|v| tick(*v, log, y_hi - y_lo))
         .light_line_style(RGBColor(0xEE, 0xEE, 0xEE))
-        .label_style(("sans-serif", em(13)))
+        .set_all_tick_mark_size(mark)
+        .label_style(font)
+        .axis_desc_style(("sans-serif", x_size.min(y_size)))
         .draw()
         .map_err(err)?;
-    if lines.iter().all(|l| l.points.is_empty()) {
-        let (w, h) = area.dim_in_pixel();
-        area.draw(&Text::new(empty_note.to_string(), (w as i32 / 2 - 110, h as i32 / 2), ("sans-serif", em(15))))
-            .map_err(err)?;
+    let (pxr, pyr) = chart.plotting_area().get_pixel_range();
+    let (ox, oy) = area.get_base_pixel();
+    if shown.iter().all(|p| p.is_empty()) {
+        let centre = ((pxr.start + pxr.end) / 2 - ox, (pyr.start + pyr.end) / 2 - oy);
+        draw_note(area, empty_note, centre, (plot_w as f64 * 0.92) as u32, scale)?;
     }
     for line in lines.iter().filter(|l| l.band.len() > 1) {
-        let upper = line.band.iter().filter_map(|&(x, _, hi)| Some((px(x)?, plotted(hi, log)?)));
-        let lower: Vec<_> = line.band.iter().filter_map(|&(x, lo, _)| Some((px(x)?, plotted(lo, log)?))).collect();
+        let band: Vec<_> = line.band.iter().filter(|b| in_view(b.0)).collect();
+        let upper = band.iter().filter_map(|&&(x, _, hi)| Some((px(x)?, plotted(hi, log)?)));
+        let lower: Vec<_> = band.iter().filter_map(|&&(x, lo, _)| Some((px(x)?, plotted(lo, log)?))).collect();
         let outline: Vec<(f64, f64)> = upper.chain(lower.into_iter().rev()).collect();
         chart.draw_series(std::iter::once(Polygon::new(outline, line.color.mix(0.18).filled()))).map_err(err)?;
     }
     // Faded (earlier) runs first, so the live curves stay on top.
-    for line in lines.iter().filter(|l| l.faded).chain(lines.iter().filter(|l| !l.faded)) {
-        let color = if line.faded { line.color.mix(0.3) } else { line.color.mix(1.0) };
-        let pts: Vec<(f64, f64)> = line.points.iter().filter_map(|&(x, y)| Some((px(x)?, plotted(y, log)?))).collect();
-        let style = color.stroke_width(em(if line.faded { 2 } else { 3 }));
-        let series = chart.draw_series(LineSeries::new(pts.iter().copied(), style)).map_err(err)?;
-        if !line.faded || !lines.iter().any(|l| !l.faded && l.label == line.label) {
-            series.label(line.label.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+    let order = (0..lines.len()).filter(|&i| lines[i].faded).chain((0..lines.len()).filter(|&i| !lines[i].faded));
+    for i in order {
+        let (line, pts) = (&lines[i], &shown[i]);
+        let style = line_style(line, scale);
+        match line.dash {
+            Some(k) => {
+                let (d, g) = DASHES[k % DASHES.len()];
+                let series = DashedLineSeries::new(pts.iter().copied(), scale.px(d), scale.px(g), style);
+                chart.draw_series(series).map_err(err)?;
+            }
+            None => {
+                chart.draw_series(LineSeries::new(pts.iter().copied(), style)).map_err(err)?;
+            }
         }
         if pts.len() == 1 {
-            chart.draw_series(std::iter::once(Circle::new(pts[0], 4, color.filled()))).map_err(err)?;
+            let dot = Circle::new(pts[0], scale.px(0.3), style.color.filled());
+            chart.draw_series(std::iter::once(dot)).map_err(err)?;
         }
         let mark = line.diverged_at.as_ref().and_then(|(x, note)| px(*x).map(|x| (x, note.clone())));
         if let (Some((x, note)), Some(&(_, y))) = (mark, pts.last()) {
+            let right_half = x > 0.5 * (x_lo + x_hi);
+            let anchor = Pos::new(if right_half { HPos::Right } else { HPos::Left }, VPos::Bottom);
+            let text = font.into_font().color(&line.color).pos(anchor);
             chart
                 .draw_series([
-                    Cross::new((x, y), em(7) as i32, color.stroke_width(em(3))).into_dyn(),
-                    Text::new(note, (x, y), ("sans-serif", em(13)).into_font().color(&color)).into_dyn(),
+                    Cross::new((x, y), scale.px(0.5) as i32, line.color.stroke_width(scale.stroke())).into_dyn(),
+                    Text::new(note, (x, y), text).into_dyn(),
                 ])
                 .map_err(err)?;
         }
     }
-    let (pxr, pyr) = chart.plotting_area().get_pixel_range();
-    if lines.iter().any(|l| !l.points.is_empty()) {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(0xBB, 0xBB, 0xBB))
-            .label_font(("sans-serif", em(13)))
-            .draw()
-            .map_err(err)?;
+    // The legend, above the plotting area.
+    let (swatch, gap) = (scale.px(1.6) as i32, scale.px(0.35) as i32);
+    let row_h = scale.px(1.35) as i32;
+    let label = TextStyle::from(font.into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    for (line, &(x, row)) in items.iter().zip(&slots) {
+        let (x, y) = (margin as i32 + x, margin as i32 + row * row_h + row_h / 2);
+        let style = line_style(line, scale);
+        match line.dash {
+            Some(k) => {
+                let (d, g) = DASHES[k % DASHES.len()];
+                let (d, g) = (scale.px(d) as i32, scale.px(g) as i32);
+                let mut x0 = x;
+                while x0 < x + swatch {
+                    area.draw(&PathElement::new(vec![(x0, y), ((x0 + d).min(x + swatch), y)], style)).map_err(err)?;
+                    x0 += d + g;
+                }
+            }
+            None => area.draw(&PathElement::new(vec![(x, y), (x + swatch, y)], style)).map_err(err)?,
+        }
+        area.draw(&Text::new(line.label.clone(), (x + swatch + gap, y), label.clone())).map_err(err)?;
     }
     Ok(Frame {
         px: (pxr.start, pxr.end),
@@ -238,6 +577,20 @@ pub fn draw_lines<DB: DrawingBackend>(
         log_y: log,
         log_x,
     })
+}
+
+/// Splits a canvas into two panels, the first taking `share` of it: side by side where the
+/// canvas is at least 560 pixels wide, else one above the other (a phone's narrow plots).
+pub fn split_panels<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    share: f64,
+) -> (DrawingArea<DB, Shift>, DrawingArea<DB, Shift>) {
+    let (w, h) = root.dim_in_pixel();
+    if w >= 560 {
+        root.split_horizontally((w as f64 * share).round() as u32)
+    } else {
+        root.split_vertically((h as f64 * share).round() as u32)
+    }
 }
 
 /// The value of every line at the point nearest `x`, as one line of text.
@@ -258,17 +611,84 @@ pub fn line_hover(lines: &[Line], x: f64, x_name: &str) -> String {
     }
 }
 
-/// A value for hover texts: 4 significant digits.
+/// Each live line's latest value in words ("μPC 91.2 at iteration 300"), for screen readers.
+pub fn lines_summary(lines: &[Line], x_name: &str) -> String {
+    lines
+        .iter()
+        .filter(|l| !l.faded)
+        .filter_map(|l| {
+            let &(x, y) = l.points.last()?;
+            Some(format!("{} {} at {x_name} {}", l.label, value_text(y), tick(x, false, 100.0)))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The trailing moving average of `points` over `window` points (shorter at the start).
+pub fn moving_average(points: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
+    let window = window.max(1);
+    let mut sum = 0.0;
+    points
+        .iter()
+        .enumerate()
+        .map(|(i, &(x, y))| {
+            sum += y;
+            if i >= window {
+                sum -= points[i - window].1;
+            }
+            (x, sum / (i + 1).min(window) as f64)
+        })
+        .collect()
+}
+
+/// A value for hover texts: 4 significant digits ([`humane`]).
 pub fn value_text(v: f64) -> String {
+    humane(v, 4)
+}
+
+/// `v` to `digits` significant digits, in plain decimals from 0.001 to 99 999 and as
+/// "3.6 × 10²" outside that.
+pub fn humane(v: f64, digits: usize) -> String {
     if !v.is_finite() {
         return format!("{v}");
     }
     let a = v.abs();
-    if a != 0.0 && !(1e-3..1e5).contains(&a) {
-        format!("{v:.3e}")
-    } else {
-        format!("{v:.4}")
+    if a == 0.0 {
+        return "0".into();
     }
+    let digits = digits.max(1);
+    let exp = a.log10().floor() as i32;
+    if (1e-3..1e5).contains(&a) {
+        let decimals = (digits as i32 - 1 - exp).max(0) as usize;
+        return format!("{v:.decimals$}");
+    }
+    scientific(v, digits)
+}
+
+/// `v` as "3.6 × 10²" with `digits` significant digits (plain from 1 to 10).
+pub fn scientific(v: f64, digits: usize) -> String {
+    if !v.is_finite() || v == 0.0 {
+        return humane(v, digits);
+    }
+    let digits = digits.max(1);
+    let exp = v.abs().log10().floor() as i32;
+    // Rounding may carry into the next power of ten (9.99e4 → 10.0).
+    let mut m = v / 10f64.powi(exp);
+    let mut exp = exp;
+    let scale = 10f64.powi(digits as i32 - 1);
+    if ((m.abs() * scale).round() / scale) >= 10.0 {
+        m /= 10.0;
+        exp += 1;
+    }
+    if exp == 0 {
+        return format!("{m:.prec$}", prec = digits - 1);
+    }
+    const SUP: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
+    let mut power: String = exp.unsigned_abs().to_string().chars().map(|c| SUP[c as usize - '0' as usize]).collect();
+    if exp < 0 {
+        power.insert(0, '⁻');
+    }
+    format!("{m:.prec$} × 10{power}", prec = digits - 1)
 }
 
 /// A layer × x grid of positive values (energies), column by column.
@@ -331,9 +751,25 @@ pub fn draw_heatmap<DB: DrawingBackend>(
     grid: &Grid,
     empty_note: &str,
 ) -> Result<Frame, String> {
+    draw_heatmap_at(area, Scale::of(area.dim_in_pixel()), x_desc, grid, empty_note)
+}
+
+/// [`draw_heatmap`] at a given scale.
+pub fn draw_heatmap_at<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    scale: Scale,
+    x_desc: &str,
+    grid: &Grid,
+    empty_note: &str,
+) -> Result<Frame, String> {
     area.fill(&WHITE).map_err(err)?;
-    let (w, _) = area.dim_in_pixel();
-    let (plot, bar) = area.split_horizontally(w.saturating_sub(70));
+    let (w, h) = area.dim_in_pixel();
+    let font = scale.font(1.0);
+    let range = log_range(grid);
+    let bar_labels = range.map(|(lo, hi)| [power_label(10f64.powf(hi)), power_label(10f64.powf(lo))]);
+    let strip = scale.px(0.9);
+    let bar_w = strip + scale.px(0.8) + bar_labels.as_ref().map_or(0, |l| widest(area, l, font));
+    let (plot, bar) = area.split_horizontally(w.saturating_sub(bar_w));
     let rows = grid.rows().max(1);
     let cols = grid.xs.len();
     // Column edges halfway between neighbouring xs.
@@ -348,26 +784,42 @@ pub fn draw_heatmap<DB: DrawingBackend>(
     };
     let (x_lo, x_hi) = if cols == 0 { (0.0, 1.0) } else { (edge(0), edge(cols)) };
     let y = (0.5, rows as f64 + 0.5);
+    let margin = scale.px(0.5);
+    let mark = scale.px(0.3);
+    let line_h = text_size(area, "0gλ", font).1.max(scale.px(1.0));
+    let y_area = widest(area, &[rows.to_string()], font) + 2 * mark + scale.px(0.4) + line_h;
+    let x_area = 2 * mark + 2 * line_h + scale.px(0.3);
+    let x_ticks: Vec<String> =
+        (0..=8).map(|i| tick(x_lo + (x_hi - x_lo) * i as f64 / 8.0, false, x_hi - x_lo)).collect();
+    let x_right = widest(area, &x_ticks[8..], font) / 2;
+    let top = margin + line_h / 2;
+    let (plot_w, plot_h) = (w.saturating_sub(bar_w + y_area + margin), h.saturating_sub(x_area + margin + top));
+    let (x_title, x_size) = fit_title(area, x_desc, scale, plot_w);
     let mut chart = ChartBuilder::on(&plot)
-        .margin(8)
-        .x_label_area_size(34)
-        .y_label_area_size(46)
+        .margin(margin)
+        .margin_top(top)
+        .margin_right(margin.max(x_right.saturating_sub(bar_w)))
+        .x_label_area_size(x_area)
+        .y_label_area_size(y_area)
         .build_cartesian_2d(x_lo..x_hi, y.0..y.1)
         .map_err(err)?;
+    let each = widest(area, &x_ticks, font) + scale.px(1.5);
     chart
         .configure_mesh()
         .disable_mesh()
-        .x_desc(x_desc)
+        .x_desc(x_title)
         .y_desc("layer l")
-        .x_labels(6)
-        .y_labels(rows.min(8))
+        .x_labels(tick_count(plot_w, each))
+        .y_labels(rows.min(tick_count(plot_h, scale.px(1.8))))
         .x_label_formatter(&|v| tick(*v, false, x_hi - x_lo))
         .y_label_formatter(&|v| format!("{}", v.round()))
-        .label_style(("sans-serif", em(13)))
+        .set_all_tick_mark_size(mark)
+        .label_style(font)
+        .axis_desc_style(("sans-serif", x_size))
         .draw()
         .map_err(err)?;
-    let range = log_range(grid);
-    if let Some((lo, hi)) = range {
+    let (px, py) = chart.plotting_area().get_pixel_range();
+    if let (Some((lo, hi)), Some(labels)) = (range, bar_labels) {
         let cells = grid.values.iter().enumerate().flat_map(|(c, col)| {
             col.iter().enumerate().map(move |(r, &v)| {
                 let color = match plotted(v, true) {
@@ -380,34 +832,30 @@ pub fn draw_heatmap<DB: DrawingBackend>(
             })
         });
         chart.draw_series(cells).map_err(err)?;
-        // The colour bar: log10 E from bottom (lo) to top (hi).
-        let bar_chart = ChartBuilder::on(&bar)
-            .margin_top(8)
-            .margin_bottom(42)
-            .margin_right(34)
-            .build_cartesian_2d(0.0..1.0, lo..hi)
-            .map_err(err)?;
-        let steps = 32;
-        let strip = (0..steps).map(|i| {
-            let (a, b) = (lo + (hi - lo) * i as f64 / steps as f64, lo + (hi - lo) * (i + 1) as f64 / steps as f64);
-            Rectangle::new([(0.0, a), (1.0, b)], viridis((i as f64 + 0.5) / steps as f64).filled())
-        });
-        let mut bar_chart = bar_chart;
-        bar_chart.draw_series(strip).map_err(err)?;
-        // The plotting area's pixel range is absolute; text on `bar` is placed relative to it.
-        let (bx, by) = bar_chart.plotting_area().get_pixel_range();
+        // The colour bar beside the plotting area, as tall as it: log10 E from lo (bottom) to hi.
         let (ox, oy) = bar.get_base_pixel();
-        let (bx, by) = (bx.start - ox..bx.end - ox, by.start - oy..by.end - oy);
-        let font = ("sans-serif", em(12));
-        bar.draw(&Text::new(format!("{:.0e}", 10f64.powf(hi)), (bx.end + 2, by.start), font)).map_err(err)?;
-        bar.draw(&Text::new(format!("{:.0e}", 10f64.powf(lo)), (bx.end + 2, by.end - 12), font)).map_err(err)?;
-        bar.draw(&Text::new("E", (bx.start, by.end + 4), font)).map_err(err)?;
+        let (top, bottom) = (py.start - oy, py.end - oy);
+        let x0 = scale.px(0.4) as i32;
+        let steps = 32;
+        for i in 0..steps {
+            let y0 = bottom - (bottom - top) * (i + 1) / steps;
+            let y1 = bottom - (bottom - top) * i / steps;
+            let c = viridis((i as f64 + 0.5) / steps as f64).filled();
+            bar.draw(&Rectangle::new([(x0, y0), (x0 + strip as i32, y1)], c)).map_err(err)?;
+        }
+        let lx = x0 + strip as i32 + scale.px(0.3) as i32;
+        let top_style = TextStyle::from(font.into_font()).pos(Pos::new(HPos::Left, VPos::Top));
+        let bottom_style = TextStyle::from(font.into_font()).pos(Pos::new(HPos::Left, VPos::Bottom));
+        bar.draw(&Text::new(labels[0].clone(), (lx, top), top_style)).map_err(err)?;
+        bar.draw(&Text::new(labels[1].clone(), (lx, bottom), bottom_style)).map_err(err)?;
+        let _ = ox;
+        let e_style = TextStyle::from(font.into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+        bar.draw(&Text::new("E", (lx, (top + bottom) / 2), e_style)).map_err(err)?;
     } else {
-        let (pw, ph) = plot.dim_in_pixel();
-        plot.draw(&Text::new(empty_note.to_string(), (pw as i32 / 2 - 110, ph as i32 / 2), ("sans-serif", em(15))))
-            .map_err(err)?;
+        let (ox, oy) = area.get_base_pixel();
+        let centre = ((px.start + px.end) / 2 - ox, (py.start + py.end) / 2 - oy);
+        draw_note(area, empty_note, centre, (plot_w as f64 * 0.92) as u32, scale)?;
     }
-    let (px, py) = chart.plotting_area().get_pixel_range();
     Ok(Frame { px: (px.start, px.end), py: (py.start, py.end), x: (x_lo, x_hi), y, log_y: false, log_x: false })
 }
 
@@ -445,10 +893,23 @@ pub fn matrix_cell(x: f64, y: f64) -> (usize, usize) {
 
 /// A matrix over two categorical axes — columns `x_labels`, rows `y_labels` (row 0 at the
 /// bottom) — coloured by `log10(value)` within `range` (viridis; shared by side-by-side panels),
-/// each cell labelled with its value; a non-finite value is a grey "×" (diverged), `None` (not
-/// computed yet) blank. For the learning-rate grids.
+/// each cell labelled with its value where the label fits; a non-finite value is a grey "×"
+/// (diverged), `None` (not computed yet) blank. For the learning-rate grids.
 pub fn draw_matrix<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
+    title: &str,
+    x: (&str, &[String]),
+    y: (&str, &[String]),
+    values: &[Vec<Option<f64>>],
+    range: Option<(f64, f64)>,
+) -> Result<Frame, String> {
+    draw_matrix_at(area, Scale::of(area.dim_in_pixel()), title, x, y, values, range)
+}
+
+/// [`draw_matrix`] at a given scale.
+pub fn draw_matrix_at<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    scale: Scale,
     title: &str,
     (x_desc, x_labels): (&str, &[String]),
     (y_desc, y_labels): (&str, &[String]),
@@ -456,17 +917,34 @@ pub fn draw_matrix<DB: DrawingBackend>(
     range: Option<(f64, f64)>,
 ) -> Result<Frame, String> {
     area.fill(&WHITE).map_err(err)?;
+    let (w, h) = area.dim_in_pixel();
     let (nx, ny) = (x_labels.len().max(1), y_labels.len().max(1));
+    let font = scale.font(1.0);
+    let margin = scale.px(0.5);
+    let mark = scale.px(0.3);
+    let line_h = text_size(area, "0gλ", font).1.max(scale.px(1.0));
+    // The title, shortened with "…" to the width it has.
+    let mut title = title.to_string();
+    while text_size(area, &title, font).0 > w.saturating_sub(2 * margin) && title.chars().count() > 2 {
+        let keep: String = title.chars().take(title.chars().count().saturating_sub(2)).collect();
+        title = format!("{}…", keep.trim_end_matches('…'));
+    }
+    let y_area = widest(area, y_labels, font) + 2 * mark + scale.px(0.4) + line_h;
+    let x_area = 2 * mark + 2 * line_h + scale.px(0.3);
+    let cell_w = w.saturating_sub(y_area + 2 * margin) as f64 / nx as f64;
+    let cell_h = h.saturating_sub(x_area + 2 * margin + line_h + scale.px(0.4)) as f64 / ny as f64;
+    // Every k-th column label, so that neighbours never touch.
+    let every = ((widest(area, x_labels, font) as f64 + scale.text * 0.5) / cell_w.max(1.0)).ceil().max(1.0) as usize;
     let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", em(14)))
-        .margin(8)
-        .x_label_area_size(38)
-        .y_label_area_size(52)
+        .caption(&title, font)
+        .margin(margin)
+        .x_label_area_size(x_area)
+        .y_label_area_size(y_area)
         .build_cartesian_2d(0.0..nx as f64, 0.0..ny as f64)
         .map_err(err)?;
-    let label = |labels: &[String], v: f64| {
+    let label = |labels: &[String], v: f64, every: usize| {
         let i = v.floor();
-        if (v - i - 0.5).abs() < 1e-6 && i >= 0.0 {
+        if (v - i - 0.5).abs() < 1e-6 && i >= 0.0 && (i as usize) % every == 0 {
             labels.get(i as usize).cloned().unwrap_or_default()
         } else {
             String::new()
@@ -479,9 +957,11 @@ pub fn draw_matrix<DB: DrawingBackend>(
         .y_desc(y_desc)
         .x_labels(2 * nx + 1)
         .y_labels(2 * ny + 1)
-        .x_label_formatter(&|v| label(x_labels, *v))
-        .y_label_formatter(&|v| label(y_labels, *v))
-        .label_style(("sans-serif", em(12)))
+        .x_label_formatter(&|v| label(x_labels, *v, every))
+        .y_label_formatter(&|v| label(y_labels, *v, 1))
+        .set_all_tick_mark_size(mark)
+        .label_style(font)
+        .axis_desc_style(font)
         .draw()
         .map_err(err)?;
     let cells = values.iter().enumerate().flat_map(|(r, row)| {
@@ -495,18 +975,21 @@ pub fn draw_matrix<DB: DrawingBackend>(
         })
     });
     chart.draw_series(cells).map_err(err)?;
-    let texts = values.iter().enumerate().flat_map(|(r, row)| {
-        row.iter().enumerate().filter_map(|(c, v)| v.map(|v| (c, v))).map(move |(c, v)| {
-            let t = if v.is_finite() { format!("{v:.3}") } else { "×".into() };
-            let ink = if v.is_finite() && range.is_some_and(|(lo, hi)| (v.log10() - lo) / (hi - lo).max(1e-12) > 0.6) {
-                BLACK
-            } else {
-                WHITE
-            };
-            Text::new(t, (c as f64 + 0.18, r as f64 + 0.62), ("sans-serif", em(11)).into_font().color(&ink))
-        })
-    });
-    chart.draw_series(texts).map_err(err)?;
+    // Each cell's value, at the size that fits its cell ("0.123": about five characters), or none
+    // below 8 pixels (the value stays under the pointer).
+    let size = (0.85 * scale.text).min(cell_w * 0.9 / (5.0 * 0.62)).min(cell_h * 0.7);
+    if size >= 8.0 {
+        let texts = values.iter().enumerate().flat_map(|(r, row)| {
+            row.iter().enumerate().filter_map(|(c, v)| v.map(|v| (c, v))).map(move |(c, v)| {
+                let t = if v.is_finite() { format!("{v:.3}") } else { "×".into() };
+                let light = range.is_some_and(|(lo, hi)| (v.log10() - lo) / (hi - lo).max(1e-12) > 0.6);
+                let ink = if v.is_finite() && light { BLACK } else { WHITE };
+                let style = ("sans-serif", size).into_font().color(&ink).pos(Pos::new(HPos::Center, VPos::Center));
+                Text::new(t, (c as f64 + 0.5, r as f64 + 0.5), style)
+            })
+        });
+        chart.draw_series(texts).map_err(err)?;
+    }
     let (xr, yr) = chart.plotting_area().get_pixel_range();
     Ok(Frame {
         px: (xr.start, xr.end),
@@ -557,18 +1040,30 @@ mod tests {
             faded,
             diverged_at: None,
             band: Vec::new(),
+            dash: None,
         };
         let text = line_hover(&[line("μPC", false), line("μPC", true)], 18.0, "iteration");
         assert_eq!(text, "iteration 20: μPC 0.2500 · μPC (before) 0.2500");
         let g = Grid { xs: vec![0.0, 1.0, 2.0], values: vec![vec![1e-4, 2.0]; 3] };
-        assert_eq!(grid_hover(&g, 1.2, 2.3, "step"), "layer 2, step 1: E = 2.0000");
+        assert_eq!(grid_hover(&g, 1.2, 2.3, "step"), "layer 2, step 1: E = 2.000");
+        assert_eq!(humane(363.9, 2), "364");
+        assert_eq!(humane(3639.0, 2), "3639");
+        assert_eq!(humane(363_900.0, 2), "3.6 × 10⁵");
+        assert_eq!(humane(1.31e-4, 2), "1.3 × 10⁻⁴");
+        assert_eq!(humane(9.996e5, 3), "1.00 × 10⁶");
+        assert_eq!(humane(8795.6025, 4), "8796");
+        assert_eq!(humane(0.24033, 4), "0.2403");
+        assert_eq!(humane(f64::NAN, 4), "NaN");
+        assert_eq!(scientific(363.9, 2), "3.6 × 10²");
+        assert_eq!(scientific(4.78, 2), "4.8");
         assert_eq!(grid_hover(&g, 1.2, 0.4, "step"), "", "below layer 1");
         assert_eq!(log_range(&g), Some((-4.0, 2f64.log10())));
     }
 
     #[test]
     fn tick_labels_tell_close_ticks_apart() {
-        assert_eq!(tick(-3.0, true, 6.0), "1e-3");
+        assert_eq!(tick(-3.0, true, 6.0), "10⁻³");
+        assert_eq!(tick(4.5, true, 6.0), "3×10⁴");
         assert_eq!(tick(0.0, true, 6.0), "1");
         assert_eq!(tick(0.3_f64.log10(), true, 0.01), "0.300");
         assert_eq!(tick(0.31_f64.log10(), true, 0.1), "0.31");

@@ -93,14 +93,59 @@ fn err(file: &str, problem: DataProblem) -> DataError {
     DataError { file: file.to_string(), problem }
 }
 
-/// Decompresses a gzip stream.
-fn gunzip(file: &str, bytes: &[u8]) -> Result<Vec<u8>, DataError> {
-    if bytes.len() < 2 || bytes[0] != 0x1f || bytes[1] != 0x8b {
-        return Err(err(file, DataProblem::NotGzip("missing the gzip signature 1f 8b".into())));
+/// Decompresses one gzip file (`file` names it in errors).
+pub fn gunzip(file: &str, bytes: &[u8]) -> Result<Vec<u8>, DataError> {
+    let mut g = Gunzip::new(file, bytes)?;
+    while !g.step(usize::MAX / 2)? {}
+    Ok(g.finish())
+}
+
+/// A gzip file decompressed a slice at a time: the page does one slice per task, so that
+/// decompressing MNIST never holds its thread for long.
+pub struct Gunzip<'a> {
+    file: String,
+    decoder: GzDecoder<&'a [u8]>,
+    out: Vec<u8>,
+}
+
+impl<'a> Gunzip<'a> {
+    /// Starts on `bytes` (`file` names it in errors); an error unless they begin like gzip.
+    pub fn new(file: &str, bytes: &'a [u8]) -> Result<Self, DataError> {
+        if bytes.len() < 2 || bytes[0] != 0x1f || bytes[1] != 0x8b {
+            return Err(err(file, DataProblem::NotGzip("missing the gzip signature 1f 8b".into())));
+        }
+        Ok(Gunzip { file: file.into(), decoder: GzDecoder::new(bytes), out: Vec::new() })
     }
-    let mut out = Vec::new();
-    GzDecoder::new(bytes).read_to_end(&mut out).map_err(|e| err(file, DataProblem::NotGzip(e.to_string())))?;
-    Ok(out)
+
+    /// Decompresses up to `max` more bytes; `Ok(true)` once the whole file is out.
+    pub fn step(&mut self, max: usize) -> Result<bool, DataError> {
+        let goal = self.out.len().saturating_add(max);
+        let mut buf = [0u8; 64 * 1024];
+        while self.out.len() < goal {
+            let want = buf.len().min(goal - self.out.len());
+            match self.decoder.read(&mut buf[..want]) {
+                Ok(0) => return Ok(true),
+                Ok(n) => self.out.extend_from_slice(&buf[..n]),
+                Err(e) => return Err(err(&self.file, DataProblem::NotGzip(e.to_string()))),
+            }
+        }
+        Ok(false)
+    }
+
+    /// The bytes decompressed so far.
+    pub fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Nothing decompressed yet.
+    pub fn is_empty(&self) -> bool {
+        self.out.is_empty()
+    }
+
+    /// The decompressed bytes.
+    pub fn finish(self) -> Vec<u8> {
+        self.out
+    }
 }
 
 /// Parses an IDX file (after decompression): checks the magic, returns `(dims, payload)`.
@@ -138,13 +183,16 @@ pub struct Split {
 impl Split {
     /// Parses a pair of gzip IDX files (`names` are used in errors).
     pub fn from_gz(names: (&str, &str), images_gz: &[u8], labels_gz: &[u8]) -> Result<Self, DataError> {
-        let raw = gunzip(names.0, images_gz)?;
-        let (dims, pixels) = parse_idx(names.0, &raw, 0x0000_0803, 3)?;
+        Self::from_idx(names, &gunzip(names.0, images_gz)?, &gunzip(names.1, labels_gz)?)
+    }
+
+    /// Parses a pair of IDX files already decompressed (the page has the browser do that).
+    pub fn from_idx(names: (&str, &str), raw: &[u8], raw_labels: &[u8]) -> Result<Self, DataError> {
+        let (dims, pixels) = parse_idx(names.0, raw, 0x0000_0803, 3)?;
         if dims[1] != 28 || dims[2] != 28 {
             return Err(err(names.0, DataProblem::WrongShape { rows: dims[1], cols: dims[2] }));
         }
-        let raw_labels = gunzip(names.1, labels_gz)?;
-        let (ldims, labels) = parse_idx(names.1, &raw_labels, 0x0000_0801, 1)?;
+        let (ldims, labels) = parse_idx(names.1, raw_labels, 0x0000_0801, 1)?;
         if ldims[0] != dims[0] {
             return Err(err(names.1, DataProblem::CountMismatch { images: dims[0], labels: ldims[0] }));
         }
@@ -311,6 +359,31 @@ mod tests {
 
     fn parse(images: Vec<u8>, labels: Vec<u8>) -> Result<Split, DataError> {
         Split::from_gz(("img.gz", "lab.gz"), &images, &labels)
+    }
+
+    #[test]
+    fn gzip_decompressed_in_slices_equals_it_decompressed_at_once() {
+        let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8 ^ (i / 7) as u8).collect();
+        let z = gz(&payload);
+        let mut g = Gunzip::new("a.gz", &z).unwrap();
+        let mut steps = 0;
+        while !g.step(10_000).unwrap() {
+            steps += 1;
+            assert!(g.len() <= 10_000 * steps, "a step gave more than asked");
+        }
+        assert!(steps >= 19, "{steps} steps");
+        assert_eq!(g.finish(), payload);
+        assert_eq!(gunzip("a.gz", &z).unwrap(), payload);
+        // A cut-off file is an error, not a short result.
+        let mut cut = Gunzip::new("a.gz", &z[..z.len() / 2]).unwrap();
+        let e = loop {
+            match cut.step(10_000) {
+                Ok(false) => continue,
+                Ok(true) => panic!("half a gzip file decompressed without an error"),
+                Err(e) => break e.to_string(),
+            }
+        };
+        assert!(e.contains("a.gz"), "{e}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! page's handle on it. Messages travel as `Uint8Array`s of postcard bytes.
 
 use super::{decode, encode, FromWorker, ToWorker, WorkerHost, WorkerLink};
-use crate::data::{Mnist, FILES};
+use crate::data::{Mnist, Split, FILES};
 use js_sys::{Function, Promise, Reflect, Uint8Array};
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -19,6 +19,13 @@ pub(crate) fn js_err(e: JsValue) -> String {
 
 /// Fetches one file's bytes with the global `fetch` (a window's or a worker's).
 pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+    let resp = fetch(url).await?;
+    let buf = JsFuture::from(resp.array_buffer().map_err(js_err)?).await.map_err(js_err)?;
+    Ok(Uint8Array::new(&buf).to_vec())
+}
+
+/// The response to a GET of `url` with the global `fetch`; an error unless it is 2xx.
+async fn fetch(url: &str) -> Result<web_sys::Response, String> {
     let fetch: Function = Reflect::get(&js_sys::global(), &"fetch".into())
         .ok()
         .and_then(|f| f.dyn_into().ok())
@@ -33,22 +40,52 @@ pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
     if !resp.ok() {
         return Err(format!("{url}: the server answered {} {}", resp.status(), resp.status_text()));
     }
-    let buf = JsFuture::from(resp.array_buffer().map_err(js_err)?).await.map_err(js_err)?;
-    Ok(Uint8Array::new(&buf).to_vec())
+    Ok(resp)
+}
+
+/// Fetches a gzip file and returns it decompressed, 2 MB per task (the browser's
+/// `DecompressionStream` would inflate a whole network chunk in one task of the page's thread).
+pub async fn fetch_gunzipped(url: &str) -> Result<Vec<u8>, String> {
+    let bytes = fetch_bytes(url).await?;
+    let name = url.rsplit('/').next().unwrap_or(url);
+    let mut g = crate::data::Gunzip::new(name, &bytes).map_err(|e| e.to_string())?;
+    while !g.step(2 << 20).map_err(|e| e.to_string())? {
+        yield_now().await;
+    }
+    Ok(g.finish())
+}
+
+/// Lets the event loop run (a zero-delay timer), so that long work is cut into short tasks.
+pub async fn yield_now() {
+    let promise = Promise::new(&mut |resolve, _| {
+        let set_timeout =
+            Reflect::get(&js_sys::global(), &"setTimeout".into()).ok().and_then(|f| f.dyn_into::<Function>().ok());
+        if let Some(t) = set_timeout {
+            let _ = t.call2(&JsValue::NULL, &resolve, &JsValue::from(0));
+        } else {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
 }
 
 /// Fetches and parses MNIST from `data/mnist/`, calling `progress(files_done, bytes_so_far)`
-/// after each file.
+/// after each file (decompressed bytes). Each file is its own task, so the page stays
+/// responsive while MNIST loads.
 pub async fn load_mnist(progress: impl Fn(usize, usize)) -> Result<Mnist, String> {
     let mut files = Vec::with_capacity(4);
     let mut bytes = 0;
     for (i, name) in FILES.iter().enumerate() {
-        let data = fetch_bytes(&format!("data/mnist/{name}")).await?;
+        let data = fetch_gunzipped(&format!("data/mnist/{name}")).await?;
         bytes += data.len();
         files.push(data);
         progress(i + 1, bytes);
+        yield_now().await;
     }
-    Mnist::from_gz([&files[0], &files[1], &files[2], &files[3]]).map_err(|e| e.to_string())
+    let train = Split::from_idx((FILES[0], FILES[1]), &files[0], &files[1]).map_err(|e| e.to_string())?;
+    yield_now().await;
+    let test = Split::from_idx((FILES[2], FILES[3]), &files[2], &files[3]).map_err(|e| e.to_string())?;
+    Ok(Mnist { train, test })
 }
 
 // ---- inside the worker ----

@@ -154,6 +154,7 @@ fn fig1_depth_lines(m: &Merged) -> Vec<Line> {
             faded: false,
             diverged_at,
             band,
+            dash: None,
         });
         let paper: Vec<(f64, f64)> =
             depths.iter().filter_map(|&h| paper_fig1(rule, h).map(|p| (h as f64, p[2]))).collect();
@@ -165,6 +166,7 @@ fn fig1_depth_lines(m: &Merged) -> Vec<Line> {
                 faded: true,
                 diverged_at: None,
                 band: Vec::new(),
+                dash: None,
             });
         }
     }
@@ -204,6 +206,7 @@ fn fig1_iteration_lines(m: &Merged, depth: usize) -> Vec<Line> {
             faded: false,
             diverged_at,
             band: stats.iter().map(|s| (s.0, s.1 - s.2, s.1 + s.2)).collect(),
+            dash: None,
         });
         if let Some(p) = paper_fig1(rule, depth) {
             lines.push(Line {
@@ -213,6 +216,7 @@ fn fig1_iteration_lines(m: &Merged, depth: usize) -> Vec<Line> {
                 faded: true,
                 diverged_at: None,
                 band: Vec::new(),
+                dash: None,
             });
         }
     }
@@ -220,7 +224,14 @@ fn fig1_iteration_lines(m: &Merged, depth: usize) -> Vec<Line> {
 }
 
 fn fig1(m: &Merged, dir: &Path, md: &mut String, files: &mut Files) -> Result<(), String> {
-    let axes = |x: &str, log_x| Axes { x_desc: x.into(), y_desc: "test accuracy (%)".into(), log_y: false, log_x };
+    let axes = |x: &str, log_x| {
+        let a = Axes::new(x, "test accuracy (%)").bounded(0.0, 100.0);
+        if log_x {
+            a.log_x()
+        } else {
+            a
+        }
+    };
     let lines = fig1_depth_lines(m);
     figure(dir, "fig1-accuracy-vs-depth", (900, 520), &Chart::Lines(axes("depth H", true), &lines), files)?;
     let spec = &m.runs[0].spec;

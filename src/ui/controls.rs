@@ -43,10 +43,20 @@ pub(super) fn Controls(form: RwSignal<PageConfig>) -> impl IntoView {
     };
     let hides = move |id: &'static str| move || form.with(|c| c.hides(id));
     view! {
-        <aside class="controls" class:hidden=move || form.with(|c| c.hide.iter().any(|h| h == "controls"))>
-            <label class="field" class:hidden=hides("preset")>
+        <aside class="controls" aria-label="settings" class:hidden=move || form.with(|c| c.hide.iter().any(|h| h == "controls"))>
+            <label class="field stack" class:hidden=hides("preset")>
                 <span>"preset"</span>
-                <select data-testid="preset" on:change=move |ev| commit(form, "preset", &event_target_value(&ev))>
+                // A preset replaces the networks: only a deliberate choice loads one (a click, or
+                // Enter in the opened list), never an arrow key passing over the closed menu.
+                <select
+                    data-testid="preset"
+                    on:keydown=move |ev: web_sys::KeyboardEvent| {
+                        if matches!(ev.key().as_str(), "ArrowUp" | "ArrowDown" | "ArrowLeft" | "ArrowRight" | "Home" | "End" | "PageUp" | "PageDown") && !ev.alt_key() {
+                            ev.prevent_default();
+                        }
+                    }
+                    on:change=move |ev| commit(form, "preset", &event_target_value(&ev))
+                >
                     <option value="" selected=move || form.with(|c| c.preset.is_none())>"— your own setup —"</option>
                     {Preset::all()
                         .into_iter()

@@ -2,10 +2,10 @@
 
 use super::*;
 
-/// Presentation mode on or off: large type and thick lines, the chosen plots only; fullscreen
+/// Presentation mode on or off: the chosen plots only, filling the screen (their type grows with
+/// their canvases); fullscreen
 /// when asked from a key or button (browsers allow it only then).
 pub(super) fn set_present(form: RwSignal<PageConfig>, on: bool, fullscreen: bool) {
-    crate::charts::set_emphasis(if on { 1.7 } else { 1.0 });
     commit(form, "present", if on { "1" } else { "0" });
     runner::with(|r| r.dirty.iter_mut().for_each(|d| *d = true));
     let Some(doc) = web_sys::window().and_then(|w| w.document()) else { return };
@@ -41,7 +41,7 @@ pub(super) const SHORTCUTS: [(&str, &str); 8] = [
     ("→", "step one iteration"),
     ("Shift + →", "step one inference step"),
     ("R", "reset to the seed"),
-    ("P", "switch standard PC ⇄ μPC"),
+    ("P", "μPC scaling on ⇄ off (standard PC)"),
     ("F", "presentation mode (fullscreen)"),
     ("?", "show or hide this list"),
     ("Esc", "close this list"),

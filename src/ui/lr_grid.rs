@@ -30,7 +30,13 @@ pub struct GridChoice {
 
 impl Default for GridChoice {
     fn default() -> Self {
-        GridChoice { rule: Rule::Pc(crate::pcn::Param::Mupc), depths: [4, 16], width: 32, paper: false, iters: 10 }
+        GridChoice {
+            rule: Rule::Pc(crate::pcn::Param::Mupc),
+            depths: crate::presets::GRID_DEPTHS,
+            width: crate::presets::GRID_WIDTH,
+            paper: false,
+            iters: 10,
+        }
     }
 }
 

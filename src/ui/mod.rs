@@ -22,7 +22,7 @@ use views::*;
 
 use crate::config::Rule;
 use crate::page::PageConfig;
-use crate::pcn::Activation;
+use crate::pcn::{Activation, Param};
 use crate::presets::Preset;
 use leptos::prelude::*;
 use runner::{Level, Snapshot, SPEEDS};
@@ -51,9 +51,6 @@ fn App() -> impl IntoView {
     let glossary = RwSignal::new(false);
     // The share panel: open, hide the controls, open in presentation mode.
     let share = RwSignal::new((false, false, false));
-    if form.with_untracked(|c| c.present) {
-        crate::charts::set_emphasis(1.7);
-    }
     runner::with(|r| r.preset_started());
     if let Some(w) = web_sys::window() {
         let handler =
@@ -67,6 +64,19 @@ fn App() -> impl IntoView {
     // The frame loop: the runner's work, at most one plot redrawn, the text updated if it changed.
     let next_plot = Rc::new(Cell::new(0usize));
     let drawn_at = Rc::new(Cell::new([f64::NEG_INFINITY; runner::PLOT_COUNT]));
+    // The page comes in two parts, each its own task on the page's thread: everything but the
+    // plots at once, then, after the first frame, the plots (whose canvases then follow their
+    // size on the screen).
+    let plots_in = RwSignal::new(false);
+    request_animation_frame(move || {
+        set_timeout(
+            move || {
+                plots_in.set(true);
+                request_animation_frame(plots::observe_canvases);
+            },
+            std::time::Duration::ZERO,
+        )
+    });
     leptos_use::use_raf_fn(move |_| {
         let now = now_ms();
         let out = runner::with(|r| {
@@ -133,59 +143,103 @@ fn App() -> impl IntoView {
         }
         input.set_value("");
     };
+    let param_state = move || form.with(|c| c.param());
+    let run_sweep = move |_| {
+        runner::with(|r| if r.sweep_running() { r.cancel_sweep() } else { r.start_sweep() });
+    };
+    let shows_sweep = move || form.with(|c| c.present && c.shown_plots().contains(&crate::plot_id::PlotId::KappaSweep));
+    let grid_style = move || {
+        let n = form.with(|c| c.shown_plots().len()).max(1);
+        let (cols, rows) = match n {
+            1 => (1, 1),
+            2 => (2, 1),
+            3 | 4 => (2, 2),
+            5 | 6 => (3, 2),
+            _ => (3, 3),
+        };
+        format!("--cols:{cols};--rows:{rows}")
+    };
+    let live = move || {
+        snap.with(|s| {
+            let acc: Vec<String> =
+                s.rules.iter().filter(|r| r.accuracy != "–").map(|r| format!("{} {}", r.label, r.accuracy)).collect();
+            let acc = if acc.is_empty() { String::new() } else { format!("; test accuracy: {}", acc.join(", ")) };
+            let at = if s.playing { String::new() } else { format!(" at iteration {}", s.iteration) };
+            format!("{}{at}{acc}", s.phase)
+        })
+    };
     view! {
         <div class="app" class:present=move || form.with(|c| c.present)>
+        <a class="skip-link" href="#controls-bar">"skip to the training controls"</a>
         <header>
             <h1>"pclab"</h1>
             <p class="tagline">"Deep residual predictive coding networks — standard PC, μPC and backprop — trained live on MNIST, on your GPU."</p>
             <p class="backend" data-state=move || snap.with(|s| s.backend_state)>
                 <span data-testid="backend">{move || snap.with(|s| s.backend.clone())}</span>
                 {move || (snap.with(|s| s.backend_state) == "software").then(|| view! {
-                    <strong class="warn">" ⚠ a software adapter: correct, but a CPU pretending to be a GPU — expect it to be slow."</strong>
+                    <span class="warn" data-testid="software-adapter">
+                        " ⚠ a software adapter: a CPU pretending to be a GPU. The page's own CPU worker is usually faster here. "
+                        <button class="small" data-testid="use-cpu" on:click=move |_| commit(form, "device", "cpu")>"train on the CPU worker instead"</button>
+                    </span>
                 })}
             </p>
+            {move || form.with(|c| c.preset).map(|p| view! {
+                <section class="preset-text" data-testid="preset-text" aria-label="the preset">
+                    <h2>{p.title()}</h2>
+                    <p>{p.explanation()}</p>
+                </section>
+            })}
         </header>
-        {move || snap.with(|s| s.on_cpu.clone()).map(|why| view! {
-            <section class="panel cpu-banner" data-testid="cpu-banner">
-                <h2>"Training on the CPU"</h2>
-                {snap.with_untracked(|s| s.no_webgpu.is_some()).then(|| view! { <p><strong>"This browser cannot train on the GPU. "</strong></p> })}
-                <p data-testid="no-webgpu">{why}</p>
-                <p>"The same networks train on the CPU instead: the reference implementation compiled to WebAssembly (with SIMD), in a background worker, so the page stays responsive. It is much slower than a GPU — keep networks small (depth ≤ 8, width ≤ 128). For the GPU: Chrome, Edge or Opera 113 or later (on Linux, enable chrome://flags/#enable-unsafe-webgpu), Safari 26, or Firefox 141+ on Windows, with the page opened from http://localhost or over https. Every setting is in the address bar, so the same link works there."</p>
-            </section>
-        })}
-        {move || snap.with(|s| s.device_lost.clone()).map(|why| view! {
-            <section class="panel device-lost" data-testid="device-lost" role="alert">
-                <h2>"The GPU device was lost"</h2>
-                <p>{why}</p>
-                <p>"A driver reset, a GPU switched off or out of memory, or another tab that took it. Training is paused; the networks' state from the latest evaluation is kept on the CPU side."</p>
-                <button class="primary" data-testid="recover" on:click=move |_| { runner::with(|r| r.recover()); }>"create a new GPU device and resume"</button>
-            </section>
-        })}
-        {move || keys.get().then(|| view! {
-            <section class="overlay" data-testid="keys-help">
-                <h2>"Keyboard"</h2>
-                <table>{SHORTCUTS.iter().map(|(k, what)| view! { <tr><th><kbd>{*k}</kbd></th><td>{*what}</td></tr> }).collect::<Vec<_>>()}</table>
-                <p class="caption">"Shortcuts do nothing while you type in a field."</p>
-                <button on:click=move |_| keys.set(false)>"close"</button>
-            </section>
-        })}
-        {move || form.with(|c| c.preset).map(|p| view! {
-            <section class="preset-text" data-testid="preset-text">
-                <h2>{p.title()}</h2>
-                <p>{p.explanation()}</p>
-            </section>
-        })}
         <div class="layout">
             <Controls form />
-            <main>
-                <div class="toolbar">
+            <main style=grid_style class:lead3=move || form.with(|c| c.shown_plots().len() == 3)>
+                {move || snap.with(|s| s.on_cpu.clone()).map(|why| view! {
+                    <section class="panel cpu-banner" class:info=move || form.with(|c| c.cpu) data-testid="cpu-banner">
+                        <h2>"Training on the CPU"</h2>
+                        {snap.with_untracked(|s| s.no_webgpu.is_some()).then(|| view! { <p><strong>"This browser cannot train on the GPU. "</strong></p> })}
+                        <p data-testid="no-webgpu">{why}</p>
+                        <p>"The same networks train on the CPU instead: the reference implementation compiled to WebAssembly (with SIMD), in a background worker, so the page stays responsive. It is much slower than a GPU — keep networks small (depth ≤ 8, width ≤ 128). For the GPU: Chrome, Edge or Opera 113 or later (on Linux, enable chrome://flags/#enable-unsafe-webgpu), Safari 26, or Firefox 141+ on Windows, with the page opened from http://localhost or over https. Every setting is in the address bar, so the same link works there."</p>
+                    </section>
+                })}
+                {move || snap.with(|s| s.device_lost.clone()).map(|why| view! {
+                    <section class="panel device-lost" data-testid="device-lost" role="alert">
+                        <h2>"The GPU device was lost"</h2>
+                        <p>{why}</p>
+                        <p>"A driver reset, a GPU switched off or out of memory, or another tab that took it. Training is paused; the networks' state from the latest evaluation is kept on the CPU side."</p>
+                        <button class="primary" data-testid="recover" on:click=move |_| { runner::with(|r| r.recover()); }>"create a new GPU device and resume"</button>
+                    </section>
+                })}
+                {move || keys.get().then(|| view! {
+                    <section class="overlay" data-testid="keys-help" role="dialog" aria-label="keyboard shortcuts">
+                        <h2>"Keyboard"</h2>
+                        <table>{SHORTCUTS.iter().map(|(k, what)| view! { <tr><th><kbd>{*k}</kbd></th><td>{*what}</td></tr> }).collect::<Vec<_>>()}</table>
+                        <p class="caption">"Shortcuts do nothing while you type in a field."</p>
+                        <button on:click=move |_| keys.set(false)>"close"</button>
+                    </section>
+                })}
+                <p class="sr-only" role="status" aria-live="polite" data-testid="live">{live}</p>
+                <div class="toolbar" id="controls-bar" tabindex="-1">
                     <button data-testid="play" class="primary" class:hidden=hidden("play") on:click=play>
                         {move || if snap.with(|s| s.playing) { "pause" } else { "▶ play" }}
                     </button>
                     <button data-testid="step" class:hidden=hidden("step") title="one training iteration (→)" on:click=move |_| { runner::with(|r| r.step_iteration()); }>"step iteration"</button>
                     <button data-testid="step-inference" class:hidden=hidden("step-inference") title="one inference step of an iteration (Shift+→)" on:click=move |_| { runner::with(|r| r.step_inference()); }>"step inference"</button>
                     <button data-testid="reset" class:hidden=hidden("reset") title="start again from the seed (R)" on:click=move |_| { runner::with(|r| { r.ghosts.clear(); r.reset(); }); }>"reset"</button>
-                    <button data-testid="param-toggle" class:hidden=hidden("param-toggle") title="re-initialise every rule under the other parameterisation (P)" on:click=switch>"switch standard PC ⇄ μPC"</button>
+                    <button
+                        data-testid="param-toggle"
+                        class="switch"
+                        class:hidden=hidden("param-toggle")
+                        aria-pressed=move || match param_state() { Some(Param::Mupc) => "true", Some(Param::Sp) => "false", None => "mixed" }
+                        title="μPC's Depth-μP scaling on or off for every rule: restarts them from the same seed (P)"
+                        on:click=switch
+                    >
+                        "μPC scaling: "
+                        <strong data-testid="param-state">{move || match param_state() {
+                            Some(Param::Mupc) => "on",
+                            Some(Param::Sp) => "off (standard PC)",
+                            None => "both run — press for μPC only",
+                        }}</strong>
+                    </button>
                     <label class="field inline" class:hidden=hidden("speed")>
                         <span>"speed"</span>
                         <select data-testid="speed" on:change=move |ev| {
@@ -196,13 +250,22 @@ fn App() -> impl IntoView {
                             {SPEEDS.iter().map(|s| view! { <option value=s.0>{s.0}</option> }).collect::<Vec<_>>()}
                         </select>
                     </label>
-                    <label class="field inline" title="where the networks train: the GPU (WebGPU) or the CPU (a Web Worker)">
+                    <label class="field inline device" title="where the networks train: the GPU (WebGPU) or the CPU (a Web Worker)">
                         <span>"device"</span>
                         <select data-testid="device" on:change=move |ev| commit(form, "device", &event_target_value(&ev))>
                             <option value="gpu" disabled=move || !snap.with(|s| s.has_gpu) selected=move || !form.with(|c| c.cpu)>"GPU (WebGPU)"</option>
                             <option value="cpu" selected=move || form.with(|c| c.cpu) || !snap.with(|s| s.has_gpu)>"CPU (worker)"</option>
                         </select>
                     </label>
+                    {move || shows_sweep().then(|| view! {
+                        <button data-testid="present-kappa-run" on:click=run_sweep>
+                            {move || if snap.with(|s| s.sweep_running) { "cancel the κ sweep" } else { "run the κ sweep" }}
+                        </button>
+                    })}
+                    <button data-testid="present-toggle" title="large type, the chosen plots only, fullscreen (F)" on:click=move |_| {
+                        let on = !form.with_untracked(|c| c.present);
+                        set_present(form, on, true);
+                    }>{move || if form.with(|c| c.present) { "leave presentation" } else { "present" }}</button>
                     <span class="counter">"iteration " <strong data-testid="iteration">{move || snap.with(|s| s.iteration)}</strong></span>
                     <span
                         class="counter network"
@@ -213,20 +276,16 @@ fn App() -> impl IntoView {
                     >{move || snap.with(|s| s.session.clone())}</span>
                 </div>
                 <div class="toolbar secondary">
-                    <button data-testid="present-toggle" title="large type, the chosen plots only, fullscreen (F)" on:click=move |_| {
-                        let on = !form.with_untracked(|c| c.present);
-                        set_present(form, on, true);
-                    }>{move || if form.with(|c| c.present) { "leave presentation" } else { "present" }}</button>
                     <button data-testid="share" title="a link that restores this exact setup" on:click=open_share>"share"</button>
                     <button data-testid="export-csv" title="every recorded metric, one row per iteration" on:click=move |_| export_metrics(true)>"metrics CSV"</button>
                     <button data-testid="export-json" title="configuration, seed and history; loads back" on:click=move |_| export_metrics(false)>"save run (JSON)"</button>
-                    <label class="file">"load a saved run " <input type="file" accept=".json,application/json" data-testid="load-run" on:change=on_load /></label>
+                    <label class="file" title="several saved runs can be shown at once, each dashed in its own pattern; reset clears them">"load saved runs " <input type="file" accept=".json,application/json" data-testid="load-run" on:change=on_load /></label>
                     <button data-testid="glossary-toggle" on:click=move |_| glossary.update(|g| *g = !*g)>"symbols"</button>
                     <button data-testid="keys-toggle" title="keyboard shortcuts (?)" on:click=move |_| keys.update(|k| *k = !*k)>"keys"</button>
                 </div>
                 {move || share.with(|s| s.0).then(|| view! {
                     <div class="share-panel" data-testid="share-panel">
-                        <input type="text" readonly data-testid="share-url" prop:value=share_link />
+                        <input type="text" readonly data-testid="share-url" aria-label="the link to this setup" prop:value=share_link />
                         <label class="check"><input type="checkbox" data-testid="share-hide" prop:checked=move || share.with(|s| s.1) on:change=move |ev| { let on = event_target_checked(&ev); share.update(|s| s.1 = on); } />"hide the controls"</label>
                         <label class="check"><input type="checkbox" data-testid="share-present" prop:checked=move || share.with(|s| s.2) on:change=move |ev| { let on = event_target_checked(&ev); share.update(|s| s.2 = on); } />"open in presentation mode"</label>
                     </div>
@@ -246,15 +305,15 @@ fn App() -> impl IntoView {
                                 <div>"test accuracy " <strong data-testid=format!("test-accuracy-{}", row.name)>{row.accuracy.clone()}</strong></div>
                                 <div>"training loss " <strong data-testid=format!("train-loss-{}", row.name)>{row.loss.clone()}</strong></div>
                                 {row.kappa.clone().map(|k| view! {
-                                    <div>"κ " <strong data-testid=format!("kappa-{}", row.name)>{k}</strong></div>
+                                    <div class="kappa">"κ " <strong data-testid=format!("kappa-{}", row.name)>{k}</strong></div>
                                 })}
-                                <div class="state">{row.state.clone()}</div>
+                                <div class="state" data-testid=format!("state-{}", row.name)>{row.state.clone()}</div>
                             </div>
                         }
                     }).collect::<Vec<_>>())}
                 </div>
                 <div class="status-line">
-                    <span>{move || snap.with(|s| s.phase.clone())}</span>
+                    <span data-testid="phase">{move || snap.with(|s| s.phase.clone())}</span>
                     <span>{move || snap.with(|s| s.epoch.clone())}</span>
                     <span data-testid="throughput">{move || snap.with(|s| s.throughput.clone())}</span>
                     <span data-testid="memory">{move || snap.with(|s| s.memory.clone())}</span>
@@ -281,12 +340,14 @@ fn App() -> impl IntoView {
                     </label>
                     <span class="inference-note" data-testid="inference-state">{move || snap.with(|s| s.inference.clone())}</span>
                 </div>
-                <div class="plots">
-                    {(0..6).map(|i| view! { <Plot index=i hover form /> }).collect::<Vec<_>>()}
-                </div>
-                <Conditioning snap hover form />
-                <LrGridSection snap hover form />
-                <section class="messages" data-testid="status">
+                {move || plots_in.get().then(|| view! {
+                    <div class="plots">
+                        {(0..6).map(|i| view! { <Plot index=i hover form /> }).collect::<Vec<_>>()}
+                    </div>
+                    <Conditioning snap hover form />
+                    <LrGridSection snap hover form />
+                })}
+                <section class="messages" data-testid="status" aria-label="messages">
                     {move || snap.with(|s| s.messages.iter().map(|m| view! { <p class=m.level.class()>{m.text.clone()}</p> }).collect::<Vec<_>>())}
                 </section>
                 <p class="gpu-check">
@@ -343,10 +404,29 @@ pub fn pclab_simulate_device_loss() -> bool {
     runner::with(|r| r.gpu.as_ref().map(|g| g.simulate_loss()).is_some()).unwrap_or(false)
 }
 
+/// Chart text is measured on a canvas that is never shown: `measureText` needs no layout of the
+/// page, where plotters' own measure appends a span to the page and reads its size.
+fn install_text_measure() {
+    let ctx = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.create_element("canvas").ok())
+        .and_then(|c| c.dyn_into::<web_sys::HtmlCanvasElement>().ok())
+        .and_then(|c| c.get_context("2d").ok().flatten())
+        .and_then(|c| c.dyn_into::<web_sys::CanvasRenderingContext2d>().ok());
+    if let Some(ctx) = ctx {
+        crate::charts::set_text_measure(move |text, size| {
+            ctx.set_font(&format!("{size}px sans-serif"));
+            let w = ctx.measure_text(text).map_or(0.62 * size as f64 * text.chars().count() as f64, |m| m.width());
+            (w.ceil() as u32, (1.15 * size as f64).ceil() as u32)
+        });
+    }
+}
+
 /// Runs when the wasm module loads: replaces the loading note with the app.
 #[wasm_bindgen(start)]
 pub fn start() {
     install_panic_panel();
+    install_text_measure();
     if let Some(el) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id("boot-note")) {
         el.remove();
     }

@@ -3,12 +3,13 @@
 
 use super::runner::{Reveal, Runner};
 use crate::charts::figures::{self, line_of, series_points};
-use crate::charts::{self, Axes, Frame, Grid, Line};
+use crate::charts::{self, Axes, Frame, Grid, Line, Scale};
 use crate::plot_id::PlotId;
 use crate::session::conditioning::Scheme;
 use plotters::prelude::*;
 use plotters_canvas::CanvasBackend;
 use std::cell::RefCell;
+use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 /// A plot on the page.
@@ -19,6 +20,8 @@ pub struct PlotDef {
     pub title: &'static str,
     /// The one-line caption saying what it shows.
     pub caption: &'static str,
+    /// The caption presentation mode keeps: a few words.
+    pub short: &'static str,
     /// The "?" text: what is drawn, how to read it, what the paper found.
     pub help: &'static str,
     /// Drawn from the session's histories (so it waits while an evaluation has the session); the
@@ -32,6 +35,7 @@ pub const PLOTS: [PlotDef; PlotId::COUNT] = [
         id: PlotId::Accuracy,
         title: "Test accuracy",
         caption: "Percent of the 10 000 MNIST test images classified by the feedforward pass, every k iterations; faded: before the switch.",
+        short: "All 10 000 test images, feedforward pass; faded: before the switch.",
         help: "Each line is one learning rule on the same network, seed and batches. Accuracy is measured on all 10 000 test images with the feedforward pass (no inference), every k iterations. The paper (Fig. 1, N = 512, ReLU): μPC ≈ 92/93/94 % after 300/600/900 iterations at every depth from 8 to 128, on top of backprop with Depth-μP; standard PC ≈ 82 % at 8 layers, ≈ 67 % at 32, and does not train (chance, 10 %) at 64 and 128. Faded lines are the runs before the last standard PC ⇄ μPC switch.",
         reads_session: true,
     },
@@ -39,6 +43,7 @@ pub const PLOTS: [PlotDef; PlotId::COUNT] = [
         id: PlotId::Loss,
         title: "Training loss",
         caption: "½·mean ‖y − ŷ‖² of each batch at the feedforward point (log scale); a cross marks a divergence.",
+        short: "½·mean ‖y − ŷ‖² per batch (log); × a divergence.",
         help: "The training loss ½·mean‖y − ŷ‖² of each batch, at the feedforward point, before the weight update (log scale). A cross marks the iteration where a run produced a non-finite value and stopped. Standard PC starts orders of magnitude higher at depth because its forward pass explodes; μPC and BP start near 0.5.",
         reads_session: true,
     },
@@ -46,6 +51,7 @@ pub const PLOTS: [PlotDef; PlotId::COUNT] = [
         id: PlotId::EnergyHeatmap,
         title: "Energy by layer over training",
         caption: "Left: E_l after inference, layer × iteration (log colour; grey: exactly 0 in f32). Right: the latest energy profile by layer, per PC rule.",
+        short: "E_l after inference, layer × iteration (log colour).",
         help: "Left: each column is an iteration, each row a layer l (1 at the bottom, L = H+1 the output at the top); the colour is the layer energy E_l = ½‖e_l‖² after inference, on a log scale; exact zeros in f32 are grey. Right: the latest profile. With η_z = 0.5 and B = 64 the error signal decays roughly like (η_z/B)^k with distance k from the output, so in deep networks only the top layers carry energy — and only they learn.",
         reads_session: true,
     },
@@ -53,6 +59,7 @@ pub const PLOTS: [PlotDef; PlotId::COUNT] = [
         id: PlotId::InferenceView,
         title: "Inside the latest iteration's inference",
         caption: "Left: E_l at the feedforward point (step 0, where hidden errors are exactly 0, grey) and after each inference step. Right: total energy F by step.",
+        short: "E_l by layer × inference step: the error moves down a layer a step.",
         help: "One iteration's inference, step by step: column t is the layer energies after t inference steps (t = 0: the feedforward point, where every hidden error is exactly zero and only the output layer has energy). Each step the error moves down one layer — a wavefront. Right: the total energy F by step, which inference descends. Use “step inference” (Shift+→) to reveal the steps one at a time.",
         reads_session: true,
     },
@@ -60,6 +67,7 @@ pub const PLOTS: [PlotDef; PlotId::COUNT] = [
         id: PlotId::ActivationRms,
         title: "Forward-pass scale",
         caption: "RMS of the activities z_l after the feedforward pass, by layer (log scale): standard PC explodes or vanishes with depth.",
+        short: "RMS of z_l by layer after the forward pass (log).",
         help: "The root mean square of each layer's activities z_l after the feedforward pass. With standard initialisation a residual ReLU block adds about 1/6 of the variance, so standard PC's forward pass grows like (1 + 1/6)^(l/2) and explodes beyond ~60 layers (or vanishes without skips). μPC scales each residual branch by a_h = 1/√(N·L) — a 1/√L shrink on top of fan-in scaling — and the input and output layers by width, so its forward pass stays at scale 1 at every depth — the paper's fix.",
         reads_session: true,
     },
@@ -67,6 +75,7 @@ pub const PLOTS: [PlotDef; PlotId::COUNT] = [
         id: PlotId::WeightChange,
         title: "Where learning happens",
         caption: "‖ΔW_l‖ / ‖W_l‖ of the latest Adam update, by layer (log scale).",
+        short: "‖ΔW_l‖ / ‖W_l‖ of the latest update, by layer (log).",
         help: "‖ΔW_l‖ / ‖W_l‖, the relative size of the latest Adam update of each weight matrix, by layer (log scale). In PC the weight gradient of layer l is its error times the activity below, so layers the error has not reached during inference do not change. Backprop updates every layer.",
         reads_session: true,
     },
@@ -74,6 +83,7 @@ pub const PLOTS: [PlotDef; PlotId::COUNT] = [
         id: PlotId::KappaSweep,
         title: "Ill-conditioning grows with depth",
         caption: "κ = |λ_max| / |λ_min| of the inference Hessian at initialisation against depth H (log–log), median over seeds with their range shaded.",
+        short: "κ at initialisation against depth; median over seeds, range shaded.",
         help: "κ = |λ_max| / |λ_min| of the Hessian of one image's energy over all hidden activities, at initialisation, against depth H (log–log), for standard PC with skips, standard PC without skips and μPC; the line is the median over seeds and the band their range. κ measures how hard inference is for gradient descent: the steps needed grow with κ. The paper: κ grows with depth (and width) for residual networks, and μPC does not prevent it — μPC fixes the forward pass, not the inference landscape.",
         reads_session: false,
     },
@@ -81,6 +91,7 @@ pub const PLOTS: [PlotDef; PlotId::COUNT] = [
         id: PlotId::KappaTraining,
         title: "Conditioning over training",
         caption: "κ of each PC run at the batch's first sample after inference, every k iterations (solid), with λ_max and λ_min (faint).",
+        short: "κ of each PC run during training; faint: λ_max, |λ_min|.",
         help: "κ of each PC run's inference Hessian during training, at the post-inference activities of the batch's first sample with the just-updated weights, every k iterations (solid), with λ_max and |λ_min| (faint). The paper found that training makes the landscape more ill-conditioned still.",
         reads_session: false,
     },
@@ -88,6 +99,7 @@ pub const PLOTS: [PlotDef; PlotId::COUNT] = [
         id: PlotId::LrGrid,
         title: "Learning-rate transfer",
         caption: "Minimum training loss of each (η_w, η_z) cell at the two depths, side by side (shared log colour; × diverged).",
+        short: "Minimum training loss per (η_w, η_z) at two depths; × diverged.",
         help: "Each cell is a fresh network trained for the chosen number of iterations with that weight learning rate η_w (rows) and inference rate η_z (columns); its colour and number are the lowest training loss it reached (darker is better, × diverged). The two panels are two depths (or widths). The paper's Fig. 1 left: under μPC the region of good rates stays in the same place from 16 to 128 layers and across widths, so rates tuned on a small network transfer to a large one; under standard PC it moves and shrinks.",
         reads_session: false,
     },
@@ -110,6 +122,82 @@ enum Hover {
 
 thread_local! {
     static HOVER: RefCell<Vec<Vec<(Frame, Hover)>>> = RefCell::new((0..PLOTS.len()).map(|_| Vec::new()).collect());
+    /// The x range each zoomable plot shows, in plotted units, when zoomed or panned.
+    static VIEW: RefCell<[Option<(f64, f64)>; PlotId::COUNT]> = const { RefCell::new([None; PlotId::COUNT]) };
+}
+
+/// The plots that are one line chart over the whole canvas: wheel zooms their x axis, a drag
+/// pans it, a double click shows all the data again.
+pub fn zoomable(index: usize) -> bool {
+    use PlotId::*;
+    matches!(PLOTS[index].id, Accuracy | Loss | ActivationRms | WeightChange | KappaSweep | KappaTraining)
+}
+
+/// The x range shown by plot `index` now (plotted units), from its last drawing.
+fn shown_x(index: usize) -> Option<Frame> {
+    HOVER.with(|h| h.borrow().get(index).and_then(|p| p.first()).map(|f| f.0.clone()))
+}
+
+/// Zooms plot `index` by `factor` (< 1: in) about canvas pixel `px`; `true` when it changed.
+pub fn zoom(index: usize, px: f64, factor: f64) -> bool {
+    let Some(f) = shown_x(index).filter(|_| zoomable(index)) else { return false };
+    let (p0, p1) = (f.px.0 as f64, f.px.1 as f64);
+    let at = f.x.0 + ((px - p0) / (p1 - p0).max(1.0)).clamp(0.0, 1.0) * (f.x.1 - f.x.0);
+    let (lo, hi) = (at - (at - f.x.0) * factor, at + (f.x.1 - at) * factor);
+    if hi - lo <= 1e-9 || !(hi - lo).is_finite() {
+        return false;
+    }
+    VIEW.with(|v| v.borrow_mut()[index] = Some((lo, hi)));
+    true
+}
+
+/// Pans plot `index` by `dpx` canvas pixels; `true` when it changed.
+pub fn pan(index: usize, dpx: f64) -> bool {
+    let Some(f) = shown_x(index).filter(|_| zoomable(index)) else { return false };
+    let d = -dpx / (f.px.1 - f.px.0).max(1) as f64 * (f.x.1 - f.x.0);
+    VIEW.with(|v| v.borrow_mut()[index] = Some((f.x.0 + d, f.x.1 + d)));
+    true
+}
+
+/// Shows all of plot `index`'s data again; `true` when it was zoomed.
+pub fn reset_view(index: usize) -> bool {
+    VIEW.with(|v| v.borrow_mut()[index].take().is_some())
+}
+
+fn view(index: usize) -> Option<(f64, f64)> {
+    VIEW.with(|v| v.borrow()[index])
+}
+
+/// Gives each plot's canvas as many pixels as it shows (its size on the screen times the device's
+/// pixel ratio), so that text is drawn at the size it is seen, whenever that size changes (a
+/// resize, presentation mode, a rotation): a `ResizeObserver` reports sizes after layout, so
+/// nothing forces one. Each canvas resized is marked for redrawing.
+pub fn observe_canvases() {
+    let on_resize = Closure::<dyn Fn(js_sys::Array)>::new(|entries: js_sys::Array| {
+        let dpr = web_sys::window().map_or(1.0, |w| w.device_pixel_ratio()).clamp(1.0, 3.0);
+        for entry in entries.iter() {
+            let Ok(entry) = entry.dyn_into::<web_sys::ResizeObserverEntry>() else { continue };
+            let Ok(c) = entry.target().dyn_into::<web_sys::HtmlCanvasElement>() else { continue };
+            let rect = entry.content_rect();
+            let (w, h) = ((rect.width() * dpr).round() as u32, (rect.height() * dpr).round() as u32);
+            if w == 0 || h == 0 || (w, h) == (c.width(), c.height()) {
+                continue;
+            }
+            c.set_width(w);
+            c.set_height(h);
+            if let Some(i) = PLOTS.iter().position(|p| format!("plot-{}", p.id.id()) == c.id()) {
+                super::runner::with(|r| r.dirty[i] = true);
+            }
+        }
+    });
+    let Ok(observer) = web_sys::ResizeObserver::new(on_resize.as_ref().unchecked_ref()) else { return };
+    // The observer and its canvases live as long as the page.
+    on_resize.forget();
+    for def in &PLOTS {
+        if let Some(c) = canvas(def.id.id()) {
+            observer.observe(&c);
+        }
+    }
 }
 
 fn canvas(id: &str) -> Option<web_sys::HtmlCanvasElement> {
@@ -117,19 +205,32 @@ fn canvas(id: &str) -> Option<web_sys::HtmlCanvasElement> {
     doc.get_element_by_id(&format!("plot-{id}"))?.dyn_into().ok()
 }
 
-/// Lines per run (and faded ghosts) for the accuracy (`loss = false`) or loss plot.
+/// Lines per run (and ghosts: the runs before the switch faded, saved runs dashed) for the
+/// accuracy (`loss = false`) or loss plot; with smoothing on, each loss line is its moving
+/// average drawn over the raw values (faded).
 fn history_lines(r: &Runner, loss: bool) -> Vec<Line> {
     let Some(s) = r.session.as_ref() else { return Vec::new() };
     let mut lines: Vec<Line> = r
         .ghosts
         .iter()
         .map(|g| Line {
-            // A saved run's lines are drawn in full, labelled "(saved)"; the switch's fade.
-            faded: !g.label.ends_with("(saved)"),
+            faded: g.saved.is_none(),
+            dash: g.saved,
             ..line_of(&g.label, g.rule, series_points(if loss { g.loss.points() } else { g.accuracy.points() }), None)
         })
         .collect();
     lines.extend(figures::run_lines(&s.runs, loss));
+    if loss && r.smooth_loss {
+        let raw: Vec<Line> = lines
+            .iter()
+            .filter(|l| !l.faded)
+            .map(|l| Line { faded: true, dash: None, diverged_at: None, ..l.clone() })
+            .collect();
+        for l in lines.iter_mut().filter(|l| !l.faded) {
+            l.points = charts::moving_average(&l.points, super::runner::SMOOTH_WINDOW);
+        }
+        lines.extend(raw);
+    }
     lines
 }
 
@@ -169,16 +270,45 @@ fn sweep_lines(r: &Runner) -> Vec<Line> {
         .collect()
 }
 
-/// Draws plot `index` on its canvas; returns what the status should say if drawing failed.
+/// Draws plot `index` on its canvas; returns what the status should say if drawing failed. The
+/// canvas then carries what it shows as text (`aria-label`, for screen readers) and the x range
+/// it shows (`data-x-range`).
 pub fn draw(index: usize, r: &Runner) -> Result<(), String> {
     let def = &PLOTS[index];
     let Some(canvas) = canvas(def.id.id()) else { return Ok(()) };
-    let Some(backend) = CanvasBackend::with_canvas_object(canvas) else {
+    let Some(backend) = CanvasBackend::with_canvas_object(canvas.clone()) else {
         return Err(format!("the {} plot has no 2D canvas context", def.id));
     };
     let hover = render(&backend.into_drawing_area(), index, r)?;
+    let summary: Vec<String> = hover.iter().filter_map(|(_, h)| summary(h)).filter(|t| !t.is_empty()).collect();
+    let label = if summary.is_empty() {
+        format!("{}: nothing drawn yet", def.title)
+    } else {
+        format!("{}: {}", def.title, summary.join("; "))
+    };
+    let _ = canvas.set_attribute("aria-label", &label);
+    if let Some((f, _)) = hover.first() {
+        let _ = canvas.set_attribute("data-x-range", &format!("{},{}", f.x.0, f.x.1));
+    }
     HOVER.with(|h| h.borrow_mut()[index] = hover);
     Ok(())
+}
+
+/// A panel's latest values in words.
+fn summary(h: &Hover) -> Option<String> {
+    match h {
+        Hover::Lines(lines, x_name) => Some(charts::lines_summary(lines, x_name)),
+        Hover::Grid(grid, x_name) => {
+            let (x, col) = (grid.xs.last()?, grid.values.last()?);
+            let top = col.last()?;
+            Some(format!(
+                "{} layers; at {x_name} {x}, the output layer's energy is {}",
+                col.len(),
+                charts::value_text(*top)
+            ))
+        }
+        Hover::Matrix(_) => None,
+    }
 }
 
 /// Plot `index` as an SVG document of the canvas's size (plotters' SVG backend, same drawing).
@@ -201,7 +331,9 @@ fn render<DB: DrawingBackend>(
 ) -> Result<Vec<(Frame, Hover)>, String> {
     let def = &PLOTS[index];
     let empty = if r.session.is_none() { "waiting for the networks…" } else { "press play or step" };
-    let axes = |x: &str, y: &str, log_y| Axes { x_desc: x.into(), y_desc: y.into(), log_y, log_x: false };
+    // One type scale for the whole canvas, its panels included.
+    let scale = Scale::of(root.dim_in_pixel());
+    let axes = |x: &str, y: &str, log_y| Axes::new(x, y).log_y(log_y).view(view(index));
     let mut hover = Vec::new();
     match def.id {
         PlotId::Accuracy | PlotId::Loss => {
@@ -212,26 +344,25 @@ fn render<DB: DrawingBackend>(
             let ax = if loss {
                 axes("iteration", "training loss", true)
             } else {
-                axes("iteration", "test accuracy (%)", false)
+                figures::accuracy_axes().view(view(index))
             };
             let frame = charts::draw_lines(root, &ax, &lines, empty)?;
             hover.push((frame, Hover::Lines(lines, "iteration")));
         }
         PlotId::EnergyHeatmap => {
-            let (w, _) = root.dim_in_pixel();
-            let (left, right) = root.split_horizontally(w * 64 / 100);
+            let (left, right) = charts::split_panels(root, 0.64);
             let run = r.session.as_ref().and_then(|s| s.runs.iter().find(|run| Some(run.name()) == r.view_rule));
             let grid = run.map_or_else(Grid::default, figures::energy_grid);
             let note = if r.view_rule.is_none() { "no PC rule is running" } else { empty };
-            let frame = charts::draw_heatmap(&left, "iteration", &grid, note)?;
+            let frame = charts::draw_heatmap_at(&left, scale, "iteration", &grid, note)?;
             hover.push((frame, Hover::Grid(grid, "iteration")));
             let lines = profile_lines(r, true, |rep| &rep.energies_post);
-            let frame = charts::draw_lines(&right, &axes("layer l", "E_l after inference", true), &lines, "")?;
+            let ax = Axes::new("layer l", "E_l after inference").log_y(true);
+            let frame = charts::draw_lines_at(&right, scale, &ax, &lines, "")?;
             hover.push((frame, Hover::Lines(lines, "layer")));
         }
         PlotId::InferenceView => {
-            let (w, _) = root.dim_in_pixel();
-            let (left, right) = root.split_horizontally(w * 64 / 100);
+            let (left, right) = charts::split_panels(root, 0.64);
             let shown = match r.reveal {
                 Some(Reveal::Showing { shown, .. }) => shown,
                 _ => usize::MAX,
@@ -244,7 +375,7 @@ fn render<DB: DrawingBackend>(
             let layers = rows.first().map_or(1, |p| p.1.len().max(1));
             let grid = charts::bin_profiles(&rows, (figures::MAX_CELLS / layers).clamp(8, 256));
             let note = if r.view_rule.is_none() { "no PC rule is running" } else { empty };
-            let frame = charts::draw_heatmap(&left, "inference step t", &grid, note)?;
+            let frame = charts::draw_heatmap_at(&left, scale, "inference step t", &grid, note)?;
             hover.push((frame, Hover::Grid(grid, "step")));
             let totals: Vec<Line> = r
                 .session
@@ -262,7 +393,8 @@ fn render<DB: DrawingBackend>(
                         .collect()
                 })
                 .unwrap_or_default();
-            let frame = charts::draw_lines(&right, &axes("step t", "total energy F", true), &totals, "")?;
+            let ax = Axes::new("step t", "total energy F").log_y(true);
+            let frame = charts::draw_lines_at(&right, scale, &ax, &totals, "")?;
             hover.push((frame, Hover::Lines(totals, "step")));
         }
         PlotId::ActivationRms => {
@@ -272,7 +404,7 @@ fn render<DB: DrawingBackend>(
         }
         PlotId::KappaSweep => {
             let lines = sweep_lines(r);
-            let ax = Axes { x_desc: "depth H".into(), y_desc: "κ at initialisation".into(), log_y: true, log_x: true };
+            let ax = Axes::new("depth H", "κ at initialisation").log_y(true).log_x().view(view(index));
             let note =
                 if r.sweep.is_none() { "press “run the κ sweep”" } else { "computing the first networks…" };
             let frame = charts::draw_lines(root, &ax, &lines, note)?;
@@ -284,14 +416,14 @@ fn render<DB: DrawingBackend>(
                 root.present().map_err(|e| format!("drawing failed: {e:?}"))?;
                 return Ok(hover);
             };
-            let (w, _) = root.dim_in_pixel();
-            let (left, right) = root.split_horizontally(w / 2);
+            let (left, right) = charts::split_panels(root, 0.5);
             let range = charts::matrix_range(&g.results);
             let xl: Vec<String> = g.eta_zs.iter().map(|v| format!("{v}")).collect();
             let yl: Vec<String> = g.lrs.iter().map(|v| format!("{v}")).collect();
             for (k, area) in [left, right].iter().enumerate() {
                 let title = format!("{} · H = {} · N = {}", g.choice.rule.label(), g.choice.depths[k], g.choice.width);
-                let frame = charts::draw_matrix(area, &title, ("η_z", &xl), ("η_w", &yl), &g.results[k], range)?;
+                let frame =
+                    charts::draw_matrix_at(area, scale, &title, ("η_z", &xl), ("η_w", &yl), &g.results[k], range)?;
                 hover.push((frame, Hover::Matrix(k)));
             }
         }

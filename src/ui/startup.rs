@@ -48,12 +48,15 @@ pub(super) async fn boot_sequence() {
     .await;
     match loaded {
         Ok(m) => {
+            // Each step its own task, so the page's thread is never held long.
+            crate::remote::web::yield_now().await;
+            let test_x = Arc::new(m.test_inputs());
+            crate::remote::web::yield_now().await;
             runner::with(|r| {
                 r.message(
                     Level::Info,
                     format!("MNIST loaded: {} training and {} test images", m.train.len(), m.test.len()),
                 );
-                let test_x = Arc::new(m.test_inputs());
                 r.data = Some((Arc::new(m), test_x));
                 r.reset();
                 if std::mem::take(&mut r.sweep_on_load) {

@@ -43,16 +43,23 @@ pub const PLOT_COUNT: usize = PlotId::COUNT;
 const MAX_IN_FLIGHT: usize = 2;
 /// Milliseconds of recording per animation frame.
 const FRAME_BUDGET_MS: f64 = 8.0;
+/// Iterations the loss plot's moving average spans.
+pub const SMOOTH_WINDOW: usize = 25;
+/// Saved runs shown at once (loading another drops the oldest).
+pub const MAX_SAVED: usize = 4;
 /// Messages kept in the status area.
 const MAX_MESSAGES: usize = 8;
 
-/// A curve of an earlier run kept, faded, after the standard PC ⇄ μPC switch.
+/// A curve of an earlier run: kept, faded, after the standard PC ⇄ μPC switch, or loaded from
+/// a saved run's file (drawn dashed, one dash pattern per file).
 #[derive(Clone, Debug)]
 pub struct Ghost {
     /// Rule name.
     pub rule: &'static str,
     /// Legend label.
     pub label: String,
+    /// Loaded from the `k`-th saved file (0 first); `None`: the run before the switch.
+    pub saved: Option<usize>,
     /// Training loss.
     pub loss: Series,
     /// Test accuracy.
@@ -148,6 +155,8 @@ pub struct Runner {
     /// The GPU's capability report (adapter, limits), once the device exists.
     pub capabilities: String,
     pub ghosts: Vec<Ghost>,
+    /// The loss plot also shows a moving average (over [`SMOOTH_WINDOW`] iterations).
+    pub smooth_loss: bool,
     /// The session is lent to an evaluation.
     pub lent: bool,
     /// The rules' rows as last shown, kept while the session is lent.
@@ -214,6 +223,7 @@ pub fn install(cfg: PageConfig, problems: Vec<String>) {
         last_submit_ms: 0.0,
         rates_dirty: false,
         ghosts: Vec::new(),
+        smooth_loss: false,
         capabilities: String::new(),
         sweep_on_load: false,
         lr_grid: None,
@@ -231,7 +241,7 @@ pub fn install(cfg: PageConfig, problems: Vec<String>) {
         shown_iteration: 0,
         dirty: [true; PLOT_COUNT],
         sweep: None,
-        sweep_max_depth: 32,
+        sweep_max_depth: crate::presets::SWEEP_DEPTH,
         sweep_seeds: 3,
         kappa_every: 100,
         kappa: Vec::new(),
@@ -342,18 +352,25 @@ impl Runner {
             return;
         }
         if let Some(s) = self.session.as_ref() {
-            self.ghosts = s
+            self.ghosts.retain(|g| g.saved.is_some());
+            let before: Vec<Ghost> = s
                 .runs
                 .iter()
                 .map(|r| Ghost {
                     rule: r.name(),
                     label: r.settings.rule.label().to_string(),
+                    saved: None,
                     loss: r.loss.clone(),
                     accuracy: r.accuracy.clone(),
                 })
                 .collect();
+            self.ghosts.extend(before);
         }
-        self.cfg.flip_param();
+        // One parameterisation for every rule: the other one. Both at once: μPC for all.
+        match self.cfg.param() {
+            Some(_) => self.cfg.flip_param(),
+            None => self.cfg.set_param(crate::pcn::Param::Mupc),
+        }
         let names: Vec<&str> = self.cfg.rules.iter().map(|r| r.label()).collect();
         self.message(Level::Info, format!("switched: now training {} from the same seed", names.join(", ")));
         self.reset();

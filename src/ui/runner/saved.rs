@@ -24,7 +24,8 @@ impl Runner {
     }
 
     /// Shows a saved run: its configuration, paused and reset to its seed, with its loss and
-    /// accuracy drawn as "(saved)" lines. Returns the configuration for the controls.
+    /// accuracy drawn as dashed "(saved)" lines beside those of the runs loaded before it (up
+    /// to [`MAX_SAVED`] files). Returns the configuration for the controls.
     pub fn load_state(&mut self, state: crate::export::RunState) -> PageConfig {
         let (cfg, problems) = PageConfig::from_query(&state.config);
         for p in problems {
@@ -35,6 +36,16 @@ impl Runner {
             pts.iter().for_each(|&(i, v)| s.push(i, v));
             s
         };
+        // The saved runs already shown stay (the oldest goes beyond MAX_SAVED); this one is next.
+        let mut kept: Vec<Ghost> = self.ghosts.drain(..).filter(|g| g.saved.is_some()).collect();
+        let mut files: Vec<usize> = kept.iter().filter_map(|g| g.saved).collect();
+        files.dedup();
+        if files.len() >= MAX_SAVED {
+            let oldest = files[0];
+            kept.retain(|g| g.saved != Some(oldest));
+        }
+        let k = kept.iter().filter_map(|g| g.saved).max().map_or(0, |m| m + 1);
+        let name = if k == 0 { "(saved)".to_string() } else { format!("(saved {})", k + 1) };
         let ghosts: Vec<Ghost> = state
             .runs
             .iter()
@@ -42,7 +53,8 @@ impl Runner {
                 let rule: Rule = rec.rule.parse().ok()?;
                 Some(Ghost {
                     rule: rule.name(),
-                    label: format!("{} (saved)", rule.label()),
+                    label: format!("{} {name}", rule.label()),
+                    saved: Some(k),
                     loss: series(&rec.loss),
                     accuracy: series(&rec.accuracy),
                 })
@@ -51,7 +63,8 @@ impl Runner {
         self.playing = false;
         self.cfg = cfg.clone();
         self.reset();
-        self.ghosts = ghosts;
+        kept.extend(ghosts);
+        self.ghosts = kept;
         self.message(
             Level::Info,
             format!(

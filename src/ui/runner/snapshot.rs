@@ -2,6 +2,7 @@
 //! throughput and messages.
 
 use super::*;
+use crate::charts::{humane, scientific};
 
 /// The throughput line and where its last measurement stood.
 #[derive(Clone, Debug, Default)]
@@ -143,17 +144,22 @@ impl Runner {
                 .map(|rule| {
                     let run = s.and_then(|s| s.runs.iter().find(|r| r.settings.rule == *rule));
                     let accuracy =
-                        run.and_then(|r| r.accuracy.last()).map_or("–".into(), |p| format!("{:.2} %", p.1));
-                    let loss = run.and_then(|r| r.loss.last()).map_or("–".into(), |p| format!("{:.4}", p.1));
-                    let state = run.map_or_else(|| "waiting".into(), |r| r.status.to_string());
+                        run.and_then(|r| r.accuracy.last()).map_or("–".into(), |p| format!("{:.1} %", p.1));
+                    let loss = run.and_then(|r| r.loss.last()).map_or("–".into(), |p| humane(p.1, 4));
+                    let state = match run {
+                        None => "waiting".into(),
+                        // A run that could go on but is not being trained now.
+                        Some(r) if matches!(r.status, RunStatus::Running) && !self.playing => "paused".into(),
+                        Some(r) => r.status.to_string(),
+                    };
                     let kappa = rule.is_pc().then(|| {
                         let latest = self.kappa.iter().find(|k| k.0 == rule.name()).and_then(|k| k.1.last());
                         match latest {
                             Some((at, e)) => format!(
-                                "{:.3e} (λ_min {:.2e}, λ_max {:.2e}; iteration {at}{})",
-                                e.kappa,
-                                e.lambda_min,
-                                e.lambda_max,
+                                "{} at iteration {at} (λ from {} to {}{})",
+                                scientific(e.kappa, 2),
+                                scientific(e.lambda_min, 2),
+                                scientific(e.lambda_max, 2),
                                 match (e.converged, page_kappa(self.cfg.width).1) {
                                     (true, _) => "",
                                     (false, Method::Lanczos) => "; not converged: a lower bound",
