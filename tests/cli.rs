@@ -312,3 +312,25 @@ fn reproduce_shards_resume_and_merge_into_a_report() {
     fails_with(&["reproduce", "fig1", "--shard", "auto", "--out", &one], &["SLURM_ARRAY_TASK_ID"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sweep_alignment_prints_one_json_line_per_network_with_per_layer_cosines() {
+    let args = ["sweep-alignment", "--widths", "16,64", "--depths", "2", "--params", "sp,mupc", "--batch", "8"];
+    let (ok, out, err) = pclab(&[&args[..], &["--json"]].concat());
+    assert!(ok, "{err}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(lines.len(), 4, "2 params × 2 widths");
+    for l in &lines {
+        assert_eq!(l["kind"], "alignment");
+        assert_eq!(l["layers"].as_array().map(Vec::len), Some(3), "L = H + 1 layers in {l}");
+        let c = l["cosine_median"].as_f64().expect("median");
+        assert!((-1.0..=1.0).contains(&c), "{l}");
+        assert!(l["settled"].as_bool().expect("settled") && l["steps"].as_u64().expect("steps") > 3, "{l}");
+        assert!(l["energy_ratio"].as_f64().is_some_and(|r| r > 0.0 && r <= 1.0 + 1e-9), "F* ≤ ℓ̃: {l}");
+    }
+    // Fixed steps as in training, and the table.
+    let (ok, out, err) = pclab(&[&args[..], &["--steps", "2"]].concat());
+    assert!(ok && out.starts_with("param") && out.contains("2="), "{out}{err}");
+    fails_with(&["sweep-alignment", "--eta-z=-1"], &["--eta-z must be a positive number"]);
+    fails_with(&["sweep-alignment", "--params", "bp"], &["unknown parameterisation 'bp'"]);
+}

@@ -30,6 +30,8 @@ enum Command {
     Hessian(hessian::HessianArgs),
     /// κ at initialisation across widths, depths, seeds and parameterisations (float64).
     SweepKappa(hessian::SweepArgs),
+    /// PC's weight gradients against backprop's at equilibrium, across widths and depths (float64).
+    SweepAlignment(alignment::SweepAlignmentArgs),
     /// Learning-rate transfer: the minimum training loss over a grid of (η_w, η_z), at several depths or widths.
     SweepLr(sweep_lr::SweepLrArgs),
     /// The paper's experiments (fig1, lr-depth, lr-width): a resumable run list, sharded for job arrays.
@@ -38,6 +40,8 @@ enum Command {
     Report(reproduce::ReportArgs),
 }
 
+#[path = "pclab/alignment.rs"]
+mod alignment;
 #[path = "pclab/bench.rs"]
 mod bench;
 #[path = "pclab/hessian.rs"]
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         Command::Hessian(a) => hessian::hessian(a),
         Command::SweepKappa(a) => hessian::sweep_kappa(a),
         Command::SweepLr(a) => sweep_lr::sweep_lr(a),
+        Command::SweepAlignment(a) => alignment::sweep_alignment(a),
         Command::Reproduce(a) => reproduce::reproduce(a),
         Command::Report(a) => reproduce::report(a),
     };

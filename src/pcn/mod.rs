@@ -5,6 +5,7 @@
 //! ones used by the WGSL kernels, the session and the tests. See `docs/maths.md` §1–§6.
 
 pub mod activation;
+pub mod alignment;
 pub mod bp;
 pub mod energy;
 pub mod forward;

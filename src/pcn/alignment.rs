@@ -1,0 +1,284 @@
+//! Predictive coding's weight gradients against backprop's (docs/maths.md §11).
+//!
+//! For one batch and the same weights: PC's `∂F/∂W_l` after `t` inference steps against the
+//! gradient of the BP loss written on the energy's scale, `ℓ̃ = ½·(1/B) Σ ‖y − ŷ‖²` (that is
+//! `(O/2)·ℓ` for backprop's `ℓ = mean (y − ŷ)²`, so `F = ℓ̃` exactly at the feedforward point):
+//!
+//! ```text
+//! cos_l   = ⟨∂F/∂W_l, ∂ℓ̃/∂W_l⟩ / (‖∂F/∂W_l‖ ‖∂ℓ̃/∂W_l‖)
+//! ratio_l = ‖∂F/∂W_l‖ / ‖∂ℓ̃/∂W_l‖
+//! ```
+//!
+//! A layer the error wavefront has not reached has no PC gradient at all (exactly zero, not a
+//! small one): it is reported as `None`, never as a cosine of 0.
+
+use super::bp::{bp_grads_into, BpScratch};
+use super::energy::{errors_into, Workspace};
+use super::forward::forward;
+use super::infer::{first_active_layer, infer, infer_step};
+use super::learn::{weight_grads_into, zeros_like};
+use super::linalg::{Mat, Real};
+use super::network::Network;
+use serde::{Deserialize, Serialize};
+
+/// One layer's PC gradient against BP's.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerAlignment {
+    /// Cosine similarity of the two gradients.
+    pub cosine: f64,
+    /// `‖∂F/∂W_l‖ / ‖∂ℓ̃/∂W_l‖`.
+    pub norm_ratio: f64,
+}
+
+/// Layers `1 … L`; `None` where PC has no gradient yet.
+pub type Profile = Vec<Option<LayerAlignment>>;
+
+/// The median, least and greatest cosine over the layers that have a PC gradient.
+pub fn cosine_summary(profile: &[Option<LayerAlignment>]) -> Option<(f64, f64, f64)> {
+    let mut c: Vec<f64> = profile.iter().flatten().map(|a| a.cosine).collect();
+    if c.is_empty() {
+        return None;
+    }
+    c.sort_by(f64::total_cmp);
+    let median = if c.len() % 2 == 1 { c[c.len() / 2] } else { 0.5 * (c[c.len() / 2 - 1] + c[c.len() / 2]) };
+    Some((median, c[0], c[c.len() - 1]))
+}
+
+/// PC's gradients against BP's over one iteration's inference.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlignmentReport {
+    /// After `t` inference steps, `t = 0 … T` (0: the feedforward point, where only `W_L` has a
+    /// PC gradient); only the last when the steps were not asked for.
+    pub steps: Vec<Profile>,
+    /// `F` after each step `t = 0 … T`.
+    pub energies: Vec<f64>,
+    /// `ℓ̃` at the feedforward point.
+    pub bp_loss: f64,
+}
+
+impl AlignmentReport {
+    /// After the last step.
+    pub fn last(&self) -> &Profile {
+        self.steps.last().expect("a report has at least one profile")
+    }
+
+    /// `F` after inference over `ℓ̃`.
+    pub fn energy_ratio(&self) -> f64 {
+        self.energies.last().copied().unwrap_or(f64::NAN) / self.bp_loss
+    }
+}
+
+/// `∂ℓ̃/∂W_l` for every layer at the feedforward point of `x`, and `ℓ̃`.
+fn bp_reference<T: Real>(net: &Network<T>, x: &Mat<T>, y: &Mat<T>) -> (Vec<Mat<T>>, f64) {
+    let (z, y_hat) = forward(net, x);
+    let mut grads = zeros_like(net);
+    let mut scratch = BpScratch::new(net, x.rows);
+    bp_grads_into(net, x, y, &z, &y_hat, &mut scratch, &mut grads);
+    let loss = super::bp::bp_loss(y, &y_hat).f64();
+    // ℓ̃ = (O/2) ℓ, so its gradient is (O/2) ∂ℓ/∂W.
+    let scale = T::of(net.arch.output as f64 / 2.0);
+    for g in &mut grads {
+        g.data.iter_mut().for_each(|v| *v = *v * scale);
+    }
+    (grads, loss * net.arch.output as f64 / 2.0)
+}
+
+/// Each layer's cosine and norm ratio of `pc` against `bp`, in f64.
+pub fn profile<T: Real>(pc: &[Mat<T>], bp: &[Mat<T>]) -> Profile {
+    pc.iter()
+        .zip(bp)
+        .map(|(a, b)| {
+            if a.data.iter().all(|v| *v == T::zero()) {
+                return None;
+            }
+            let (mut dot, mut aa, mut bb) = (0.0, 0.0, 0.0);
+            for (&p, &q) in a.data.iter().zip(&b.data) {
+                let (p, q) = (p.f64(), q.f64());
+                dot += p * q;
+                aa += p * p;
+                bb += q * q;
+            }
+            let (na, nb) = (aa.sqrt(), bb.sqrt());
+            Some(LayerAlignment { cosine: dot / (na * nb), norm_ratio: na / nb })
+        })
+        .collect()
+}
+
+/// PC's gradients against BP's for one batch `(x, y)` over `steps` inference steps from the
+/// feedforward point at rate `eta_z`; every step's profile when `every_step`, else the last.
+/// Leaves the network unchanged.
+pub fn align<T: Real>(
+    net: &Network<T>,
+    x: &Mat<T>,
+    y: &Mat<T>,
+    eta_z: f64,
+    steps: usize,
+    every_step: bool,
+) -> AlignmentReport {
+    let (bp, bp_loss) = bp_reference(net, x, y);
+    let (mut z, _) = forward(net, x);
+    let mut ws = Workspace::new(net, x.rows);
+    ws.set_input(net, x);
+    let mut pc = zeros_like(net);
+    let (mut profiles, mut energies) = (Vec::new(), Vec::new());
+    infer(net, y, &mut z, &mut ws, T::of(eta_z), steps, true, |t, ws| {
+        energies.push(ws.energy().f64());
+        if every_step || t == steps {
+            weight_grads_into(net, x, ws, &mut pc);
+            profiles.push(profile(&pc, &bp));
+        }
+    });
+    AlignmentReport { steps: profiles, energies, bp_loss }
+}
+
+/// Inference run until the energy stops moving: PC's gradients against BP's there.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Equilibrium {
+    /// Per layer, at the equilibrium.
+    pub profile: Profile,
+    /// Inference steps taken.
+    pub steps: usize,
+    /// The last step changed `F` by at most the tolerance (relative); `false`: `max_steps` ran out.
+    pub settled: bool,
+    /// `F` at the equilibrium.
+    pub energy: f64,
+    /// `ℓ̃` at the feedforward point.
+    pub bp_loss: f64,
+}
+
+impl Equilibrium {
+    /// `F*/ℓ̃`: 1 when the equilibrated energy equals the BP loss.
+    pub fn energy_ratio(&self) -> f64 {
+        self.energy / self.bp_loss
+    }
+}
+
+/// Runs inference from the feedforward point until a step changes `F` by at most `tol` of itself
+/// (and at least `H + 1` steps, so that the error has reached every layer), or `max_steps`.
+pub fn align_at_equilibrium<T: Real>(
+    net: &Network<T>,
+    x: &Mat<T>,
+    y: &Mat<T>,
+    eta_z: f64,
+    max_steps: usize,
+    tol: f64,
+) -> Equilibrium {
+    let (bp, bp_loss) = bp_reference(net, x, y);
+    let (mut z, _) = forward(net, x);
+    let mut ws = Workspace::new(net, x.rows);
+    ws.set_input(net, x);
+    let h = net.arch.hidden;
+    let (mut prev, mut steps, mut settled) = (f64::INFINITY, 0, false);
+    while steps < max_steps {
+        let f = infer_step(net, y, &mut z, &mut ws, T::of(eta_z), first_active_layer(h, steps)).f64();
+        steps += 1;
+        if !f.is_finite() {
+            // Diverged (η_z too large for this landscape): not an equilibrium.
+            break;
+        }
+        if steps > h + 1 && (prev - f).abs() <= tol * f.abs() {
+            settled = true;
+            break;
+        }
+        prev = f;
+    }
+    let energy = errors_into(net, y, &z, &mut ws, true, 1).f64();
+    let mut pc = zeros_like(net);
+    weight_grads_into(net, x, &ws, &mut pc);
+    Equilibrium { profile: profile(&pc, &bp), steps, settled, energy, bp_loss }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pcn::{Activation, Arch, Param};
+    use rand::{Rng, SeedableRng};
+
+    fn net(width: usize, hidden: usize, act: Activation, param: Param, seed: u64) -> Network<f64> {
+        let arch = Arch { input: 24, width, hidden, output: 6, act, skips: true, param };
+        Network::init(arch, seed)
+    }
+
+    fn batch(rows: usize, cols: usize, seed: u64) -> Mat<f64> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        Mat { rows, cols, data: (0..rows * cols).map(|_| rng.random_range(-1.0..1.0)).collect() }
+    }
+
+    /// `(x, y)` with `y` the network's own prediction plus a perturbation of size `eps`.
+    fn just_off(n: &Network<f64>, eps: f64) -> (Mat<f64>, Mat<f64>) {
+        let x = batch(4, 24, 2);
+        let (_, y_hat) = forward(n, &x);
+        let noise = batch(4, 6, 3);
+        let y = Mat { data: y_hat.data.iter().zip(&noise.data).map(|(p, e)| p + eps * e).collect(), ..y_hat };
+        (x, y)
+    }
+
+    #[test]
+    fn with_a_target_just_off_its_prediction_and_weak_feedback_pc_at_equilibrium_follows_backprop() {
+        // The small-error limit, where μPC's output scaling a_L = 1/N makes the top-down feedback
+        // weak (N ≫ H): every layer's cosine tends to 1.
+        let n = net(256, 4, Activation::Linear, Param::Mupc, 1);
+        let (x, y) = just_off(&n, 1e-4);
+        let eq = align_at_equilibrium(&n, &x, &y, 1.0, 100_000, 1e-13);
+        assert!(eq.settled, "inference did not settle in {} steps", eq.steps);
+        for (l, a) in eq.profile.iter().enumerate() {
+            let a = a.unwrap_or_else(|| panic!("layer {} has no PC gradient at equilibrium", l + 1));
+            assert!(a.cosine > 0.999, "layer {}: cos {} (ratio {})", l + 1, a.cosine, a.norm_ratio);
+        }
+        // The same check fails where the feedback is strong — standard PC's unit scalings — even
+        // for the same tiny error: the equilibrium output error is turned by M⁻¹ (docs/maths.md §11).
+        let sp = net(16, 3, Activation::Linear, Param::Sp, 1);
+        let (x, y) = just_off(&sp, 1e-4);
+        let strong = align_at_equilibrium(&sp, &x, &y, 1.0, 50_000, 1e-13);
+        assert!(strong.settled, "{} steps", strong.steps);
+        assert!(
+            strong.profile.iter().flatten().any(|a| a.cosine.is_nan() || a.cosine <= 0.999),
+            "{:?}",
+            strong.profile
+        );
+    }
+
+    #[test]
+    fn layers_the_wavefront_has_not_reached_have_no_pc_gradient() {
+        let n = net(16, 6, Activation::Tanh, Param::Mupc, 4);
+        let (x, y) = (batch(8, 24, 5), batch(8, 6, 6));
+        let r = align(&n, &x, &y, 0.5, 3, true);
+        assert_eq!(r.steps.len(), 4);
+        assert_eq!(r.energies.len(), 4);
+        // At the feedforward point only W_L has a gradient; after t steps layers L−t … L do.
+        for (t, p) in r.steps.iter().enumerate() {
+            let have: Vec<usize> = p.iter().enumerate().filter(|(_, a)| a.is_some()).map(|(l, _)| l + 1).collect();
+            let lowest = 7 - t;
+            assert_eq!(have, (lowest..=7).collect::<Vec<_>>(), "after {t} steps");
+        }
+        // At the feedforward point F is ℓ̃ itself, and W_L's PC gradient is BP's exactly.
+        assert!((r.energies[0] - r.bp_loss).abs() <= 1e-12 * r.bp_loss, "{} vs {}", r.energies[0], r.bp_loss);
+        let top = r.steps[0][6].expect("W_L");
+        assert!((top.cosine - 1.0).abs() < 1e-12 && (top.norm_ratio - 1.0).abs() < 1e-12, "{top:?}");
+        let (median, lo, hi) = cosine_summary(&r.steps[3]).expect("four layers");
+        assert!(lo <= median && median <= hi);
+        assert_eq!(cosine_summary(&[None, None]), None);
+    }
+
+    #[test]
+    fn under_mupc_pc_approaches_backprop_as_width_grows_over_depth() {
+        // The 2026 infinite width and depth limit: in a linear μPC network at equilibrium, PC's
+        // gradients align with BP's and F*/ℓ̃ → 1 as N/H grows.
+        let at = |width: usize, hidden: usize| {
+            let n = net(width, hidden, Activation::Linear, Param::Mupc, 7);
+            let x = batch(16, 24, 8);
+            let mut y = Mat::zeros(16, 6);
+            for r in 0..16 {
+                y.data[r * 6 + r % 6] = 1.0;
+            }
+            align_at_equilibrium(&n, &x, &y, 4.0, 200_000, 1e-12)
+        };
+        let (wide, deep) = (at(256, 4), at(16, 32));
+        assert!(wide.settled && deep.settled, "{} / {} steps", wide.steps, deep.steps);
+        let median = |e: &Equilibrium| cosine_summary(&e.profile).expect("every layer").0;
+        assert!(median(&wide) > median(&deep), "median cos: N/H = 64 {} · N/H = 0.5 {}", median(&wide), median(&deep));
+        let off = |e: &Equilibrium| (1.0 - e.energy_ratio()).abs();
+        assert!(off(&wide) < off(&deep), "F*/ℓ̃: N/H = 64 {} · N/H = 0.5 {}", wide.energy_ratio(), deep.energy_ratio());
+        assert!(median(&wide) > 0.9 && off(&wide) < 0.2, "{wide:?}");
+    }
+}
