@@ -114,7 +114,14 @@ impl<'a> Gunzip<'a> {
         if bytes.len() < 2 || bytes[0] != 0x1f || bytes[1] != 0x8b {
             return Err(err(file, DataProblem::NotGzip("missing the gzip signature 1f 8b".into())));
         }
-        Ok(Gunzip { file: file.into(), decoder: GzDecoder::new(bytes), out: Vec::new() })
+        // The trailer's last four bytes are the size (mod 2³²) decompressed: reserve it once
+        // rather than grow (and copy) the output as it comes.
+        let size = bytes
+            .len()
+            .checked_sub(4)
+            .map_or(0, |at| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize);
+        let out = Vec::with_capacity(size.min(1 << 30));
+        Ok(Gunzip { file: file.into(), decoder: GzDecoder::new(bytes), out })
     }
 
     /// Decompresses up to `max` more bytes; `Ok(true)` once the whole file is out.

@@ -43,13 +43,13 @@ async fn fetch(url: &str) -> Result<web_sys::Response, String> {
     Ok(resp)
 }
 
-/// Fetches a gzip file and returns it decompressed, 2 MB per task (the browser's
+/// Fetches a gzip file and returns it decompressed, 1 MB per task (the browser's
 /// `DecompressionStream` would inflate a whole network chunk in one task of the page's thread).
 pub async fn fetch_gunzipped(url: &str) -> Result<Vec<u8>, String> {
     let bytes = fetch_bytes(url).await?;
     let name = url.rsplit('/').next().unwrap_or(url);
     let mut g = crate::data::Gunzip::new(name, &bytes).map_err(|e| e.to_string())?;
-    while !g.step(2 << 20).map_err(|e| e.to_string())? {
+    while !g.step(1 << 20).map_err(|e| e.to_string())? {
         yield_now().await;
     }
     Ok(g.finish())

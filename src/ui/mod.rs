@@ -64,19 +64,16 @@ fn App() -> impl IntoView {
     // The frame loop: the runner's work, at most one plot redrawn, the text updated if it changed.
     let next_plot = Rc::new(Cell::new(0usize));
     let drawn_at = Rc::new(Cell::new([f64::NEG_INFINITY; runner::PLOT_COUNT]));
-    // The page comes in two parts, each its own task on the page's thread: everything but the
-    // plots at once, then, after the first frame, the plots (whose canvases then follow their
-    // size on the screen).
-    let plots_in = RwSignal::new(false);
-    request_animation_frame(move || {
-        set_timeout(
-            move || {
-                plots_in.set(true);
-                request_animation_frame(plots::observe_canvases);
-            },
-            std::time::Duration::ZERO,
-        )
-    });
+    // The page comes in parts, each its own task on the page's thread with a frame between:
+    // the header, the toolbar and the scores at once, then the settings, then the live plots in
+    // two halves, then the two experiment sections (whose canvases then follow their size on the
+    // screen).
+    let stage = RwSignal::new(0u8);
+    stage_in(stage, 4);
+    // Memos: each part is built once, when its stage comes, not again at the next stage.
+    let shown_from = move |k: u8| Memo::new(move |_| stage.get() >= k);
+    let (controls_in, sections_in) = (shown_from(1), shown_from(4));
+    let plot_in = [shown_from(2), shown_from(3)];
     leptos_use::use_raf_fn(move |_| {
         let now = now_ms();
         let out = runner::with(|r| {
@@ -191,7 +188,7 @@ fn App() -> impl IntoView {
             })}
         </header>
         <div class="layout">
-            <Controls form />
+            {move || controls_in.get().then(|| view! { <Controls form /> })}
             <main style=grid_style class:lead3=move || form.with(|c| c.shown_plots().len() == 3)>
                 {move || snap.with(|s| s.on_cpu.clone()).map(|why| view! {
                     <section class="panel cpu-banner" class:info=move || form.with(|c| c.cpu) data-testid="cpu-banner">
@@ -340,10 +337,10 @@ fn App() -> impl IntoView {
                     </label>
                     <span class="inference-note" data-testid="inference-state">{move || snap.with(|s| s.inference.clone())}</span>
                 </div>
-                {move || plots_in.get().then(|| view! {
-                    <div class="plots">
-                        {(0..6).map(|i| view! { <Plot index=i hover form /> }).collect::<Vec<_>>()}
-                    </div>
+                <div class="plots">
+                    {(0..6).map(|i| view! { {move || plot_in[i / 3].get().then(|| view! { <Plot index=i hover form /> })} }).collect::<Vec<_>>()}
+                </div>
+                {move || sections_in.get().then(|| view! {
                     <Conditioning snap hover form />
                     <LrGridSection snap hover form />
                 })}
@@ -364,6 +361,25 @@ fn App() -> impl IntoView {
         </footer>
         </div>
     }
+}
+
+/// Raises `stage` by one after each frame (a timer after an animation frame, so that each part
+/// is mounted, styled and laid out in a task of its own) up to `last`; then the canvases follow
+/// their size on the screen.
+fn stage_in(stage: RwSignal<u8>, last: u8) {
+    request_animation_frame(move || {
+        set_timeout(
+            move || {
+                stage.update(|s| *s += 1);
+                if stage.get_untracked() < last {
+                    stage_in(stage, last);
+                } else {
+                    request_animation_frame(plots::observe_canvases);
+                }
+            },
+            std::time::Duration::ZERO,
+        )
+    });
 }
 
 /// If pclab ever panics, the page says so in a panel instead of freezing silently, with the
@@ -414,10 +430,27 @@ fn install_text_measure() {
         .and_then(|c| c.get_context("2d").ok().flatten())
         .and_then(|c| c.dyn_into::<web_sys::CanvasRenderingContext2d>().ok());
     if let Some(ctx) = ctx {
+        // Setting the font parses it: only when the size changes. Widths are remembered (tick
+        // labels and legends repeat from one drawing to the next).
+        let font = Cell::new(0u32);
+        let known = std::cell::RefCell::new(std::collections::HashMap::<(String, u32), u32>::new());
         crate::charts::set_text_measure(move |text, size| {
-            ctx.set_font(&format!("{size}px sans-serif"));
+            let height = (1.15 * size as f64).ceil() as u32;
+            if let Some(&w) = known.borrow().get(&(text.to_string(), size)) {
+                return (w, height);
+            }
+            if font.get() != size {
+                ctx.set_font(&format!("{size}px sans-serif"));
+                font.set(size);
+            }
             let w = ctx.measure_text(text).map_or(0.62 * size as f64 * text.chars().count() as f64, |m| m.width());
-            (w.ceil() as u32, (1.15 * size as f64).ceil() as u32)
+            let w = w.ceil() as u32;
+            let mut known = known.borrow_mut();
+            if known.len() > 4096 {
+                known.clear();
+            }
+            known.insert((text.to_string(), size), w);
+            (w, height)
         });
     }
 }
@@ -427,8 +460,16 @@ fn install_text_measure() {
 pub fn start() {
     install_panic_panel();
     install_text_measure();
-    if let Some(el) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id("boot-note")) {
-        el.remove();
-    }
-    leptos::mount::mount_to_body(App);
+    // The page is built in a task of its own, not in the one that instantiated the module.
+    set_timeout(
+        || {
+            if let Some(el) =
+                web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id("boot-note"))
+            {
+                el.remove();
+            }
+            leptos::mount::mount_to_body(App);
+        },
+        std::time::Duration::ZERO,
+    );
 }
