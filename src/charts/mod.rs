@@ -56,13 +56,25 @@ pub struct Scale {
     pub text: f64,
 }
 
+thread_local! {
+    static TEXT_LIMITS: std::cell::Cell<(f64, f64)> = const { std::cell::Cell::new((11.0, 40.0)) };
+}
+
+/// Keeps every chart's text between `min` and `max` pixels from now on (11 … 40 until set): the
+/// page's normal layout gives every plot the same size (`min = max`), whatever its kind;
+/// presentation mode lets it grow with the canvas.
+pub fn set_text_limits(min: f64, max: f64) {
+    TEXT_LIMITS.with(|l| l.set((min.max(1.0), max.max(min.max(1.0)))));
+}
+
 impl Scale {
     /// The scale of a `w × h` canvas: text a twenty-eighth of the canvas's geometric mean side,
-    /// at most a thirteenth of its height and a twenty-second of its width, between 11 and 40
-    /// pixels.
+    /// at most a thirteenth of its height and a twenty-second of its width, within the limits of
+    /// [`set_text_limits`].
     pub fn of((w, h): (u32, u32)) -> Scale {
         let (w, h) = (w as f64, h as f64);
-        Scale { text: ((w * h).sqrt() / 28.0).min(h / 13.0).min(w / 22.0).clamp(11.0, 40.0) }
+        let (lo, hi) = TEXT_LIMITS.with(|l| l.get());
+        Scale { text: ((w * h).sqrt() / 28.0).min(h / 13.0).min(w / 22.0).clamp(lo, hi) }
     }
 
     /// `k` times the text size, in whole pixels (at least 1).
@@ -316,16 +328,16 @@ fn legend_items(lines: &[Line]) -> Vec<&Line> {
 /// Where each legend entry goes, `(x, row)` with x from the left margin, wrapping to `width`.
 fn legend_layout<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    items: &[&Line],
+    labels: &[String],
     scale: Scale,
     width: u32,
 ) -> (Vec<(i32, i32)>, u32) {
     let font = scale.font(1.0);
     let (swatch, gap) = (scale.px(1.6), scale.px(0.35));
-    let mut at = Vec::with_capacity(items.len());
+    let mut at = Vec::with_capacity(labels.len());
     let (mut x, mut row) = (0i32, 0i32);
-    for line in items {
-        let w = (swatch + gap + text_size(area, &line.label, font).0) as i32;
+    for label in labels {
+        let w = (swatch + gap + text_size(area, label, font).0) as i32;
         if x > 0 && x + w > width as i32 {
             x = 0;
             row += 1;
@@ -333,7 +345,7 @@ fn legend_layout<DB: DrawingBackend>(
         at.push((x, row));
         x += w + scale.px(1.0) as i32;
     }
-    let rows = if items.is_empty() { 0 } else { row as u32 + 1 };
+    let rows = if labels.is_empty() { 0 } else { row as u32 + 1 };
     (at, rows * scale.px(1.35))
 }
 
@@ -371,6 +383,17 @@ fn draw_note<DB: DrawingBackend>(
     Ok(())
 }
 
+/// `text`, cut with "…" until it fits `room` pixels in `font`.
+fn shorten<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, text: &str, font: (&str, u32), room: u32) -> String {
+    let mut t = text.to_string();
+    while text_size(area, &t, font).0 > room && t.chars().count() > 2 {
+        let keep: String = t.trim_end_matches('…').chars().collect();
+        let keep: String = keep.chars().take(keep.chars().count() - 1).collect();
+        t = format!("{keep}…");
+    }
+    t
+}
+
 /// The widest of `labels` in `font`.
 fn widest<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, labels: &[String], font: (&str, u32)) -> u32 {
     labels.iter().map(|t| text_size(area, t, font).0).max().unwrap_or(0)
@@ -383,13 +406,7 @@ fn fit_title<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, title: &str, sca
     while size > 8 && text_size(area, title, ("sans-serif", size)).0 > room {
         size -= 1;
     }
-    let mut t = title.to_string();
-    while text_size(area, &t, ("sans-serif", size)).0 > room && t.chars().count() > 2 {
-        let keep: String = t.trim_end_matches('…').chars().collect();
-        let keep: String = keep.chars().take(keep.chars().count() - 1).collect();
-        t = format!("{keep}…");
-    }
-    (t, size)
+    (shorten(area, title, ("sans-serif", size), room), size)
 }
 
 /// How many tick labels fit along `len` pixels when each takes `each` pixels.
@@ -446,7 +463,10 @@ pub fn draw_lines_at<DB: DrawingBackend>(
     let font = scale.font(1.0);
     let margin = scale.px(0.5);
     let items = legend_items(lines);
-    let (slots, legend_h) = legend_layout(area, &items, scale, w.saturating_sub(2 * margin));
+    // Each legend label fits the canvas's width (cut with "…" where it would not).
+    let room = w.saturating_sub(2 * margin + scale.px(1.95));
+    let labels: Vec<String> = items.iter().map(|l| shorten(area, &l.label, font, room)).collect();
+    let (slots, legend_h) = legend_layout(area, &labels, scale, w.saturating_sub(2 * margin));
     // Room for the y ticks (their widest label), the tick marks and the rotated axis title.
     let y_ticks: Vec<String> = (0..=8).map(|i| tick(y_lo + (y_hi - y_lo) * i as f64 / 8.0, log, y_hi - y_lo)).collect();
     let x_ticks: Vec<String> = (0..=8)
@@ -552,7 +572,7 @@ pub fn draw_lines_at<DB: DrawingBackend>(
     let (swatch, gap) = (scale.px(1.6) as i32, scale.px(0.35) as i32);
     let row_h = scale.px(1.35) as i32;
     let label = TextStyle::from(font.into_font()).pos(Pos::new(HPos::Left, VPos::Center));
-    for (line, &(x, row)) in items.iter().zip(&slots) {
+    for ((line, text), &(x, row)) in items.iter().zip(&labels).zip(&slots) {
         let (x, y) = (margin as i32 + x, margin as i32 + row * row_h + row_h / 2);
         let style = line_style(line, scale);
         match line.dash {
@@ -567,7 +587,7 @@ pub fn draw_lines_at<DB: DrawingBackend>(
             }
             None => area.draw(&PathElement::new(vec![(x, y), (x + swatch, y)], style)).map_err(err)?,
         }
-        area.draw(&Text::new(line.label.clone(), (x + swatch + gap, y), label.clone())).map_err(err)?;
+        area.draw(&Text::new(text.clone(), (x + swatch + gap, y), label.clone())).map_err(err)?;
     }
     Ok(Frame {
         px: (pxr.start, pxr.end),
@@ -924,11 +944,7 @@ pub fn draw_matrix_at<DB: DrawingBackend>(
     let mark = scale.px(0.3);
     let line_h = text_size(area, "0gλ", font).1.max(scale.px(1.0));
     // The title, shortened with "…" to the width it has.
-    let mut title = title.to_string();
-    while text_size(area, &title, font).0 > w.saturating_sub(2 * margin) && title.chars().count() > 2 {
-        let keep: String = title.chars().take(title.chars().count().saturating_sub(2)).collect();
-        title = format!("{}…", keep.trim_end_matches('…'));
-    }
+    let title = shorten(area, title, font, w.saturating_sub(2 * margin));
     let y_area = widest(area, y_labels, font) + 2 * mark + scale.px(0.4) + line_h;
     let x_area = 2 * mark + 2 * line_h + scale.px(0.3);
     let cell_w = w.saturating_sub(y_area + 2 * margin) as f64 / nx as f64;

@@ -252,6 +252,23 @@ fn no_chart_text_overlaps_or_leaves_the_canvas_at_any_size_the_page_produces() {
             }
         }
     }
+    // The page's normal layout: every chart at 13 pixels (at one device pixel per CSS pixel; at
+    // two, every size doubles), on the canvases it gives them.
+    set_text_limits(13.0, 13.0);
+    for kind in 0..9 {
+        let sizes: &[(u32, u32)] = if matches!(kind, 3 | 4 | 5 | 8) {
+            &[(296, 395), (900, 330), (1100, 400)]
+        } else {
+            &[(296, 222), (640, 300)]
+        };
+        for &size in sizes {
+            let texts = texts_of(size, |root| all_kinds(root, kind));
+            for p in problems(size, &texts) {
+                bad.push(format!("kind {kind} at {size:?}, 13 px text: {p}"));
+            }
+        }
+    }
+    set_text_limits(11.0, 40.0);
     assert!(bad.is_empty(), "{} layout problems:\n{}", bad.len(), bad.join("\n"));
 }
 

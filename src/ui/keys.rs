@@ -6,6 +6,7 @@ use super::*;
 /// their canvases); fullscreen
 /// when asked from a key or button (browsers allow it only then).
 pub(super) fn set_present(form: RwSignal<PageConfig>, on: bool, fullscreen: bool) {
+    chart_text(on);
     commit(form, "present", if on { "1" } else { "0" });
     runner::with(|r| r.dirty.iter_mut().for_each(|d| *d = true));
     let Some(doc) = web_sys::window().and_then(|w| w.document()) else { return };
@@ -15,6 +16,17 @@ pub(super) fn set_present(form: RwSignal<PageConfig>, on: bool, fullscreen: bool
         }
     } else if !on && doc.fullscreen_element().is_some() {
         doc.exit_fullscreen();
+    }
+}
+
+/// Chart text at 13 CSS pixels on every plot alike, or, presenting, growing with each canvas
+/// (from 12 to 40 CSS pixels).
+pub(super) fn chart_text(present: bool) {
+    let dpr = web_sys::window().map_or(1.0, |w| w.device_pixel_ratio()).clamp(1.0, 3.0);
+    if present {
+        crate::charts::set_text_limits(12.0 * dpr, 40.0 * dpr);
+    } else {
+        crate::charts::set_text_limits(13.0 * dpr, 13.0 * dpr);
     }
 }
 

@@ -43,6 +43,7 @@ fn App() -> impl IntoView {
     let search = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
     let (first, problems) = PageConfig::from_query(&search);
     runner::install(first.clone(), problems);
+    chart_text(first.present);
     let form = RwSignal::new(first);
     let snap = RwSignal::new(Snapshot::default());
     let hover = RwSignal::new(vec![String::new(); plots::PLOTS.len()]);
