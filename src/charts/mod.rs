@@ -409,6 +409,14 @@ fn fit_title<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, title: &str, sca
     (shorten(area, title, ("sans-serif", size), room), size)
 }
 
+/// The tick marks' length, the height of a line of text and the x label area (a row of ticks
+/// below the marks and the axis title below them) at `scale`.
+fn axis_room<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, scale: Scale) -> (u32, u32, u32) {
+    let mark = scale.px(0.3);
+    let line_h = text_size(area, "0gλ", scale.font(1.0)).1.max(scale.px(1.0));
+    (mark, line_h, 2 * mark + 2 * line_h + scale.px(0.3))
+}
+
 /// How many tick labels fit along `len` pixels when each takes `each` pixels.
 fn tick_count(len: u32, each: u32) -> usize {
     (len as usize / each.max(1) as usize).clamp(2, 8)
@@ -479,10 +487,8 @@ pub fn draw_lines_at<DB: DrawingBackend>(
             }
         })
         .collect();
-    let mark = scale.px(0.3);
-    let line_h = text_size(area, "0gλ", font).1.max(scale.px(1.0));
+    let (mark, line_h, x_area) = axis_room(area, scale);
     let y_area = widest(area, &y_ticks, font) + 2 * mark + scale.px(0.4) + line_h;
-    let x_area = 2 * mark + 2 * line_h + scale.px(0.3);
     let right = margin.max(widest(area, &x_ticks[8..], font) / 2 + scale.px(0.2));
     let plot_w = w.saturating_sub(y_area + margin + right);
     // The top tick label is centred on the plot's top edge: half of it above.
@@ -805,10 +811,8 @@ pub fn draw_heatmap_at<DB: DrawingBackend>(
     let (x_lo, x_hi) = if cols == 0 { (0.0, 1.0) } else { (edge(0), edge(cols)) };
     let y = (0.5, rows as f64 + 0.5);
     let margin = scale.px(0.5);
-    let mark = scale.px(0.3);
-    let line_h = text_size(area, "0gλ", font).1.max(scale.px(1.0));
+    let (mark, line_h, x_area) = axis_room(area, scale);
     let y_area = widest(area, &[rows.to_string()], font) + 2 * mark + scale.px(0.4) + line_h;
-    let x_area = 2 * mark + 2 * line_h + scale.px(0.3);
     let x_ticks: Vec<String> =
         (0..=8).map(|i| tick(x_lo + (x_hi - x_lo) * i as f64 / 8.0, false, x_hi - x_lo)).collect();
     let x_right = widest(area, &x_ticks[8..], font) / 2;
@@ -941,12 +945,10 @@ pub fn draw_matrix_at<DB: DrawingBackend>(
     let (nx, ny) = (x_labels.len().max(1), y_labels.len().max(1));
     let font = scale.font(1.0);
     let margin = scale.px(0.5);
-    let mark = scale.px(0.3);
-    let line_h = text_size(area, "0gλ", font).1.max(scale.px(1.0));
+    let (mark, line_h, x_area) = axis_room(area, scale);
     // The title, shortened with "…" to the width it has.
     let title = shorten(area, title, font, w.saturating_sub(2 * margin));
     let y_area = widest(area, y_labels, font) + 2 * mark + scale.px(0.4) + line_h;
-    let x_area = 2 * mark + 2 * line_h + scale.px(0.3);
     let cell_w = w.saturating_sub(y_area + 2 * margin) as f64 / nx as f64;
     let cell_h = h.saturating_sub(x_area + 2 * margin + line_h + scale.px(0.4)) as f64 / ny as f64;
     // Every k-th column label, so that neighbours never touch.

@@ -83,6 +83,16 @@ fn bp_reference<T: Real>(net: &Network<T>, x: &Mat<T>, y: &Mat<T>) -> (Vec<Mat<T
     (grads, loss * net.arch.output as f64 / 2.0)
 }
 
+/// BP's gradients and `ℓ̃`, and inference's start: the feedforward activities with their workspace.
+#[allow(clippy::type_complexity)]
+fn at_feedforward<T: Real>(net: &Network<T>, x: &Mat<T>, y: &Mat<T>) -> (Vec<Mat<T>>, f64, Vec<Mat<T>>, Workspace<T>) {
+    let (bp, bp_loss) = bp_reference(net, x, y);
+    let (z, _) = forward(net, x);
+    let mut ws = Workspace::new(net, x.rows);
+    ws.set_input(net, x);
+    (bp, bp_loss, z, ws)
+}
+
 /// Each layer's cosine and norm ratio of `pc` against `bp`, in f64.
 pub fn profile<T: Real>(pc: &[Mat<T>], bp: &[Mat<T>]) -> Profile {
     pc.iter()
@@ -115,10 +125,7 @@ pub fn align<T: Real>(
     steps: usize,
     every_step: bool,
 ) -> AlignmentReport {
-    let (bp, bp_loss) = bp_reference(net, x, y);
-    let (mut z, _) = forward(net, x);
-    let mut ws = Workspace::new(net, x.rows);
-    ws.set_input(net, x);
+    let (bp, bp_loss, mut z, mut ws) = at_feedforward(net, x, y);
     let mut pc = zeros_like(net);
     let (mut profiles, mut energies) = (Vec::new(), Vec::new());
     infer(net, y, &mut z, &mut ws, T::of(eta_z), steps, true, |t, ws| {
@@ -163,10 +170,7 @@ pub fn align_at_equilibrium<T: Real>(
     max_steps: usize,
     tol: f64,
 ) -> Equilibrium {
-    let (bp, bp_loss) = bp_reference(net, x, y);
-    let (mut z, _) = forward(net, x);
-    let mut ws = Workspace::new(net, x.rows);
-    ws.set_input(net, x);
+    let (bp, bp_loss, mut z, mut ws) = at_feedforward(net, x, y);
     let h = net.arch.hidden;
     let (mut prev, mut steps, mut settled) = (f64::INFINITY, 0, false);
     while steps < max_steps {
