@@ -12,7 +12,7 @@
 //   energy E_l per inference step: row t (0 … T), column l − 1
 //   g1    ∂F/∂W_1       gh   ∂F/∂W_2 … ∂F/∂W_H       go   ∂F/∂W_L
 //   yhat  ŷ (B, O) of the last forward pass
-//   labels, correct   test labels (B) and the running count of correct predictions (evaluation)
+//   labels, correct   test labels (B) and the running counts by (label, guess) (evaluation)
 //   stats activation RMS per hidden layer (H), then ‖W_l‖² before and ‖ΔW_l‖² of the Adam update
 //         (L each; written by adam.wgsl's adam_stats)
 
@@ -352,19 +352,22 @@ fn act_rms(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) 
     if (lid.x == 0u) { stats[wid.z] = sqrt(red[0] / f32(count)); }
 }
 
-// accuracy: argmax ŷ == label for each of the p.batch rows, counted into correct[0] (test
-// accuracy is the feedforward pass only; twin: session::accuracy). Ties go to the first maximum.
+// accuracy: argmax ŷ of each of the p.batch rows counted by (label, guess) into
+// correct[label · (o + 1) + guess], guess o meaning none — the confusion matrix, whose diagonal
+// is the correct count (test accuracy is the feedforward pass only; twin: data::Evaluation::of).
+// Ties go to the first maximum.
 @compute @workgroup_size(WG)
 fn accuracy(@builtin(global_invocation_id) gid: vec3<u32>) {
     let row = gid.x;
     if (row >= p.batch) { return; }
     // As the CPU: strictly greater than everything before, so NaNs are never chosen and a row
-    // of NaNs counts as wrong.
+    // of NaNs has no guess.
     var best = p.o;
     var best_v = -3.4028234e38; // -f32::MAX (rounded down: Tint rejects literals beyond f32)
     for (var j = 0u; j < p.o; j++) {
         let v = yhat[row * p.o + j];
         if (v > best_v) { best = j; best_v = v; }
     }
-    if (best == labels[row]) { atomicAdd(&correct[0], 1u); }
+    let label = labels[row];
+    if (label < p.o) { atomicAdd(&correct[label * (p.o + 1u) + best], 1u); }
 }

@@ -155,6 +155,10 @@ pub struct RunConfig {
     /// every iteration).
     #[serde(default = "one")]
     pub metrics_every: usize,
+    /// PC runs compare their weight gradients with backprop's every this many iterations (0:
+    /// never; CPU and worker runs).
+    #[serde(default)]
+    pub align_every: usize,
 }
 
 fn one() -> usize {
@@ -201,6 +205,7 @@ impl Default for RunConfig {
             seed: 0,
             backend: BackendKind::Cpu,
             metrics_every: 1,
+            align_every: 0,
         }
     }
 }
@@ -215,6 +220,11 @@ impl RunConfig {
             .map(|r| crate::pcn::train::iteration_flops(&self.arch(r.rule), self.learning(r), self.batch).0)
             .sum();
         flops / (gflops * 1e9)
+    }
+
+    /// True when iteration `iteration` (from 1) compares PC's gradients with backprop's.
+    pub fn aligns_at(&self, iteration: usize) -> bool {
+        self.align_every > 0 && iteration % self.align_every == 0
     }
 
     /// `T` (defaults to `H`).

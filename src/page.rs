@@ -21,6 +21,9 @@ pub const PAGE_MAX_BATCH: usize = 1024;
 pub const PAGE_MAX_STEPS: usize = 1024;
 /// The page trains until paused; this is the session's iteration budget.
 pub const PAGE_ITERATIONS: usize = 100_000_000;
+/// The page's PC runs compare their gradients with backprop's every this many iterations (CPU
+/// and worker runs; the alignment plots).
+pub const PAGE_ALIGN_EVERY: usize = 10;
 
 /// Everything the page's controls set.
 #[derive(Clone, Debug, PartialEq)]
@@ -241,6 +244,7 @@ impl PageConfig {
             seed: self.seed,
             backend,
             metrics_every: 1,
+            align_every: PAGE_ALIGN_EVERY,
         }
     }
 

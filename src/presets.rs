@@ -236,6 +236,7 @@ impl Preset {
             seed: 0,
             backend: BackendKind::Cpu,
             metrics_every: 1,
+            align_every: 0,
         };
         match self {
             Preset::Fig1Relu(h) | Preset::Fig1ReluSmall(h) => {

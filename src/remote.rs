@@ -8,7 +8,7 @@
 //! [`RemoteModel`] is one model seen from the session: pipelined like the GPU's, its reports
 //! arrive after the step that asked for them.
 
-use crate::data::accuracy;
+use crate::data::Evaluation;
 use crate::data::Mnist;
 use crate::pcn::forward::predict;
 use crate::pcn::learn::AdamConfig;
@@ -43,6 +43,9 @@ pub enum ToWorker {
         iteration: usize,
         /// Indices into the training split.
         indices: Vec<u32>,
+        /// Compare PC's gradients with backprop's in this iteration.
+        #[serde(default)]
+        align: bool,
     },
     /// New rates from the next iteration on (weights and Adam's moments kept).
     SetRates {
@@ -53,8 +56,8 @@ pub enum ToWorker {
         /// PC or BP, with η_z and `T`.
         learning: Learning,
     },
-    /// Test accuracy on all test images.
-    Accuracy {
+    /// Evaluate on all test images.
+    Evaluate {
         /// The model.
         id: u32,
     },
@@ -96,12 +99,12 @@ pub enum FromWorker {
         /// What it measured.
         report: IterationReport,
     },
-    /// Test accuracy in percent.
-    Accuracy {
+    /// A test evaluation: accuracy, confusion matrix, the strip's guesses.
+    Evaluated {
         /// The model.
         id: u32,
-        /// Percent correct.
-        percent: f64,
+        /// What it measured.
+        evaluation: Evaluation,
     },
     /// The weights and the first sample's activities after the latest iteration.
     Snapshot {
@@ -132,7 +135,7 @@ impl FromWorker {
         match self {
             FromWorker::Created { id }
             | FromWorker::Report { id, .. }
-            | FromWorker::Accuracy { id, .. }
+            | FromWorker::Evaluated { id, .. }
             | FromWorker::Snapshot { id, .. }
             | FromWorker::Error { id, .. } => Some(*id),
             FromWorker::Ready { .. } | FromWorker::Fatal { .. } => None,
@@ -204,7 +207,7 @@ impl WorkerHost {
                 self.models.insert(id, Model::new(net, learning, lr, AdamConfig::default()));
                 vec![FromWorker::Created { id }]
             }
-            ToWorker::Step { id, iteration, indices } => {
+            ToWorker::Step { id, iteration, indices, align } => {
                 let Some(data) = self.data.clone() else {
                     return vec![FromWorker::Error { id, message: "the worker has no training data".into() }];
                 };
@@ -219,7 +222,7 @@ impl WorkerHost {
                 }
                 let (x, y) = data.train.batch::<f32>(&idx);
                 let t0 = web_time::Instant::now();
-                let report = model.train_step(&x, &y);
+                let report = model.train_step_aligned(&x, &y, align);
                 let ms = t0.elapsed().as_secs_f64() * 1e3;
                 vec![FromWorker::Report { id, iteration, ms, report }]
             }
@@ -231,14 +234,14 @@ impl WorkerHost {
                 }
                 None => vec![missing(id)],
             },
-            ToWorker::Accuracy { id } => {
+            ToWorker::Evaluate { id } => {
                 let Some(data) = self.data.clone() else {
                     return vec![FromWorker::Error { id, message: "the worker has no test data".into() }];
                 };
                 let Some(model) = self.models.get(&id) else { return vec![missing(id)] };
                 let x = self.test_x.get_or_insert_with(|| data.test_inputs());
-                let percent = accuracy(&predict(&model.net, x), &data.test.labels);
-                vec![FromWorker::Accuracy { id, percent }]
+                let evaluation = Evaluation::of(&predict(&model.net, x), &data.test.labels);
+                vec![FromWorker::Evaluated { id, evaluation }]
             }
             ToWorker::Snapshot { id } => match self.models.get(&id) {
                 Some(m) => {
@@ -468,10 +471,11 @@ impl RemoteModel {
         }
     }
 
-    /// Asks for one iteration on the training images at `indices`.
-    pub fn submit_step(&mut self, iteration: usize, indices: &[usize]) -> Result<(), RemoteError> {
+    /// Asks for one iteration on the training images at `indices` (with `align`, comparing PC's
+    /// gradients with backprop's).
+    pub fn submit_step(&mut self, iteration: usize, indices: &[usize], align: bool) -> Result<(), RemoteError> {
         let indices = indices.iter().map(|&i| i as u32).collect();
-        self.link.send(ToWorker::Step { id: self.id, iteration, indices })?;
+        self.link.send(ToWorker::Step { id: self.id, iteration, indices, align })?;
         self.submitted += 1;
         Ok(())
     }
@@ -516,10 +520,10 @@ impl RemoteModel {
         }
     }
 
-    /// Test accuracy in percent, computed in the worker.
-    pub async fn accuracy(&mut self) -> Result<f64, RemoteError> {
-        self.ask(ToWorker::Accuracy { id: self.id }, |m| match m {
-            FromWorker::Accuracy { percent, .. } => Some(percent),
+    /// A test evaluation, computed in the worker.
+    pub async fn evaluate(&mut self) -> Result<Evaluation, RemoteError> {
+        self.ask(ToWorker::Evaluate { id: self.id }, |m| match m {
+            FromWorker::Evaluated { evaluation, .. } => Some(evaluation),
             _ => None,
         })
         .await

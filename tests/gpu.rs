@@ -425,10 +425,18 @@ fn test_accuracy_on_the_gpu_matches_the_cpu_over_several_chunks() {
         let cpu = pclab::data::accuracy(&pclab::pcn::forward::predict(&net, &x), labels);
         let mut g =
             block(GpuModel::new(ctx.clone(), &net, 8, Learning::Bp, 0.01, AdamConfig::default())).expect("model");
-        let got = block(g.accuracy(&x, labels)).expect("GPU accuracy");
+        let eval = block(g.evaluate(&x, labels)).expect("GPU evaluation");
+        let got = eval.accuracy;
         println!("{act} {param:?}: test accuracy cpu {cpu:.2} % gpu {got:.2} % on 1234 images");
         // Rows whose two largest outputs tie to f32 round-off may flip: allow two of 1234.
         assert!((cpu - got).abs() <= 2.0 * 100.0 / 1234.0 + 1e-9, "cpu {cpu} gpu {got}");
+        let want = pclab::data::Evaluation::of(&pclab::pcn::forward::predict(&net, &x), labels);
+        assert_eq!(eval.images(), 1234, "the confusion matrix holds every image");
+        let moved: u32 =
+            eval.confusion.iter().flatten().zip(want.confusion.iter().flatten()).map(|(a, b)| a.abs_diff(*b)).sum();
+        assert!(moved <= 4, "confusion matrices differ by {moved} counts:\n{:?}\n{:?}", eval.confusion, want.confusion);
+        let same = eval.guesses.iter().zip(&want.guesses).filter(|(a, b)| a == b).count();
+        assert!(eval.guesses.len() == 24 && same >= 23, "strip guesses {:?} vs {:?}", eval.guesses, want.guesses);
     }
 }
 

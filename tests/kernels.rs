@@ -528,11 +528,28 @@ fn check_accuracy(ctx: &GpuContext, st: &mut State) -> Verdict {
     let mut d = Data::new();
     d.insert(binding::YHAT, yhat);
     d.insert(binding::LABELS, labels.iter().map(|&l| f32::from_bits(l as u32)).collect());
-    d.insert(binding::CORRECT, vec![f32::from_bits(5)]);
+    // Counts by (label, guess), guess o meaning none, each starting from 5 (the kernel adds).
+    let cells = o * (o + 1);
+    d.insert(binding::CORRECT, vec![f32::from_bits(5); cells]);
     let got = run(ctx, &ctx.kernels().accuracy, st.params(), &d, [b.div_ceil(ELEMENTWISE_WG as usize), 1, 1]);
-    let count = (pclab::data::accuracy(&y, &labels) * b as f64 / 100.0).round();
-    let counted = got[&binding::CORRECT][0].to_bits() as f64;
-    v.checker.scalar("accuracy (count, from 5)", counted, 5.0 + count, 0.0);
+    let want = pclab::data::Evaluation::of(&y, &labels);
+    let counted: Vec<u32> = got[&binding::CORRECT].iter().map(|c| c.to_bits() - 5).collect();
+    let from_gpu = pclab::data::Evaluation::from_counts(&counted, o, Vec::new());
+    let off =
+        |a: &[Vec<u32>], b: &[Vec<u32>]| a.iter().flatten().zip(b.iter().flatten()).map(|(x, y)| x.abs_diff(*y)).max();
+    v.checker.scalar(
+        "confusion counts (largest difference of a cell)",
+        off(&from_gpu.confusion, &want.confusion).unwrap_or(u32::MAX) as f64,
+        0.0,
+        0.0,
+    );
+    v.checker.scalar(
+        "images without a guess (the row of NaNs)",
+        from_gpu.no_guess.iter().sum::<u32>() as f64,
+        1.0,
+        0.0,
+    );
+    v.checker.scalar("accuracy (percent)", from_gpu.accuracy, pclab::data::accuracy(&y, &labels), 0.0);
     v
 }
 

@@ -25,6 +25,7 @@ fn config() -> RunConfig {
         batch: 32,
         iterations: 8,
         eval_every: 4,
+        align_every: 4,
         ..RunConfig::default()
     }
 }
@@ -37,6 +38,32 @@ fn numbers(events: &[Event]) -> Vec<(String, usize, f64)> {
             Event::Eval(e) => Some((format!("{} accuracy", e.rule), e.iteration, e.test_accuracy)),
             _ => None,
         })
+        .chain(events.iter().flat_map(|e| -> Vec<(String, usize, f64)> {
+            match e {
+                // Every cell of the confusion matrix, every layer's cosine and norm ratio.
+                Event::Eval(e) => e
+                    .confusion
+                    .iter()
+                    .flatten()
+                    .enumerate()
+                    .map(|(k, &c)| (format!("{} confusion {k}", e.rule), e.iteration, c as f64))
+                    .collect(),
+                Event::Alignment(a) => a
+                    .layers
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(l, x)| {
+                        let (c, r) = x.map_or((f64::NAN, f64::NAN), |x| (x.cosine, x.norm_ratio));
+                        [
+                            (format!("{} cos {l}", a.rule), a.iteration, c),
+                            (format!("{} ratio {l}", a.rule), a.iteration, r),
+                        ]
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            }
+        }))
+        .map(|(k, i, v)| (k, i, if v.is_nan() { -1.0 } else { v }))
         .collect()
 }
 
@@ -57,7 +84,9 @@ fn a_session_in_the_worker_is_the_cpu_session() {
         b.extend(remote.step());
     }
     let (a, b) = (numbers(&a), numbers(&b));
-    assert_eq!(a.len(), 4 * 8 + 4 * 2, "every rule's iterations and two evaluations each");
+    // Every rule's 8 iterations and 2 evaluations (each with its 100 confusion cells), and the two
+    // PC rules' 2 aligned iterations (2 numbers for each of 5 layers).
+    assert_eq!(a.len(), 4 * 8 + 4 * 2 + 4 * 2 * 100 + 2 * 2 * 10, "{a:?}");
     assert_eq!(a, b, "same losses and accuracies, bit for bit");
     // Rates changed mid-run reach the worker's models too.
     let mut rules = config().rules;
@@ -83,8 +112,8 @@ fn the_snapshot_is_the_trained_network() {
         RemoteModel::create(link.clone(), cfg.arch(rs.rule), cfg.seed, cfg.learning(&rs), rs.lr).expect("created");
     let idx: Vec<usize> = (100..132).collect();
     let (x, y) = data().train.batch::<f32>(&idx);
-    cpu.train_step(1, &idx, &x, &y).unwrap();
-    remote.submit_step(1, &idx).unwrap();
+    cpu.train_step(1, &idx, &x, &y, false).unwrap();
+    remote.submit_step(1, &idx, false).unwrap();
     let (net, z) = pollster::block_on(remote.snapshot()).expect("snapshot");
     let Backend::Cpu(m) = &cpu else { panic!("a CPU model") };
     assert_eq!(net.weights, m.net.weights);
@@ -100,12 +129,12 @@ fn bad_requests_get_answers_that_say_what_is_wrong() {
     let rs = cfg.rules[0];
     let create = ToWorker::Create { id: 1, arch: cfg.arch(rs.rule), seed: 0, learning: cfg.learning(&rs), lr: rs.lr };
     assert_eq!(host.handle(create), vec![FromWorker::Created { id: 1 }]);
-    let out_of_range = host.handle(ToWorker::Step { id: 1, iteration: 1, indices: vec![0, 60_000] });
+    let out_of_range = host.handle(ToWorker::Step { id: 1, iteration: 1, indices: vec![0, 60_000], align: false });
     assert!(
         matches!(&out_of_range[..], [FromWorker::Error { id: 1, message }] if message.contains("60000") && message.contains("59999")),
         "{out_of_range:?}"
     );
-    let missing = host.handle(ToWorker::Accuracy { id: 9 });
+    let missing = host.handle(ToWorker::Evaluate { id: 9 });
     assert!(matches!(&missing[..], [FromWorker::Error { id: 9, message }] if message.contains("no model 9")));
     let mut huge = cfg.arch(rs.rule);
     (huge.width, huge.hidden) = (1024, 128);

@@ -915,6 +915,41 @@ pub fn matrix_cell(x: f64, y: f64) -> (usize, usize) {
     (x.max(0.0).floor() as usize, y.max(0.0).floor() as usize)
 }
 
+/// How a [`draw_matrix_styled`] colours and labels its cells.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MatrixStyle {
+    /// Colour by `log10(value)` (positive values only) rather than by the value.
+    pub log: bool,
+    /// The colour scale's ends, in the coloured unit (`log10` for a log scale); `None`: every
+    /// cell grey.
+    pub range: Option<(f64, f64)>,
+    /// Decimals of each cell's label (0: a count).
+    pub digits: usize,
+    /// Row 0 at the top (a confusion matrix) instead of the bottom.
+    pub top_down: bool,
+    /// Outline the cells of the diagonal.
+    pub diagonal: bool,
+}
+
+impl MatrixStyle {
+    /// The learning-rate grids: log colours within `range`, three decimals, row 0 at the bottom.
+    pub fn log(range: Option<(f64, f64)>) -> Self {
+        MatrixStyle { log: true, range, digits: 3, top_down: false, diagonal: false }
+    }
+
+    /// Linear colours from `lo` to `hi`, `digits` decimals.
+    pub fn linear(lo: f64, hi: f64, digits: usize) -> Self {
+        MatrixStyle { log: false, range: Some((lo, hi.max(lo + 1e-12))), digits, top_down: false, diagonal: false }
+    }
+
+    /// Where `v` falls on the colour scale, `0 … 1` (`None`: not colourable).
+    fn position(&self, v: f64) -> Option<f64> {
+        let (lo, hi) = self.range?;
+        let u = if self.log { (v > 0.0).then(|| v.log10())? } else { v };
+        v.is_finite().then(|| ((u - lo) / (hi - lo).max(1e-12)).clamp(0.0, 1.0))
+    }
+}
+
 /// A matrix over two categorical axes — columns `x_labels`, rows `y_labels` (row 0 at the
 /// bottom) — coloured by `log10(value)` within `range` (viridis; shared by side-by-side panels),
 /// each cell labelled with its value where the label fits; a non-finite value is a grey "×"
@@ -927,7 +962,7 @@ pub fn draw_matrix<DB: DrawingBackend>(
     values: &[Vec<Option<f64>>],
     range: Option<(f64, f64)>,
 ) -> Result<Frame, String> {
-    draw_matrix_at(area, Scale::of(area.dim_in_pixel()), title, x, y, values, range)
+    draw_matrix_styled(area, Scale::of(area.dim_in_pixel()), title, x, y, values, &MatrixStyle::log(range))
 }
 
 /// [`draw_matrix`] at a given scale.
@@ -935,10 +970,25 @@ pub fn draw_matrix_at<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     scale: Scale,
     title: &str,
+    x: (&str, &[String]),
+    y: (&str, &[String]),
+    values: &[Vec<Option<f64>>],
+    range: Option<(f64, f64)>,
+) -> Result<Frame, String> {
+    draw_matrix_styled(area, scale, title, x, y, values, &MatrixStyle::log(range))
+}
+
+/// [`draw_matrix`] with its colours, labels and row order set by `style`: also the alignment's
+/// layer × step cosines (linear, `None` for a layer with no PC gradient yet) and the confusion
+/// matrices (counts, row 0 at the top, the diagonal outlined).
+pub fn draw_matrix_styled<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    scale: Scale,
+    title: &str,
     (x_desc, x_labels): (&str, &[String]),
     (y_desc, y_labels): (&str, &[String]),
     values: &[Vec<Option<f64>>],
-    range: Option<(f64, f64)>,
+    style: &MatrixStyle,
 ) -> Result<Frame, String> {
     area.fill(&WHITE).map_err(err)?;
     let (w, h) = area.dim_in_pixel();
@@ -951,8 +1001,11 @@ pub fn draw_matrix_at<DB: DrawingBackend>(
     let y_area = widest(area, y_labels, font) + 2 * mark + scale.px(0.4) + line_h;
     let cell_w = w.saturating_sub(y_area + 2 * margin) as f64 / nx as f64;
     let cell_h = h.saturating_sub(x_area + 2 * margin + line_h + scale.px(0.4)) as f64 / ny as f64;
-    // Every k-th column label, so that neighbours never touch.
+    // Every k-th label, so that neighbours never touch.
     let every = ((widest(area, x_labels, font) as f64 + scale.text * 0.5) / cell_w.max(1.0)).ceil().max(1.0) as usize;
+    let every_y = ((line_h as f64 * 1.1) / cell_h.max(1.0)).ceil().max(1.0) as usize;
+    // Row r's place on the y axis.
+    let row_y = |r: usize| if style.top_down { (ny - 1 - r.min(ny - 1)) as f64 } else { r as f64 };
     let mut chart = ChartBuilder::on(area)
         .caption(&title, font)
         .margin(margin)
@@ -960,13 +1013,16 @@ pub fn draw_matrix_at<DB: DrawingBackend>(
         .y_label_area_size(y_area)
         .build_cartesian_2d(0.0..nx as f64, 0.0..ny as f64)
         .map_err(err)?;
-    let label = |labels: &[String], v: f64, every: usize| {
-        let i = v.floor();
-        if (v - i - 0.5).abs() < 1e-6 && i >= 0.0 && (i as usize) % every == 0 {
+    let label = |labels: &[String], i: f64, every: usize| {
+        if i >= 0.0 && (i as usize) % every == 0 {
             labels.get(i as usize).cloned().unwrap_or_default()
         } else {
             String::new()
         }
+    };
+    let centre = |v: f64| {
+        let i = v.floor();
+        ((v - i - 0.5).abs() < 1e-6).then_some(i)
     };
     chart
         .configure_mesh()
@@ -975,8 +1031,13 @@ pub fn draw_matrix_at<DB: DrawingBackend>(
         .y_desc(y_desc)
         .x_labels(2 * nx + 1)
         .y_labels(2 * ny + 1)
-        .x_label_formatter(&|v| label(x_labels, *v, every))
-        .y_label_formatter(&|v| label(y_labels, *v, 1))
+        .x_label_formatter(&|v| centre(*v).map_or(String::new(), |i| label(x_labels, i, every)))
+        .y_label_formatter(&|v| {
+            centre(*v).map_or(String::new(), |i| {
+                let r = if style.top_down { ny as f64 - 1.0 - i } else { i };
+                label(y_labels, r, every_y)
+            })
+        })
         .set_all_tick_mark_size(mark)
         .label_style(font)
         .axis_desc_style(font)
@@ -984,26 +1045,37 @@ pub fn draw_matrix_at<DB: DrawingBackend>(
         .map_err(err)?;
     let cells = values.iter().enumerate().flat_map(|(r, row)| {
         row.iter().enumerate().filter_map(|(c, v)| v.map(|v| (c, v))).map(move |(c, v)| {
-            let (x, y) = (c as f64, r as f64);
-            let fill = match (v.is_finite() && v > 0.0, range) {
-                (true, Some((lo, hi))) => viridis(((v.log10() - lo) / (hi - lo).max(1e-12)).clamp(0.0, 1.0)).filled(),
-                _ => RGBColor(0xBB, 0xBB, 0xBB).filled(),
+            let (x, y) = (c as f64, row_y(r));
+            let fill = match style.position(v) {
+                Some(t) => viridis(t).filled(),
+                None => RGBColor(0xBB, 0xBB, 0xBB).filled(),
             };
             Rectangle::new([(x, y), (x + 1.0, y + 1.0)], fill)
         })
     });
     chart.draw_series(cells).map_err(err)?;
-    // Each cell's value, at the size that fits its cell ("0.123": about five characters), or none
+    if style.diagonal {
+        let stroke = BLACK.stroke_width(scale.px(0.12).max(2));
+        let n = nx.min(ny).min(values.len());
+        chart
+            .draw_series((0..n).map(|i| {
+                let (x, y) = (i as f64, row_y(i));
+                Rectangle::new([(x + 0.04, y + 0.04), (x + 0.96, y + 0.96)], stroke)
+            }))
+            .map_err(err)?;
+    }
+    // Each cell's value, at the size that fits its cell (about five characters), or none
     // below 8 pixels (the value stays under the pointer).
-    let size = (0.85 * scale.text).min(cell_w * 0.9 / (5.0 * 0.62)).min(cell_h * 0.7);
+    let chars = if style.digits == 0 { 4.0 } else { 3.0 + style.digits as f64 };
+    let size = (0.85 * scale.text).min(cell_w * 0.9 / (chars * 0.62)).min(cell_h * 0.7);
     if size >= 8.0 {
         let texts = values.iter().enumerate().flat_map(|(r, row)| {
             row.iter().enumerate().filter_map(|(c, v)| v.map(|v| (c, v))).map(move |(c, v)| {
-                let t = if v.is_finite() { format!("{v:.3}") } else { "×".into() };
-                let light = range.is_some_and(|(lo, hi)| (v.log10() - lo) / (hi - lo).max(1e-12) > 0.6);
+                let t = if v.is_finite() { format!("{v:.prec$}", prec = style.digits) } else { "×".into() };
+                let light = style.position(v).is_some_and(|t| t > 0.6);
                 let ink = if v.is_finite() && light { BLACK } else { WHITE };
                 let style = ("sans-serif", size).into_font().color(&ink).pos(Pos::new(HPos::Center, VPos::Center));
-                Text::new(t, (c as f64 + 0.5, r as f64 + 0.5), style)
+                Text::new(t, (c as f64 + 0.5, row_y(r) + 0.5), style)
             })
         });
         chart.draw_series(texts).map_err(err)?;

@@ -4,8 +4,11 @@
 //! Pixels are kept as bytes and normalised per batch — `(p/255 − 0.1307)/0.3081`, flattened to 784 —
 //! so the whole training set costs 47 MB rather than 188 MB of floats (it also lives in the browser).
 
+pub mod evaluation;
+
 use crate::pcn::network::seeded_rng;
 use crate::pcn::{Mat, Real};
+pub use evaluation::{digit_sample, guess, Evaluation};
 use flate2::read::GzDecoder;
 use rand::seq::SliceRandom;
 use std::io::Read;
@@ -279,18 +282,7 @@ impl Mnist {
 /// Test accuracy (docs/maths.md §7): percent of rows of `y_hat` whose largest output is the label
 /// (a NaN row counts as wrong).
 pub fn accuracy(y_hat: &Mat<f32>, labels: &[u8]) -> f64 {
-    let correct = labels
-        .iter()
-        .enumerate()
-        .filter(|&(i, &label)| {
-            let row = y_hat.row(i);
-            let best = row
-                .iter()
-                .enumerate()
-                .fold((usize::MAX, f32::NEG_INFINITY), |b, (j, &v)| if v > b.1 { (j, v) } else { b });
-            best.0 == label as usize
-        })
-        .count();
+    let correct = labels.iter().enumerate().filter(|&(i, &label)| guess(y_hat.row(i)) == Some(label as usize)).count();
     100.0 * correct as f64 / labels.len().max(1) as f64
 }
 

@@ -16,7 +16,7 @@ use super::bp::{bp_grads_into, BpScratch};
 use super::energy::{errors_into, Workspace};
 use super::forward::forward;
 use super::infer::{first_active_layer, infer, infer_step};
-use super::learn::{weight_grads_into, zeros_like};
+use super::learn::{weight_grads_from, weight_grads_into, zeros_like};
 use super::linalg::{Mat, Real};
 use super::network::Network;
 use serde::{Deserialize, Serialize};
@@ -47,9 +47,11 @@ pub fn cosine_summary(profile: &[Option<LayerAlignment>]) -> Option<(f64, f64, f
 /// PC's gradients against BP's over one iteration's inference.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlignmentReport {
-    /// After `t` inference steps, `t = 0 … T` (0: the feedforward point, where only `W_L` has a
-    /// PC gradient); only the last when the steps were not asked for.
+    /// After `t` inference steps for each `t` of [`AlignmentReport::at`] (0: the feedforward
+    /// point, where only `W_L` has a PC gradient; the last is `T`).
     pub steps: Vec<Profile>,
+    /// The step each profile of `steps` comes after.
+    pub at: Vec<usize>,
     /// `F` after each step `t = 0 … T`.
     pub energies: Vec<f64>,
     /// `ℓ̃` at the feedforward point.
@@ -68,13 +70,19 @@ impl AlignmentReport {
     }
 }
 
-/// `∂ℓ̃/∂W_l` for every layer at the feedforward point of `x`, and `ℓ̃`.
-fn bp_reference<T: Real>(net: &Network<T>, x: &Mat<T>, y: &Mat<T>) -> (Vec<Mat<T>>, f64) {
-    let (z, y_hat) = forward(net, x);
+/// `∂ℓ̃/∂W_l` for every layer from the feedforward activities `z` and output `y_hat` of `x`,
+/// and `ℓ̃`.
+fn bp_reference<T: Real>(
+    net: &Network<T>,
+    x: &Mat<T>,
+    y: &Mat<T>,
+    z: &[Mat<T>],
+    y_hat: &Mat<T>,
+    scratch: &mut BpScratch<T>,
+) -> (Vec<Mat<T>>, f64) {
     let mut grads = zeros_like(net);
-    let mut scratch = BpScratch::new(net, x.rows);
-    bp_grads_into(net, x, y, &z, &y_hat, &mut scratch, &mut grads);
-    let loss = super::bp::bp_loss(y, &y_hat).f64();
+    bp_grads_into(net, x, y, z, y_hat, scratch, &mut grads);
+    let loss = super::bp::bp_loss(y, y_hat).f64();
     // ℓ̃ = (O/2) ℓ, so its gradient is (O/2) ∂ℓ/∂W.
     let scale = T::of(net.arch.output as f64 / 2.0);
     for g in &mut grads {
@@ -83,11 +91,72 @@ fn bp_reference<T: Real>(net: &Network<T>, x: &Mat<T>, y: &Mat<T>) -> (Vec<Mat<T
     (grads, loss * net.arch.output as f64 / 2.0)
 }
 
+/// Backprop's gradients for one batch, and PC's compared with them as one inference runs: what
+/// [`align`] does on its own and a training iteration does along the way (through
+/// [`super::train::Model::train_step_aligned`], on the iteration's own inference).
+#[derive(Clone, Debug)]
+pub struct Probe<T> {
+    bp: Vec<Mat<T>>,
+    bp_loss: f64,
+    pc: Vec<Mat<T>>,
+    stride: Option<usize>,
+    steps: Vec<Profile>,
+    at: Vec<usize>,
+    energies: Vec<f64>,
+}
+
+/// Steps of one inference a training iteration's alignment compares at most (evenly spaced, and
+/// the last): each costs a weight gradient.
+pub const STEP_COLUMNS: usize = 16;
+
+/// The stride between compared steps for `T` steps in at most [`STEP_COLUMNS`] columns.
+pub fn step_stride(steps: usize) -> usize {
+    steps.div_ceil(STEP_COLUMNS).max(1)
+}
+
+impl<T: Real> Probe<T> {
+    /// BP's gradients at the feedforward point `(z, y_hat)` of `x` (before inference moves `z`);
+    /// with `stride = Some(s)` PC's gradient is compared after every `s`-th inference step too
+    /// (and the last), with `None` only after the last.
+    pub fn at_feedforward(
+        net: &Network<T>,
+        x: &Mat<T>,
+        y: &Mat<T>,
+        z: &[Mat<T>],
+        y_hat: &Mat<T>,
+        scratch: &mut BpScratch<T>,
+        stride: Option<usize>,
+    ) -> Self {
+        let (bp, bp_loss) = bp_reference(net, x, y, z, y_hat, scratch);
+        let pc = if stride.is_some() { zeros_like(net) } else { Vec::new() };
+        Probe { bp, bp_loss, pc, stride, steps: Vec::new(), at: Vec::new(), energies: Vec::new() }
+    }
+
+    /// Inference's `record` after step `t` of `steps` (the errors of step `t` in `ws`): `F`, and
+    /// PC's gradient there on the stride, except at `t = steps`, which [`Probe::finish`] takes.
+    pub fn record(&mut self, net: &Network<T>, x: &Mat<T>, ws: &Workspace<T>, t: usize, steps: usize) {
+        self.energies.push(ws.energy().f64());
+        if self.stride.is_some_and(|s| t < steps && t % s.max(1) == 0) {
+            let from = first_active_layer(net.arch.hidden, t);
+            weight_grads_from(net, x, ws, &mut self.pc, from);
+            self.steps.push(profile_from(&self.pc, &self.bp, from));
+            self.at.push(t);
+        }
+    }
+
+    /// The report, with `pc` the gradients at the final activities.
+    pub fn finish(mut self, pc: &[Mat<T>]) -> AlignmentReport {
+        self.steps.push(profile(pc, &self.bp));
+        self.at.push(self.energies.len().saturating_sub(1));
+        AlignmentReport { steps: self.steps, at: self.at, energies: self.energies, bp_loss: self.bp_loss }
+    }
+}
+
 /// BP's gradients and `ℓ̃`, and inference's start: the feedforward activities with their workspace.
 #[allow(clippy::type_complexity)]
 fn at_feedforward<T: Real>(net: &Network<T>, x: &Mat<T>, y: &Mat<T>) -> (Vec<Mat<T>>, f64, Vec<Mat<T>>, Workspace<T>) {
-    let (bp, bp_loss) = bp_reference(net, x, y);
-    let (z, _) = forward(net, x);
+    let (z, y_hat) = forward(net, x);
+    let (bp, bp_loss) = bp_reference(net, x, y, &z, &y_hat, &mut BpScratch::new(net, x.rows));
     let mut ws = Workspace::new(net, x.rows);
     ws.set_input(net, x);
     (bp, bp_loss, z, ws)
@@ -95,23 +164,32 @@ fn at_feedforward<T: Real>(net: &Network<T>, x: &Mat<T>, y: &Mat<T>) -> (Vec<Mat
 
 /// Each layer's cosine and norm ratio of `pc` against `bp`, in f64.
 pub fn profile<T: Real>(pc: &[Mat<T>], bp: &[Mat<T>]) -> Profile {
-    pc.iter()
-        .zip(bp)
-        .map(|(a, b)| {
-            if a.data.iter().all(|v| *v == T::zero()) {
-                return None;
-            }
-            let (mut dot, mut aa, mut bb) = (0.0, 0.0, 0.0);
-            for (&p, &q) in a.data.iter().zip(&b.data) {
-                let (p, q) = (p.f64(), q.f64());
-                dot += p * q;
-                aa += p * p;
-                bb += q * q;
-            }
-            let (na, nb) = (aa.sqrt(), bb.sqrt());
-            Some(LayerAlignment { cosine: dot / (na * nb), norm_ratio: na / nb })
-        })
-        .collect()
+    profile_from(pc, bp, 1)
+}
+
+/// [`profile`] where the layers below `from` are known to have no PC gradient; one pass over
+/// each layer's weights, the layers side by side.
+fn profile_from<T: Real>(pc: &[Mat<T>], bp: &[Mat<T>], from: usize) -> Profile {
+    let mut out: Profile = vec![None; pc.len()];
+    super::for_each_layer(&mut out, |k, slot| {
+        if k + 1 < from {
+            return;
+        }
+        let (a, b) = (&pc[k].data, &bp[k].data);
+        let (mut dot, mut aa, mut bb) = (0.0, 0.0, 0.0);
+        for (&p, &q) in a.iter().zip(b) {
+            let (p, q) = (p.f64(), q.f64());
+            dot += p * q;
+            aa += p * p;
+            bb += q * q;
+        }
+        if aa == 0.0 && a.iter().all(|v| *v == T::zero()) {
+            return;
+        }
+        let (na, nb) = (aa.sqrt(), bb.sqrt());
+        *slot = Some(LayerAlignment { cosine: dot / (na * nb), norm_ratio: na / nb });
+    });
+    out
 }
 
 /// PC's gradients against BP's for one batch `(x, y)` over `steps` inference steps from the
@@ -125,17 +203,16 @@ pub fn align<T: Real>(
     steps: usize,
     every_step: bool,
 ) -> AlignmentReport {
-    let (bp, bp_loss, mut z, mut ws) = at_feedforward(net, x, y);
+    let (z0, y_hat) = forward(net, x);
+    let stride = every_step.then_some(1);
+    let mut probe = Probe::at_feedforward(net, x, y, &z0, &y_hat, &mut BpScratch::new(net, x.rows), stride);
+    let mut z = z0;
+    let mut ws = Workspace::new(net, x.rows);
+    ws.set_input(net, x);
+    infer(net, y, &mut z, &mut ws, T::of(eta_z), steps, true, |t, ws| probe.record(net, x, ws, t, steps));
     let mut pc = zeros_like(net);
-    let (mut profiles, mut energies) = (Vec::new(), Vec::new());
-    infer(net, y, &mut z, &mut ws, T::of(eta_z), steps, true, |t, ws| {
-        energies.push(ws.energy().f64());
-        if every_step || t == steps {
-            weight_grads_into(net, x, ws, &mut pc);
-            profiles.push(profile(&pc, &bp));
-        }
-    });
-    AlignmentReport { steps: profiles, energies, bp_loss }
+    weight_grads_into(net, x, &ws, &mut pc);
+    probe.finish(&pc)
 }
 
 /// Inference run until the energy stops moving: PC's gradients against BP's there.
@@ -243,11 +320,44 @@ mod tests {
     }
 
     #[test]
+    fn a_training_iteration_measures_on_its_own_inference_what_align_measures_alone() {
+        use crate::pcn::learn::AdamConfig;
+        use crate::pcn::train::{Learning, Model};
+        // T = 20 > 16 columns: every second step, and the last.
+        let n = net(16, 20, Activation::Tanh, Param::Mupc, 11);
+        let (x, y) = (batch(8, 24, 12), batch(8, 6, 13));
+        let want = align(&n, &x, &y, 0.5, 20, true);
+        let mut m = Model::new(n.clone(), Learning::Pc { eta_z: 0.5, steps: 20 }, 0.01, AdamConfig::default());
+        let report = m.train_step_aligned(&x, &y, true);
+        let got = report.alignment.expect("an aligned iteration reports its alignment");
+        assert_eq!(got.at, (0..20).step_by(2).chain([20]).collect::<Vec<_>>());
+        assert_eq!(got.energies.len(), 21);
+        for (k, &t) in got.at.iter().enumerate() {
+            for (l, (a, b)) in got.steps[k].iter().zip(&want.steps[t]).enumerate() {
+                let close = match (a, b) {
+                    (Some(a), Some(b)) => {
+                        (a.cosine - b.cosine).abs() <= 1e-12
+                            && (a.norm_ratio - b.norm_ratio).abs() <= 1e-12 * b.norm_ratio.abs().max(1.0)
+                    }
+                    (None, None) => true,
+                    _ => false,
+                };
+                assert!(close, "step {t}, layer {}: {a:?} vs {b:?}", l + 1);
+            }
+        }
+        assert!((got.bp_loss - want.bp_loss).abs() <= 1e-14, "ℓ̃");
+        // The weights moved (the iteration trained), and an iteration not asked reports nothing.
+        assert_ne!(m.net.weights, n.weights);
+        assert!(m.train_step(&x, &y).alignment.is_none());
+    }
+
+    #[test]
     fn layers_the_wavefront_has_not_reached_have_no_pc_gradient() {
         let n = net(16, 6, Activation::Tanh, Param::Mupc, 4);
         let (x, y) = (batch(8, 24, 5), batch(8, 6, 6));
         let r = align(&n, &x, &y, 0.5, 3, true);
         assert_eq!(r.steps.len(), 4);
+        assert_eq!(r.at, vec![0, 1, 2, 3]);
         assert_eq!(r.energies.len(), 4);
         // At the feedforward point only W_L has a gradient; after t steps layers L−t … L do.
         for (t, p) in r.steps.iter().enumerate() {

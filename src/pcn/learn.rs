@@ -16,9 +16,19 @@ use serde::{Deserialize, Serialize};
 /// `∂F/∂W_1 … ∂F/∂W_L` into `grads`, from the errors and `φ(z_{l-1})` that [`super::energy::errors_into`]
 /// left in `ws` at the final activities.
 pub fn weight_grads_into<T: Real>(net: &Network<T>, x: &Mat<T>, ws: &Workspace<T>, grads: &mut [Mat<T>]) {
+    weight_grads_from(net, x, ws, grads, 1);
+}
+
+/// [`weight_grads_into`] where the errors of layers below `from` are known to be zero (the
+/// wavefront, [`super::infer::first_active_layer`]): their gradients are set to zero without a product.
+pub fn weight_grads_from<T: Real>(net: &Network<T>, x: &Mat<T>, ws: &Workspace<T>, grads: &mut [Mat<T>], from: usize) {
     let inv_b = T::one() / T::of(ws.batch() as f64);
     super::for_each_layer(grads, |k, g| {
         let l = k + 1;
+        if l < from {
+            g.data.iter_mut().for_each(|v| *v = T::zero());
+            return;
+        }
         let buf = &ws.layers[k];
         let input = if l == 1 { x } else { &buf.phi_in };
         gemm(-net.a(l) * inv_b, buf.e.view().t(), input.view(), T::zero(), &mut g.data);

@@ -5,6 +5,7 @@
 //! Both report the same training loss, `½·mean_batch ‖y − ŷ‖²` at the feedforward point (the PC
 //! energy there), so curves of different rules are comparable.
 
+use super::alignment::{step_stride, AlignmentReport, Probe};
 use super::bp::{bp_grads_into, bp_loss, BpScratch};
 use super::energy::Workspace;
 use super::forward::{alloc_activities, forward_into, rms};
@@ -47,6 +48,11 @@ pub struct IterationReport {
     pub rel_dw: Vec<f64>,
     /// False when an energy, the loss or a weight became NaN or ±∞.
     pub finite: bool,
+    /// PC's weight gradients against backprop's on this batch at these weights, step by step
+    /// (PC iterations that were asked for it: [`Model::train_step_aligned`]). Always written,
+    /// `null` when absent: the worker's codec (postcard) cannot skip a field.
+    #[serde(default)]
+    pub alignment: Option<AlignmentReport>,
 }
 
 impl IterationReport {
@@ -62,7 +68,17 @@ impl IterationReport {
         let finite = loss.is_finite()
             && energy_steps.iter().flatten().all(|e| e.is_finite())
             && rel_dw.iter().all(|r| r.is_finite());
-        IterationReport { loss, objective, energies_ffwd, energies_post, energy_steps, act_rms, rel_dw, finite }
+        IterationReport {
+            loss,
+            objective,
+            energies_ffwd,
+            energies_post,
+            energy_steps,
+            act_rms,
+            rel_dw,
+            finite,
+            alignment: None,
+        }
     }
 
     /// A BP iteration's report: the loss on the energy's scale (`½·mean_batch ‖y − ŷ‖²`), the
@@ -151,21 +167,37 @@ impl<T: Real> Model<T> {
 
     /// One training iteration on the batch `(x, y)`.
     pub fn train_step(&mut self, x: &Mat<T>, y: &Mat<T>) -> IterationReport {
+        self.train_step_aligned(x, y, false)
+    }
+
+    /// [`Model::train_step`]; with `align` a PC iteration also compares its weight gradient with
+    /// backprop's at the same weights and batch (docs/maths.md §11) after inference and after
+    /// every [`step_stride`]-th step (at most 16 of them), on the iteration's own inference:
+    /// the extra work is one backward pass and a weight gradient per compared step.
+    pub fn train_step_aligned(&mut self, x: &Mat<T>, y: &Mat<T>, align: bool) -> IterationReport {
         self.ensure_batch(x.rows);
         let net = &self.net;
         forward_into(net, x, &mut self.z, &mut self.y_hat, &mut self.phi);
         let act_rms = rms(&self.z);
         match self.learning {
             Learning::Pc { eta_z, steps } => {
+                let mut probe = align.then(|| {
+                    let stride = Some(step_stride(steps));
+                    Probe::at_feedforward(net, x, y, &self.z, &self.y_hat, &mut self.bp, stride)
+                });
                 // a_1 x W_1ᵀ is z_1 of the feedforward pass, bit for bit.
                 self.ws.drive.data.copy_from_slice(&self.z[0].data);
                 let mut trace = Vec::with_capacity(steps + 1);
-                infer(net, y, &mut self.z, &mut self.ws, T::of(eta_z), steps, true, |_, ws| {
+                infer(net, y, &mut self.z, &mut self.ws, T::of(eta_z), steps, true, |t, ws| {
                     trace.push(ws.layer_energies().into_iter().map(Real::f64).collect::<Vec<_>>());
+                    if let Some(p) = probe.as_mut() {
+                        p.record(net, x, ws, t, steps);
+                    }
                 });
                 weight_grads_into(net, x, &self.ws, &mut self.grads);
+                let alignment = probe.map(|p| p.finish(&self.grads));
                 let rel_dw = self.adam.step(&mut self.net.weights, &self.grads);
-                IterationReport::pc(trace, act_rms, rel_dw)
+                IterationReport { alignment, ..IterationReport::pc(trace, act_rms, rel_dw) }
             }
             Learning::Bp => {
                 let l = bp_loss(y, &self.y_hat).f64();

@@ -87,6 +87,7 @@ pub fn run_one(spec: &RunSpec, data: Arc<Mnist>, backend: BackendKind) -> Result
                     record.diverged = Some(Divergence { iteration, layer, site })
                 }
                 Event::Failed { message, .. } => record.failed = Some(message),
+                Event::Alignment(_) => {}
             }
         }
     }

@@ -181,6 +181,7 @@ impl RunSpec {
             seed: self.seed,
             backend,
             metrics_every: 1,
+            align_every: 0,
         })
     }
 }

@@ -2,7 +2,7 @@
 //! sits beside the CPU one, natively and in the browser.
 
 use crate::config::{BackendKind, RuleSettings, RunConfig};
-use crate::data::accuracy;
+use crate::data::Evaluation;
 use crate::gpu::{GpuContext, GpuError, GpuModel};
 use crate::pcn::forward::predict;
 use crate::pcn::learn::AdamConfig;
@@ -167,18 +167,21 @@ impl Backend {
     /// One training iteration, the `iteration`-th (from 1), on the batch `(x, y)` of the training
     /// images at `indices`. Returns the reports that are ready, each with the iteration it
     /// describes: the CPU's at once; a GPU or worker run's when they come back (pipelined,
-    /// usually an iteration or two later — see [`Backend::flush`]).
+    /// usually an iteration or two later — see [`Backend::flush`]). With `align` a PC run's
+    /// report compares its gradients with backprop's (on the CPU and in the worker; the GPU
+    /// kernels do not yet, and ignore it).
     pub fn train_step(
         &mut self,
         iteration: usize,
         indices: &[usize],
         x: &Mat<f32>,
         y: &Mat<f32>,
+        align: bool,
     ) -> Result<Vec<(usize, IterationReport)>, BackendError> {
         match self {
-            Backend::Cpu(m) => Ok(vec![(iteration, m.train_step(x, y))]),
+            Backend::Cpu(m) => Ok(vec![(iteration, m.train_step_aligned(x, y, align))]),
             Backend::Remote(m) => {
-                m.submit_step(iteration, indices)?;
+                m.submit_step(iteration, indices, align)?;
                 Ok(m.ready_reports()?)
             }
             Backend::Gpu(m) => {
@@ -206,14 +209,14 @@ impl Backend {
         }
     }
 
-    /// Test accuracy in percent: the feedforward pass, argmax against the labels, on the run's
-    /// own device.
-    pub async fn accuracy(&mut self, x: &Mat<f32>, labels: &[u8]) -> Result<f64, BackendError> {
+    /// Test accuracy, confusion matrix and the strip's guesses: the feedforward pass, argmax
+    /// against the labels, on the run's own device.
+    pub async fn evaluate(&mut self, x: &Mat<f32>, labels: &[u8]) -> Result<Evaluation, BackendError> {
         match self {
-            Backend::Cpu(m) => Ok(accuracy(&predict(&m.net, x), labels)),
-            Backend::Gpu(m) => Ok(m.accuracy(x, labels).await?),
+            Backend::Cpu(m) => Ok(Evaluation::of(&predict(&m.net, x), labels)),
+            Backend::Gpu(m) => Ok(m.evaluate(x, labels).await?),
             // The worker holds the same test images.
-            Backend::Remote(m) => Ok(m.accuracy().await?),
+            Backend::Remote(m) => Ok(m.evaluate().await?),
         }
     }
 

@@ -1,5 +1,7 @@
 //! Typed samples a session emits; whoever shows them (terminal, JSON lines, charts) reads these.
 
+use super::run::AlignmentPoint;
+use crate::pcn::alignment::Profile;
 use crate::pcn::train::IterationReport;
 use serde::Serialize;
 
@@ -30,6 +32,28 @@ pub struct EvalSample {
     pub test_accuracy: f64,
     /// Training loss of the latest iteration.
     pub train_loss: f64,
+    /// `confusion[label][guess]` over the test images.
+    pub confusion: Vec<Vec<u32>>,
+}
+
+/// PC's weight gradients against backprop's at one aligned iteration of one rule (the last
+/// inference step's, per layer; the `alignment` line of the CLI's metrics).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AlignmentSample {
+    /// Rule name.
+    pub rule: &'static str,
+    /// The iteration.
+    pub iteration: usize,
+    /// Layers `1 … L` after inference: cosine and norm ratio, `null` where PC has no gradient.
+    pub layers: Profile,
+    /// Median, least and greatest cosine over the layers, and `F`/`ℓ̃` (`None`: no layer has a
+    /// PC gradient).
+    #[serde(flatten)]
+    pub summary: Option<AlignmentPoint>,
+    /// `ℓ̃`, backprop's loss on the energy's scale, at the feedforward point.
+    pub bp_loss: f64,
+    /// Inference steps the profile comes after.
+    pub steps: usize,
 }
 
 /// Everything a session reports.
@@ -40,6 +64,8 @@ pub enum Event {
     Iteration(IterationSample),
     /// A test-set evaluation of one rule.
     Eval(EvalSample),
+    /// PC's gradients against backprop's at an aligned iteration of one rule.
+    Alignment(AlignmentSample),
     /// A rule's energy, loss or weights became NaN or ±∞; that run stops.
     Diverged {
         /// Rule name.

@@ -11,6 +11,6 @@ pub mod session;
 
 pub use backend::{Backend, BackendError, Device};
 pub use history::Series;
-pub use metrics::{EvalSample, Event, IterationSample};
-pub use run::{Run, RunStatus};
+pub use metrics::{AlignmentSample, EvalSample, Event, IterationSample};
+pub use run::{AlignmentPoint, Run, RunStatus};
 pub use session::{Session, SessionError};

@@ -3,7 +3,10 @@
 use super::backend::Backend;
 use super::history::Series;
 use crate::config::RuleSettings;
+use crate::data::Evaluation;
+use crate::pcn::alignment::{cosine_summary, AlignmentReport};
 use crate::pcn::train::IterationReport;
+use serde::{Deserialize, Serialize};
 
 /// Points kept per history series.
 pub const HISTORY_POINTS: usize = 2048;
@@ -46,6 +49,27 @@ impl std::fmt::Display for RunStatus {
     }
 }
 
+/// One aligned iteration, over the layers that have a PC gradient after inference.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlignmentPoint {
+    /// The median cosine.
+    pub median: f64,
+    /// The least.
+    pub min: f64,
+    /// The greatest.
+    pub max: f64,
+    /// `F` after inference over the BP loss `ℓ̃` (both on the energy's scale).
+    pub energy_ratio: f64,
+}
+
+impl AlignmentPoint {
+    /// The summary of `report`'s last profile (`None` when no layer has a PC gradient).
+    pub fn of(report: &AlignmentReport) -> Option<Self> {
+        let (median, min, max) = cosine_summary(report.last())?;
+        Some(AlignmentPoint { median, min, max, energy_ratio: report.energy_ratio() })
+    }
+}
+
 /// One rule's run.
 #[derive(Debug)]
 pub struct Run {
@@ -61,6 +85,13 @@ pub struct Run {
     pub accuracy: Series,
     /// PC: the layer energies `E_1 … E_L` after inference, per iteration (the energy heatmap).
     pub energies: Series<Vec<f64>>,
+    /// PC runs with alignment on: PC's gradients against backprop's, summarised over layers, at
+    /// each aligned iteration.
+    pub alignment: Series<AlignmentPoint>,
+    /// The latest aligned iteration and its full report (every layer after every inference step).
+    pub last_alignment: Option<(usize, AlignmentReport)>,
+    /// The latest test evaluation: confusion matrix and the strip's guesses.
+    pub last_eval: Option<(usize, Evaluation)>,
     /// The latest iteration's report.
     pub last: Option<IterationReport>,
     /// Milliseconds of every iteration so far.
@@ -77,6 +108,9 @@ impl Run {
             loss: Series::new(HISTORY_POINTS),
             accuracy: Series::new(HISTORY_POINTS),
             energies: Series::new(HISTORY_POINTS),
+            alignment: Series::new(HISTORY_POINTS),
+            last_alignment: None,
+            last_eval: None,
             last: None,
             total_ms: 0.0,
         }

@@ -3,8 +3,8 @@
 //! rules'. Test accuracy is the feedforward pass on all 10 000 test images.
 
 use super::backend::{Backend, BackendError, Device};
-use super::metrics::{EvalSample, Event, IterationSample};
-use super::run::{Run, RunStatus};
+use super::metrics::{AlignmentSample, EvalSample, Event, IterationSample};
+use super::run::{AlignmentPoint, Run, RunStatus};
 use crate::config::{ConfigError, RuleSettings, RunConfig};
 use crate::data::{Batcher, Mnist};
 use crate::gpu::{Checkpoint, GpuError};
@@ -152,10 +152,11 @@ impl Session {
         let iteration = self.iteration;
         let per_epoch = self.batcher.per_epoch();
         let eval_due = iteration % self.config.eval_every == 0 || iteration == self.config.iterations;
+        let align = self.config.aligns_at(iteration);
         let mut events = Vec::with_capacity(self.runs.len() + 1);
         for run in self.runs.iter_mut().filter(|r| r.is_running()) {
             let t0 = Instant::now();
-            let reports = run.backend.train_step(iteration, &indices, &x, &y);
+            let reports = run.backend.train_step(iteration, &indices, &x, &y, align);
             let ms = t0.elapsed().as_secs_f64() * 1e3;
             run.total_ms += ms;
             file(run, reports, iteration, ms, per_epoch, &mut events);
@@ -187,11 +188,20 @@ impl Session {
             if !run.is_running() {
                 continue;
             }
-            match run.backend.accuracy(x, &test.labels).await {
-                Ok(test_accuracy) => {
+            match run.backend.evaluate(x, &test.labels).await {
+                Ok(evaluation) => {
+                    let test_accuracy = evaluation.accuracy;
                     run.accuracy.push(iteration, test_accuracy);
                     let train_loss = run.last.as_ref().map_or(f64::NAN, |r| r.loss);
-                    events.push(Event::Eval(EvalSample { rule: run.name(), iteration, test_accuracy, train_loss }));
+                    let confusion = evaluation.confusion.clone();
+                    run.last_eval = Some((iteration, evaluation));
+                    events.push(Event::Eval(EvalSample {
+                        rule: run.name(),
+                        iteration,
+                        test_accuracy,
+                        train_loss,
+                        confusion,
+                    }));
                 }
                 Err(e) => fail(run, iteration, e, &mut events),
             }
@@ -253,6 +263,9 @@ impl Session {
             run.loss.truncate_after(at);
             run.accuracy.truncate_after(at);
             run.energies.truncate_after(at);
+            run.alignment.truncate_after(at);
+            run.last_alignment = None;
+            run.last_eval = None;
         }
         self.iteration = at;
         self.batcher = Batcher::new(self.data.train.len(), self.config.batch, self.config.seed);
@@ -295,6 +308,21 @@ fn absorb(run: &mut Run, reports: Vec<(usize, IterationReport)>, ms: f64, per_ep
             run.loss.push(at, report.loss);
             if !report.energies_post.is_empty() {
                 run.energies.push(at, report.energies_post.clone());
+            }
+            if let Some(a) = &report.alignment {
+                let summary = AlignmentPoint::of(a);
+                if let Some(p) = summary {
+                    run.alignment.push(at, p);
+                }
+                events.push(Event::Alignment(AlignmentSample {
+                    rule: run.name(),
+                    iteration: at,
+                    layers: a.last().clone(),
+                    summary,
+                    bp_loss: a.bp_loss,
+                    steps: a.at.last().copied().unwrap_or(0),
+                }));
+                run.last_alignment = Some((at, a.clone()));
             }
         } else {
             let (layer, site) = match report.divergence_site() {

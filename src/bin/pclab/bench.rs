@@ -26,6 +26,10 @@ pub(crate) struct BenchArgs {
     /// Print one JSON object per rule instead of text
     #[arg(long)]
     pub(crate) json: bool,
+    /// PC rules: also time training that compares its gradients with backprop's every K
+    /// iterations, in blocks of K alternating with blocks without (the --reps median of each)
+    #[arg(long, value_name = "K")]
+    pub(crate) align_every: Option<usize>,
 }
 
 /// Adapter and dispatch facts of a GPU run, for bench's JSON.
@@ -58,7 +62,7 @@ pub(crate) fn bench(a: BenchArgs) -> Result<(), String> {
         let (nominal, executed) = iteration_flops(&arch, c.learning(rs), c.batch);
         let gpu = gpu_facts(&backend);
         for i in 0..a.warmup {
-            backend.train_step(i + 1, &indices, &x, &y).map_err(|e| e.to_string())?;
+            backend.train_step(i + 1, &indices, &x, &y, false).map_err(|e| e.to_string())?;
         }
         pollster::block_on(backend.flush()).map_err(|e| e.to_string())?;
         if a.kernels {
@@ -68,11 +72,18 @@ pub(crate) fn bench(a: BenchArgs) -> Result<(), String> {
         let started = Instant::now();
         for i in 0..a.reps {
             let t0 = Instant::now();
-            backend.train_step(a.warmup + i + 1, &indices, &x, &y).map_err(|e| e.to_string())?;
+            backend.train_step(a.warmup + i + 1, &indices, &x, &y, false).map_err(|e| e.to_string())?;
             ms.push(t0.elapsed().as_secs_f64() * 1e3);
         }
         pollster::block_on(backend.flush()).map_err(|e| e.to_string())?;
         let total_ms = started.elapsed().as_secs_f64() * 1e3;
+        let at = a.warmup + a.reps;
+        let align = match a.align_every {
+            Some(k) if rs.rule.is_pc() && backend.gpu().is_none() => {
+                Some(align_cost(&mut backend, &indices, &x, &y, k, a.reps, at)?)
+            }
+            _ => None,
+        };
         let min = ms.iter().copied().fold(f64::INFINITY, f64::min);
         // The CPU runs an iteration per call: the median call. A GPU run is pipelined (a call
         // submits and returns), so its figure is the whole timed run, drained, per iteration.
@@ -94,6 +105,13 @@ pub(crate) fn bench(a: BenchArgs) -> Result<(), String> {
             if let (Some(obj), Some(extra)) = (v.as_object_mut(), gpu.as_ref().and_then(|g| g.as_object())) {
                 obj.extend(extra.clone());
             }
+            if let (Some(obj), Some(c)) = (v.as_object_mut(), &align) {
+                obj.insert(
+                    "alignment".into(),
+                    json!({"every": c.every, "ms_block_off": c.off_ms, "ms_block_on": c.on_ms,
+                    "overhead": c.overhead(), "blocks": a.reps}),
+                );
+            }
             println!("{v}");
         } else {
             println!(
@@ -108,9 +126,69 @@ pub(crate) fn bench(a: BenchArgs) -> Result<(), String> {
                 nominal / 1e9,
                 executed / 1e9
             );
+            if let Some(c) = &align {
+                println!(
+                    "        alignment every {} iterations: {:.1} ms per {} iterations with it, {:.1} ms without ({:+.1} %, medians of {} blocks each)",
+                    c.every,
+                    c.on_ms,
+                    c.every,
+                    c.off_ms,
+                    100.0 * c.overhead(),
+                    a.reps
+                );
+            }
         }
     }
     Ok(())
+}
+
+/// What comparing gradients with backprop's every `every` iterations costs.
+struct AlignCost {
+    every: usize,
+    /// Median milliseconds of `every` iterations without alignment.
+    off_ms: f64,
+    /// … and with one aligned iteration among them.
+    on_ms: f64,
+}
+
+impl AlignCost {
+    /// The extra training time, as a fraction.
+    fn overhead(&self) -> f64 {
+        self.on_ms / self.off_ms - 1.0
+    }
+}
+
+/// Blocks of `every` iterations, alternately without and with alignment at the block's last
+/// iteration, `reps` of each (same machine, same moment: the ratio is what counts).
+fn align_cost(
+    backend: &mut Backend,
+    indices: &[usize],
+    x: &pclab::pcn::Mat<f32>,
+    y: &pclab::pcn::Mat<f32>,
+    every: usize,
+    reps: usize,
+    mut at: usize,
+) -> Result<AlignCost, String> {
+    if every == 0 {
+        return Err("align-every must be at least 1, got 0".into());
+    }
+    let (mut off, mut on) = (Vec::with_capacity(reps), Vec::with_capacity(reps));
+    for rep in 0..2 * reps {
+        let with = rep % 2 == 1;
+        let t0 = Instant::now();
+        for i in 0..every {
+            at += 1;
+            backend.train_step(at, indices, x, y, with && i + 1 == every).map_err(|e| e.to_string())?;
+        }
+        pollster::block_on(backend.flush()).map_err(|e| e.to_string())?;
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        if with {
+            on.push(ms)
+        } else {
+            off.push(ms)
+        }
+    }
+    Ok(AlignCost { every, off_ms: median(&mut off), on_ms: median(&mut on) })
 }
 
 /// `bench --kernels`: one iteration with every dispatch timed on the GPU, per kernel.

@@ -31,9 +31,14 @@ pub(crate) struct TrainArgs {
     /// GPU runs: read the per-iteration metrics back every K iterations (the CPU reports every one)
     #[arg(long, value_name = "K")]
     pub(crate) metrics_every: Option<usize>,
-    /// Write the page's plots (accuracy, loss, energy heatmap, activation RMS, weight change) to DIR as SVG and PNG
+    /// Write the page's plots (accuracy, loss, energy heatmap, activation RMS, weight change and,
+    /// with --align-every, the gradient alignment) to DIR as SVG and PNG
     #[arg(long, value_name = "DIR")]
     pub(crate) plots: Option<PathBuf>,
+    /// PC rules: compare the weight gradients with backprop's every K iterations (per layer and
+    /// per inference step; `alignment` lines in --metrics, a table at the end; CPU backend)
+    #[arg(long, value_name = "K")]
+    pub(crate) align_every: Option<usize>,
 }
 
 pub(crate) fn train(a: TrainArgs) -> Result<(), String> {
@@ -53,6 +58,15 @@ pub(crate) fn train(a: TrainArgs) -> Result<(), String> {
     }
     if let Some(v) = a.metrics_every {
         c.metrics_every = v;
+    }
+    if let Some(k) = a.align_every {
+        if k == 0 {
+            return Err("align-every must be at least 1, got 0".into());
+        }
+        if c.backend == pclab::config::BackendKind::Gpu {
+            return Err("--align-every runs on the CPU backend: the GPU kernels do not compare gradients with backprop's yet (drop --backend gpu)".into());
+        }
+        c.align_every = k;
     }
     let mut session = Session::new(c.clone(), data).map_err(|e| e.to_string())?;
     let mut metrics = match &a.metrics {
@@ -116,6 +130,7 @@ pub(crate) fn train(a: TrainArgs) -> Result<(), String> {
                     say(&bar, format!("iteration {iteration:>6}  {rule:<7} failed: {message}"));
                     write(serde_json::to_value(&ev))?;
                 }
+                Event::Alignment(_) => write(serde_json::to_value(&ev))?,
             }
         }
         let msg: Vec<String> = session
@@ -166,6 +181,7 @@ pub(crate) fn train(a: TrainArgs) -> Result<(), String> {
         );
     }
     println!("{} iterations in {:.1} s", session.iteration(), started.elapsed().as_secs_f64());
+    alignment_table(&session);
     if let Some(dir) = &a.plots {
         let files = pclab::charts::figures::write_plots(&session, dir, (900, 520))?;
         println!("{} plot files in {}", files.len(), dir.display());
@@ -208,6 +224,44 @@ impl<'a> IterationLine<'a> {
             act_rms: &r.act_rms,
             rel_dw: &r.rel_dw,
             finite: r.finite,
+        }
+    }
+}
+
+/// PC's gradients against backprop's at each PC rule's latest aligned iteration, per layer.
+fn alignment_table(session: &Session) {
+    let runs: Vec<_> = session.runs.iter().filter_map(|r| Some((r, r.last_alignment.as_ref()?))).collect();
+    if runs.is_empty() {
+        return;
+    }
+    println!("\nPC's weight gradient against backprop's after inference (cosine / norm ratio ‖∂F/∂W_l‖ / ‖∂ℓ̃/∂W_l‖, ℓ̃ = ½·mean‖y − ŷ‖²; – no PC gradient):");
+    print!("{:>6}", "layer");
+    for (run, (at, _)) in &runs {
+        print!("  {:>24}", format!("{} (it. {at})", run.name()));
+    }
+    println!();
+    let layers = runs.iter().map(|(_, (_, a))| a.last().len()).max().unwrap_or(0);
+    for l in 0..layers {
+        print!("{:>6}", l + 1);
+        for (_, (_, a)) in &runs {
+            let cell = match a.last().get(l).copied().flatten() {
+                Some(x) => format!("{:.4} / {:.3}", x.cosine, x.norm_ratio),
+                None => "–".into(),
+            };
+            print!("  {cell:>24}");
+        }
+        println!();
+    }
+    for (run, (_, a)) in &runs {
+        if let Some(p) = pclab::session::AlignmentPoint::of(a) {
+            println!(
+                "{}: median cosine {:.4} (from {:.4} to {:.4}), F after inference / ℓ̃ = {:.4}",
+                run.name(),
+                p.median,
+                p.min,
+                p.max,
+                p.energy_ratio
+            );
         }
     }
 }

@@ -15,6 +15,7 @@ use super::context::GpuContext;
 use super::kernels::{binding, Kernel, Kernels, ELEMENTWISE_WG};
 use super::layout::{Params, PARAMS_STRIDE};
 use super::GpuError;
+use crate::data::{digit_sample, guess, Evaluation};
 use crate::pcn::infer::first_active_layer;
 use crate::pcn::learn::AdamConfig;
 use crate::pcn::train::{IterationReport, Learning};
@@ -207,7 +208,13 @@ impl GpuModel {
         let trios = [&b.w, &b.g, &b.m, &b.v];
         let eval = self.eval.as_ref().map_or(0, |e| {
             let a = &self.arch;
-            e.params.size() + e.x.size() + e.labels.size() + 8 + bytes_f32((a.hidden + 1) * e.rows * a.width)
+            e.params.size()
+                + e.x.size()
+                + e.labels.size()
+                + e.correct.size()
+                + e.read.size()
+                + e.yhat.size()
+                + bytes_f32((a.hidden + 1) * e.rows * a.width)
         });
         fixed.iter().map(|x| x.size()).sum::<u64>()
             + trios.iter().flat_map(|t| t.iter()).map(|x| x.size()).sum::<u64>()
