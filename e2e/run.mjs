@@ -551,6 +551,160 @@ await test("the μPC switch shows its state (aria-pressed) and a click changes i
   await waitFor(page, "μPC only", () => document.querySelector('[data-testid="param-toggle"]')?.getAttribute("aria-pressed") === "true" && !document.querySelector('[data-testid="rule-sp"]').checked, null, 10000);
 });
 
+// ---- PC against backprop, and the guided tour (issue 17) ----
+
+// Fraction of a canvas's pixels that are coloured (not white, grey or black): what a drawn
+// heatmap or matrix has and an empty chart has not.
+const colouredShare = (page, id) => page.evaluate((id) => {
+  const c = document.getElementById(id);
+  if (!c || !c.width || !c.height) return 0;
+  const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    const [r, g, b] = [d[i], d[i + 1], d[i + 2]];
+    if (Math.max(r, g, b) - Math.min(r, g, b) > 40) n++;
+  }
+  return n / (c.width * c.height);
+}, id);
+
+await test("PC against backprop: the alignment views, the digits and the confusion matrices are drawn while a depth-4 run trains on the CPU, with no main-thread task over 50 ms", async (page) => {
+  await page.goto(url + "?depth=4&width=32&rules=sp,mupc,bp_mup&device=cpu&eval_every=10&autoplay=1");
+  await ready(page);
+  await watchLongTasks(page);
+  await waitFor(page, "an aligned iteration and an evaluation", () =>
+    /median cosine/.test(document.querySelector('[data-testid="alignment-state"]')?.textContent ?? "")
+    && /right/.test(document.querySelector('[data-testid="confusion-mupc"]')?.textContent ?? ""), null, 120000);
+  await waitFor(page, "iteration 25", iterationAtLeast(), 25, 120000);
+  await page.click('[data-testid="play"]');
+  await page.waitForTimeout(1500);
+  const alignment = await text(page, "alignment-state");
+  console.log(`     ${alignment}`);
+  console.log(`     ${await text(page, "confusion-mupc")}`);
+  for (const id of ["alignment", "alignment-steps", "confusion"]) {
+    const label = await page.getAttribute(`#plot-${id}`, "aria-label");
+    check(label && !label.includes("nothing drawn"), `${id}: ${label}`);
+  }
+  const steps = await colouredShare(page, "plot-alignment-steps");
+  const confusion = await colouredShare(page, "plot-confusion");
+  const line = await colouredShare(page, "plot-alignment");
+  console.log(`     coloured pixels: alignment-steps ${(100 * steps).toFixed(1)} %, confusion ${(100 * confusion).toFixed(1)} %, alignment ${(100 * line).toFixed(1)} %`);
+  check(steps > 0.05 && confusion > 0.1 && line > 0.002, "an alignment or confusion canvas is blank");
+  // The top layer after 0 steps: PC's gradient there is backprop's.
+  await page.locator("#plot-alignment-steps").scrollIntoViewIfNeeded();
+  const box = await page.locator("#plot-alignment-steps").boundingBox();
+  const cell = await page.evaluate(() => {
+    const c = document.getElementById("plot-alignment-steps");
+    return [c.width / c.clientWidth];
+  });
+  let hovered = "";
+  for (const [fx, fy] of [[0.15, 0.2], [0.5, 0.5], [0.85, 0.8]]) {
+    await page.mouse.move(box.x + box.width * fx, box.y + box.height * fy);
+    await page.waitForTimeout(150);
+    hovered += (await text(page, "hover-alignment-steps")) + " | ";
+  }
+  console.log(`     hover: ${hovered}`);
+  check(/cosine \d\.\d{4}/.test(hovered), `no cosine under the pointer: ${hovered} (${cell})`);
+  // The digits: 24 images, each with ink, each with the three rules' guesses.
+  const digits = await page.evaluate(() => [...document.querySelectorAll('[data-testid="digits"] figure.digit')].map((f) => {
+    const c = f.querySelector("canvas");
+    const d = c.getContext("2d").getImageData(0, 0, 28, 28).data;
+    let ink = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] < 128) ink++;
+    return { ink, guesses: f.querySelectorAll(".guess.right, .guess.wrong").length, missed: f.classList.contains("missed") };
+  }));
+  check(digits.length === 24, `${digits.length} digits`);
+  check(digits.every((d) => d.ink > 10), `a digit without ink: ${JSON.stringify(digits.map((d) => d.ink))}`);
+  check(digits.every((d) => d.guesses === 3), `guesses per digit: ${digits.map((d) => d.guesses)}`);
+  console.log(`     digits: 24 drawn, ${digits.filter((d) => d.missed).length} missed by some rule`);
+  const long = (await longTasks(page)).filter((d) => d > 50);
+  check(long.length === 0, `main-thread tasks over 50 ms: ${long.map((d) => d.toFixed(0)).join(", ")}`);
+  await page.locator('[data-testid="teaching"]').screenshot({ path: join(shots, "pc-against-bp.png") });
+});
+
+await test("the guided tour steps with PageDown/PageUp (not while typing), a ?tour=…&step=3 link opens step 3, and tours save, load and name their bad fields", async (page) => {
+  // On the CPU worker, paused: step 3's 64-layer network would keep a software GPU busy.
+  await page.goto(url + "?tour=mupc-story&step=3&device=cpu&autoplay=0");
+  await waitFor(page, "step 3", () => document.querySelector('[data-testid="tour-step"]')?.textContent === "3 / 8", null, 30000);
+  await ready(page);
+  const title = await text(page, "tour-title");
+  check(/switch/i.test(title), `step 3 is titled ${title}`);
+  check((await page.inputValue('[data-testid="depth"]')) === "64", "step 3 sets H = 64");
+  check(await page.isChecked('[data-testid="rule-sp"]') && !(await page.isChecked('[data-testid="rule-mupc"]')), "step 3 trains standard PC alone");
+  await page.click("h1");
+  await page.keyboard.press("PageDown");
+  await waitFor(page, "PageDown to step 4", () => document.querySelector('[data-testid="tour-step"]')?.textContent === "4 / 8" && location.search.includes("step=4"), null, 10000);
+  check((await page.inputValue('[data-testid="depth"]')) === "8", "step 4 sets H = 8");
+  await page.keyboard.press("PageUp");
+  await waitFor(page, "PageUp to step 3", () => document.querySelector('[data-testid="tour-step"]')?.textContent === "3 / 8", null, 10000);
+  await page.click('[data-testid="depth"]');
+  await page.keyboard.press("PageDown");
+  await page.keyboard.press("n");
+  await page.waitForTimeout(500);
+  check((await text(page, "tour-step")) === "3 / 8", "keys typed in a field moved the tour");
+  await page.click('[data-testid="tour-next"]');
+  await waitFor(page, "next", () => document.querySelector('[data-testid="tour-step"]')?.textContent === "4 / 8", null, 10000);
+  await page.click('[data-testid="tour-prev"]');
+  await waitFor(page, "previous", () => document.querySelector('[data-testid="tour-step"]')?.textContent === "3 / 8", null, 10000);
+  // Saved, it is the tour's own JSON.
+  const saved = JSON.parse((await download(page, "tour-save")).bytes.toString());
+  check(saved.id === "mupc-story" && saved.steps.length === 8 && saved.steps[2].title === title, "the saved tour");
+  // A malformed file names its bad fields and changes nothing.
+  const bad = { id: "x", title: "t", steps: [{ title: "a", text: "b", config: "depth=nine", plots: ["pie"], action: "c" }] };
+  await page.setInputFiles('[data-testid="tour-load"]', { name: "bad-tour.json", mimeType: "application/json", buffer: Buffer.from(JSON.stringify(bad)) });
+  await waitFor(page, "the bad tour's messages", () => /bad-tour.json is not a tour/.test(document.querySelector('[data-testid="status"]')?.textContent ?? ""), null, 10000);
+  const status = await text(page, "status");
+  check(status.includes("steps[0].config: depth=nine") && status.includes("steps[0].plots[0]: unknown plot 'pie'"), `status: ${status}`);
+  check((await text(page, "tour-step")) === "3 / 8", "a bad file changed the tour");
+  // A lecturer's own tour loads, and its link works in this browser.
+  const mine = { id: "my-lecture", title: "My lecture", steps: [
+    { title: "Shallow first", text: "Two layers.", config: "depth=2&width=16&rules=mupc", plots: ["loss"], action: "Watch the loss." },
+    { title: "Then deeper", text: "Six layers.", config: "depth=6&width=16&rules=mupc,bp_mup", plots: ["accuracy", "loss"], action: "Compare." },
+  ] };
+  await page.setInputFiles('[data-testid="tour-load"]', { name: "mine.json", mimeType: "application/json", buffer: Buffer.from(JSON.stringify(mine)) });
+  await waitFor(page, "my tour", () => document.querySelector('[data-testid="tour-title"]')?.textContent === "Shallow first", null, 10000);
+  check((await text(page, "tour-step")) === "1 / 2", "my tour has two steps");
+  await page.goto(url + "?tour=my-lecture&step=2&present=1", { waitUntil: "domcontentloaded" });
+  await waitFor(page, "my step 2 from a link", () => document.querySelector('[data-testid="tour-title"]')?.textContent === "Then deeper", null, 30000);
+  check((await page.inputValue('[data-testid="depth"]').catch(() => "")) === "6" || (await text(page, "session")).startsWith(""), "step 2's depth");
+  const head = await page.locator('[data-testid="tour-title"]').boundingBox();
+  check(head && head.y < 120 && await page.isVisible('[data-testid="tour-title"]'), "in presentation mode the step's title heads the screen");
+});
+
+await test("the built-in tour runs end to end: every step builds its networks and shows its plots", async (page) => {
+  await page.setViewportSize({ width: 1280, height: 720 });
+  // On the CPU worker, as on a laptop without a GPU (the deep steps would queue minutes of software-GPU work).
+  await page.goto(url + "?tour=mupc-story&step=1&present=1&device=cpu");
+  await ready(page);
+  const session = () => page.evaluate(() => parseInt(document.querySelector('[data-testid="session"]')?.dataset.generation ?? "0"));
+  for (let k = 1; k <= 8; k++) {
+    await waitFor(page, `step ${k}`, (k) => document.querySelector('[data-testid="tour-step"]')?.textContent === `${k} / 8`, k, 30000);
+    await waitFor(page, `step ${k}'s networks`, () => (document.querySelector('[data-testid="session"]')?.textContent ?? "")
+      .startsWith(`H = ${document.querySelector('[data-testid="depth"]')?.value} ·`), null, 240000);
+    await page.waitForTimeout(k === 4 ? 4000 : 2500);
+    if (k === 4) {
+      const state = await text(page, "inference-state");
+      check(/inference step|running iteration/.test(state), `step 4 steps through inference: ${state}`);
+    }
+    if (k === 3) {
+      // What the step says to do: the switch restarts the network under μPC.
+      await page.keyboard.press("p");
+      await waitFor(page, "the switch to μPC", () => document.querySelector('[data-testid="param-state"]')?.textContent === "on"
+        && (document.querySelector('[data-testid="session"]')?.textContent ?? "").startsWith("H = 64 ·"), null, 120000);
+    }
+    if (k === 6) {
+      await waitFor(page, "the alignment sweep", () => /networks/.test(document.querySelector('[data-testid="alignment-sweep-progress"]')?.textContent ?? ""), null, 30000);
+    }
+    const shown = await page.evaluate(() => [...document.querySelectorAll("figure.plot")].filter((f) => getComputedStyle(f).display !== "none").map((f) => f.dataset.plot));
+    console.log(`     ${k}: ${await text(page, "tour-title")} — ${await text(page, "session")} — ${shown.join(", ")}`);
+    check(shown.length >= 1, `step ${k} shows no plot`);
+    await page.screenshot({ path: join(shots, `tour-${k}.png`) });
+    if (k < 8) {
+      await page.keyboard.press("PageDown");
+    }
+  }
+  console.log(`     sweeps: ${await text(page, "alignment-sweep-progress")} · ${await text(page, "kappa-sweep-progress")} · ${await text(page, "lr-grid-progress")}`);
+});
+
 await test("a share link restores the controls, hides what it names, and with the same seed gives the same first 20 losses", async (page) => {
   await page.goto(url + "?depth=4&width=32&rules=mupc,bp_mup&seed=7&eval_every=1000&lr_mupc=0.05");
   await ready(page);

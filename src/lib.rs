@@ -47,6 +47,7 @@ pub mod remote;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod reproduce;
 pub mod session;
+pub mod tour;
 
 #[cfg(all(target_arch = "wasm32", feature = "ui"))]
 mod ui;

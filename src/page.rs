@@ -68,6 +68,8 @@ pub struct PageConfig {
     pub present: bool,
     /// The plots presentation mode shows; empty: the preset's, or all.
     pub plots: Vec<PlotId>,
+    /// A guided lecture in progress: its id and the step shown (from 1).
+    pub tour: Option<(String, usize)>,
 }
 
 /// What `hide=` can hide: each setting's control, the groups, and the buttons, by test id.
@@ -121,12 +123,13 @@ impl Default for PageConfig {
             hide: Vec::new(),
             present: false,
             plots: Vec::new(),
+            tour: None,
         }
     }
 }
 
 /// The query keys the page reads, in the order it writes them.
-pub const KEYS: [&str; 21] = [
+pub const KEYS: [&str; 23] = [
     "preset",
     "depth",
     "width",
@@ -148,6 +151,8 @@ pub const KEYS: [&str; 21] = [
     "hide",
     "present",
     "plots",
+    "tour",
+    "step",
 ];
 
 impl PageConfig {
@@ -201,10 +206,11 @@ impl PageConfig {
         }
     }
 
-    /// The plots presentation mode shows: those chosen, else the preset's, else all.
+    /// The plots presentation mode shows, in order: those chosen (the first leads), else the
+    /// preset's, else all.
     pub fn shown_plots(&self) -> Vec<PlotId> {
         if !self.plots.is_empty() {
-            return PlotId::ALL.into_iter().filter(|id| self.plots.contains(id)).collect();
+            return self.plots.clone();
         }
         match self.preset {
             Some(p) => p.plots().to_vec(),
@@ -302,6 +308,15 @@ impl PageConfig {
     /// Reads a query string (`?a=1&b=2`, the `?` optional). Unknown keys and invalid values are
     /// named in the returned messages and replaced by defaults.
     pub fn from_query(query: &str) -> (PageConfig, Vec<String>) {
+        Self::from_query_with(query, &crate::tour::Tour::builtin)
+    }
+
+    /// [`PageConfig::from_query`], finding `tour=ID` with `lookup` (the page also knows the tours
+    /// loaded from files): the tour's step (`step=K`, from 1) is the base the other keys adjust.
+    pub fn from_query_with(
+        query: &str,
+        lookup: &dyn Fn(&str) -> Option<crate::tour::Tour>,
+    ) -> (PageConfig, Vec<String>) {
         let mut c = PageConfig::default();
         let mut problems = Vec::new();
         let pairs: Vec<(String, String)> = query
@@ -313,10 +328,34 @@ impl PageConfig {
                 (percent_decode(key), percent_decode(raw).trim().to_string())
             })
             .collect();
+        let value_of = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        match (value_of("tour"), value_of("step")) {
+            (Some(id), step) => match lookup(id) {
+                Some(tour) => {
+                    let n = tour.steps.len();
+                    let k = match step {
+                        None => 1,
+                        Some(v) => whole(v, 1, n).unwrap_or_else(|| {
+                            problems.push(format!("step={} is not a step of this tour: it has steps 1 … {n}; using step 1", clip(v)));
+                            1
+                        }),
+                    };
+                    let (base, bad) = tour.page_config(k, false);
+                    c = base;
+                    problems.extend(bad.into_iter().map(|b| format!("tour {id}, step {k}: {b}")));
+                }
+                None => problems.push(format!(
+                    "tour={} is not a tour here: the built-in tour is {} (a tour loaded from a file is kept in this browser)",
+                    clip(id),
+                    crate::tour::BUILTIN
+                )),
+            },
+            (None, Some(_)) => problems.push("step= needs a tour= (for example ?tour=mupc-story&step=3)".into()),
+            (None, None) => {}
+        }
+        let rest = pairs.iter().filter(|(k, _)| k != "tour" && k != "step");
         // The preset first, wherever it stands: the other keys adjust it.
-        for (key, value) in
-            pairs.iter().filter(|(k, _)| k == "preset").chain(pairs.iter().filter(|(k, _)| k != "preset"))
-        {
+        for (key, value) in rest.clone().filter(|(k, _)| k == "preset").chain(rest.filter(|(k, _)| k != "preset")) {
             if let Err(why) = c.set(key, value) {
                 problems.push(why);
             }
@@ -379,7 +418,9 @@ impl PageConfig {
             "preset" => {
                 let p: Preset =
                     v.parse().map_err(|_| bad(&format!("the presets are {}", crate::presets::ids()), "none".into()))?;
-                *self = PageConfig::from_preset(p);
+                // A tour's step may start from a preset: the tour goes on.
+                let tour = self.tour.take();
+                *self = PageConfig { tour, ..PageConfig::from_preset(p) };
             }
             "eta_z" | "eta_z_sp" | "eta_z_mupc" => {
                 let e = rate(v).ok_or_else(|| {
@@ -507,6 +548,9 @@ impl PageConfig {
         if !self.plots.is_empty() {
             parts.push(format!("plots={}", self.plots.iter().map(|p| p.id()).collect::<Vec<_>>().join(",")));
         }
+        if let Some((id, k)) = &self.tour {
+            parts.push(format!("tour={id}&step={k}"));
+        }
         format!("?{}", parts.join("&"))
     }
 }
@@ -613,6 +657,7 @@ mod tests {
             hide: vec!["width".into(), "controls".into()],
             present: true,
             plots: vec![PlotId::Loss, PlotId::KappaSweep],
+            tour: Some((crate::tour::BUILTIN.into(), 2)),
         };
         let (back, problems) = PageConfig::from_query(&c.to_query());
         assert!(problems.is_empty(), "{problems:?}");
@@ -662,10 +707,11 @@ mod tests {
         assert_eq!(p.len(), 4, "{p:?}");
         assert!(p[0].contains("the presets are") && p[0].contains("lr-transfer"), "{p:?}");
         assert!(p[1].contains("hide is a comma list of") && p[2].contains("plots is a comma list of"));
-        // Every plot can be chosen, the learning-rate grid included, and comes back from a link.
+        // Every plot can be chosen, the learning-rate grid included, in the order given, and
+        // comes back from a link.
         let (c, p) = PageConfig::from_query("plots=lr-grid,accuracy&present=1");
         assert!(p.is_empty(), "{p:?}");
-        assert_eq!(c.shown_plots(), vec![PlotId::Accuracy, PlotId::LrGrid]);
+        assert_eq!(c.shown_plots(), vec![PlotId::LrGrid, PlotId::Accuracy]);
         assert_eq!(PageConfig::from_query(&c.to_query()).0, c);
         for preset in Preset::all() {
             let (c, p) = PageConfig::from_query(&format!("preset={preset}&present=1"));
@@ -676,5 +722,29 @@ mod tests {
             assert_eq!(c.run_config(BackendKind::Gpu).validate(60_000), Ok(()), "{preset}");
             assert_eq!(PageConfig::from_query(&format!("preset={preset}")).0, c);
         }
+    }
+
+    #[test]
+    fn a_tour_link_opens_its_step_and_other_keys_adjust_it() {
+        use crate::tour::{Tour, BUILTIN};
+        let tour = Tour::builtin(BUILTIN).expect("built in");
+        let (c, p) = PageConfig::from_query(&format!("?tour={BUILTIN}&step=3&present=1"));
+        assert!(p.is_empty(), "{p:?}");
+        let (want, _) = tour.page_config(3, true);
+        assert_eq!(c, want, "step 3's configuration, in presentation mode");
+        assert_eq!(c.shown_plots(), tour.steps[2].plots);
+        // A link made from it restores it, and an edit made after it survives.
+        assert_eq!(PageConfig::from_query(&c.to_query()).0, c);
+        let edited = PageConfig { depth: 12, ..c.clone() };
+        assert_eq!(PageConfig::from_query(&edited.to_query()).0, edited);
+        // A step that starts from a preset keeps the tour.
+        let (c7, _) = PageConfig::from_query(&format!("tour={BUILTIN}&step=7"));
+        assert_eq!((c7.preset, c7.tour.clone()), (Some(Preset::Conditioning), Some((BUILTIN.to_string(), 7))));
+        assert_eq!(PageConfig::from_query(&c7.to_query()).0, c7);
+        let (_, p) = PageConfig::from_query(&format!("tour={BUILTIN}&step=99"));
+        assert!(p.len() == 1 && p[0].contains("steps 1 … 8"), "{p:?}");
+        let (c, p) = PageConfig::from_query("tour=nope&step=2&depth=5");
+        assert!(p.len() == 1 && p[0].contains("tour=nope is not a tour") && c.depth == 5 && c.tour.is_none(), "{p:?}");
+        assert!(PageConfig::from_query("step=2").1[0].contains("needs a tour"));
     }
 }

@@ -25,11 +25,19 @@ pub enum PlotId {
     KappaTraining,
     /// Minimum training loss over the (η_w, η_z) grid at two depths.
     LrGrid,
+    /// PC's weight gradients against backprop's over training: median cosine over layers, per PC rule.
+    Alignment,
+    /// The latest aligned iteration's cosines by layer × inference step.
+    AlignmentSteps,
+    /// Median cosine and `F*/ℓ̃` at equilibrium against `N/H`, standard PC and μPC.
+    AlignmentSweep,
+    /// Each rule's confusion matrix at the latest evaluation.
+    Confusion,
 }
 
 impl PlotId {
     /// Every plot, in page order (also the index of [`PlotId::index`]).
-    pub const ALL: [PlotId; 9] = [
+    pub const ALL: [PlotId; 13] = [
         PlotId::Accuracy,
         PlotId::Loss,
         PlotId::EnergyHeatmap,
@@ -39,14 +47,26 @@ impl PlotId {
         PlotId::KappaSweep,
         PlotId::KappaTraining,
         PlotId::LrGrid,
+        PlotId::Alignment,
+        PlotId::AlignmentSteps,
+        PlotId::AlignmentSweep,
+        PlotId::Confusion,
     ];
 
     /// How many plots there are.
     pub const COUNT: usize = Self::ALL.len();
 
     /// The plots drawn from a session's own histories (what `pclab train --plots` writes).
-    pub const SESSION: [PlotId; 5] =
-        [PlotId::Accuracy, PlotId::Loss, PlotId::EnergyHeatmap, PlotId::ActivationRms, PlotId::WeightChange];
+    pub const SESSION: [PlotId; 8] = [
+        PlotId::Accuracy,
+        PlotId::Loss,
+        PlotId::EnergyHeatmap,
+        PlotId::ActivationRms,
+        PlotId::WeightChange,
+        PlotId::Alignment,
+        PlotId::AlignmentSteps,
+        PlotId::Confusion,
+    ];
 
     /// The id: test id, canvas suffix, `plots=` value, file name of an export.
     pub const fn id(self) -> &'static str {
@@ -60,6 +80,10 @@ impl PlotId {
             PlotId::KappaSweep => "kappa-sweep",
             PlotId::KappaTraining => "kappa-training",
             PlotId::LrGrid => "lr-grid",
+            PlotId::Alignment => "alignment",
+            PlotId::AlignmentSteps => "alignment-steps",
+            PlotId::AlignmentSweep => "alignment-sweep",
+            PlotId::Confusion => "confusion",
         }
     }
 
@@ -70,7 +94,10 @@ impl PlotId {
 
     /// Heatmaps take a taller canvas.
     pub fn tall(self) -> bool {
-        matches!(self, PlotId::EnergyHeatmap | PlotId::InferenceView | PlotId::LrGrid)
+        matches!(
+            self,
+            PlotId::EnergyHeatmap | PlotId::InferenceView | PlotId::LrGrid | PlotId::AlignmentSteps | PlotId::Confusion
+        )
     }
 
     /// Every id, comma-separated (for messages).
@@ -106,6 +133,6 @@ mod tests {
             assert_eq!(p.id().parse::<PlotId>(), Ok(p));
         }
         let e = "pie".parse::<PlotId>().unwrap_err();
-        assert!(e.contains("pie") && e.contains("lr-grid"), "{e}");
+        assert!(e.contains("pie") && e.contains("lr-grid") && e.contains("alignment-steps"), "{e}");
     }
 }

@@ -232,17 +232,56 @@ fn train_writes_the_pages_plots_as_svg_and_png() {
         "8",
         "--eval-every",
         "4",
+        "--align-every",
+        "4",
+        "--metrics",
+        &format!("{d}.jsonl"),
         "--plots",
         d,
     ]);
-    assert!(ok && out.contains("10 plot files"), "{out}{err}");
-    for id in ["accuracy", "loss", "energy-heatmap", "activation-rms", "weight-change"] {
+    assert!(ok && out.contains("16 plot files"), "{out}{err}");
+    // The alignment table: every layer of μPC, the last two with a PC gradient at least.
+    assert!(out.contains("PC's weight gradient against backprop's") && out.contains("mupc: median cosine"), "{out}");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(format!("{d}.jsonl"))
+        .expect("metrics")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let aligned: Vec<_> = lines.iter().filter(|v| v["kind"] == "alignment").collect();
+    assert_eq!(aligned.len(), 2, "μPC at iterations 4 and 8 (BP is not compared)");
+    let a = aligned[1];
+    assert!(a["rule"] == "mupc" && a["iteration"] == 8 && a["layers"].as_array().map(Vec::len) == Some(4), "{a}");
+    assert!(a["layers"][3]["cosine"].as_f64().is_some_and(|c| c > 0.99), "the output layer's PC gradient is BP's: {a}");
+    assert!(a["median"].as_f64().is_some() && a["energy_ratio"].as_f64().is_some(), "{a}");
+    for e in lines.iter().filter(|v| v["kind"] == "eval") {
+        let m = e["confusion"].as_array().expect("a confusion matrix");
+        let sum: u64 = m.iter().flat_map(|r| r.as_array().unwrap().iter().map(|c| c.as_u64().unwrap())).sum();
+        let diag: u64 = (0..10).map(|i| m[i][i].as_u64().unwrap()).sum();
+        assert_eq!(sum, 10_000, "every test image once");
+        assert!(
+            (diag as f64 / 100.0 - e["test_accuracy"].as_f64().unwrap()).abs() < 1e-9,
+            "the diagonal is the accuracy: {e}"
+        );
+    }
+    for id in [
+        "accuracy",
+        "loss",
+        "energy-heatmap",
+        "activation-rms",
+        "weight-change",
+        "alignment",
+        "alignment-steps",
+        "confusion",
+    ] {
         let svg = std::fs::read_to_string(dir.join(format!("{id}.svg"))).expect("svg");
         assert!(svg.starts_with("<svg") && svg.contains("<text") && svg.len() > 2000, "{id}.svg");
         let png = std::fs::read(dir.join(format!("{id}.png"))).expect("png");
         assert!(png.starts_with(b"\x89PNG") && png.len() > 5000, "{id}.png has {} bytes", png.len());
     }
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(format!("{d}.jsonl"));
+    fails_with(&["train", "--align-every", "0"], &["align-every must be at least 1"]);
+    fails_with(&["train", "--align-every", "5", "--backend", "gpu"], &["--align-every runs on the CPU backend"]);
 }
 
 /// `reproduce` in shards equals one process, resumes without recomputing, and `report` merges the

@@ -237,8 +237,86 @@ impl Equilibrium {
     }
 }
 
-/// Runs inference from the feedforward point until a step changes `F` by at most `tol` of itself
-/// (and at least `H + 1` steps, so that the error has reached every layer), or `max_steps`.
+/// Inference toward equilibrium that can stop and go on (a page runs it a slice per frame).
+#[derive(Clone, Debug)]
+pub struct EquilibriumJob<T> {
+    net: Network<T>,
+    x: Mat<T>,
+    y: Mat<T>,
+    bp: Vec<Mat<T>>,
+    bp_loss: f64,
+    z: Vec<Mat<T>>,
+    ws: Workspace<T>,
+    eta_z: f64,
+    max_steps: usize,
+    tol: f64,
+    prev: f64,
+    steps: usize,
+    /// `Some(true)`: settled; `Some(false)`: stopped unsettled (steps ran out, or diverged).
+    done: Option<bool>,
+}
+
+impl<T: Real> EquilibriumJob<T> {
+    /// Inference on `net` for the batch `(x, y)` from the feedforward point at rate `eta_z`,
+    /// until a step changes `F` by at most `tol` of itself (and at least `H + 1` steps, so that
+    /// the error has reached every layer), or `max_steps`.
+    pub fn new(net: Network<T>, x: Mat<T>, y: Mat<T>, eta_z: f64, max_steps: usize, tol: f64) -> Self {
+        let (bp, bp_loss, z, ws) = at_feedforward(&net, &x, &y);
+        EquilibriumJob {
+            net,
+            x,
+            y,
+            bp,
+            bp_loss,
+            z,
+            ws,
+            eta_z,
+            max_steps,
+            tol,
+            prev: f64::INFINITY,
+            steps: 0,
+            done: None,
+        }
+    }
+
+    /// Inference steps taken so far.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// Up to `budget` more steps; the result once inference has settled or stopped.
+    pub fn run(&mut self, budget: usize) -> Option<Equilibrium> {
+        let h = self.net.arch.hidden;
+        let mut left = budget;
+        while self.done.is_none() && left > 0 {
+            if self.steps >= self.max_steps {
+                self.done = Some(false);
+                break;
+            }
+            let from = first_active_layer(h, self.steps);
+            let f = infer_step(&self.net, &self.y, &mut self.z, &mut self.ws, T::of(self.eta_z), from).f64();
+            self.steps += 1;
+            left -= 1;
+            if !f.is_finite() {
+                // Diverged (η_z too large for this landscape): not an equilibrium.
+                self.done = Some(false);
+            } else if self.steps > h + 1 && (self.prev - f).abs() <= self.tol * f.abs() {
+                self.done = Some(true);
+            }
+            self.prev = f;
+        }
+        if self.steps >= self.max_steps && self.done.is_none() {
+            self.done = Some(false);
+        }
+        let settled = self.done?;
+        let energy = errors_into(&self.net, &self.y, &self.z, &mut self.ws, true, 1).f64();
+        let mut pc = zeros_like(&self.net);
+        weight_grads_into(&self.net, &self.x, &self.ws, &mut pc);
+        Some(Equilibrium { profile: profile(&pc, &self.bp), steps: self.steps, settled, energy, bp_loss: self.bp_loss })
+    }
+}
+
+/// [`EquilibriumJob`] run to its end.
 pub fn align_at_equilibrium<T: Real>(
     net: &Network<T>,
     x: &Mat<T>,
@@ -247,26 +325,12 @@ pub fn align_at_equilibrium<T: Real>(
     max_steps: usize,
     tol: f64,
 ) -> Equilibrium {
-    let (bp, bp_loss, mut z, mut ws) = at_feedforward(net, x, y);
-    let h = net.arch.hidden;
-    let (mut prev, mut steps, mut settled) = (f64::INFINITY, 0, false);
-    while steps < max_steps {
-        let f = infer_step(net, y, &mut z, &mut ws, T::of(eta_z), first_active_layer(h, steps)).f64();
-        steps += 1;
-        if !f.is_finite() {
-            // Diverged (η_z too large for this landscape): not an equilibrium.
-            break;
+    let mut job = EquilibriumJob::new(net.clone(), x.clone(), y.clone(), eta_z, max_steps, tol);
+    loop {
+        if let Some(eq) = job.run(usize::MAX) {
+            return eq;
         }
-        if steps > h + 1 && (prev - f).abs() <= tol * f.abs() {
-            settled = true;
-            break;
-        }
-        prev = f;
     }
-    let energy = errors_into(net, y, &z, &mut ws, true, 1).f64();
-    let mut pc = zeros_like(net);
-    weight_grads_into(net, x, &ws, &mut pc);
-    Equilibrium { profile: profile(&pc, &bp), steps, settled, energy, bp_loss }
 }
 
 #[cfg(test)]

@@ -48,12 +48,13 @@ pub(super) const GLOSSARY: [(&str, &str); 13] = [
 ];
 
 /// The keyboard shortcuts, as shown by "?".
-pub(super) const SHORTCUTS: [(&str, &str); 8] = [
+pub(super) const SHORTCUTS: [(&str, &str); 9] = [
     ("Space", "play / pause"),
     ("→", "step one iteration"),
     ("Shift + →", "step one inference step"),
     ("R", "reset to the seed"),
     ("P", "μPC scaling on ⇄ off (standard PC)"),
+    ("PageDown / PageUp, N / B", "the guided tour's next / previous step"),
     ("F", "presentation mode (fullscreen)"),
     ("?", "show or hide this list"),
     ("Esc", "close this list"),
@@ -84,6 +85,9 @@ pub(super) fn on_key(ev: &web_sys::KeyboardEvent, form: RwSignal<PageConfig>, ke
         })
         .is_some(),
         "p" | "P" => runner::with(|r| r.switch_param()).is_some(),
+        // A presentation clicker sends PageDown / PageUp; outside a tour they scroll.
+        "PageDown" | "n" | "N" => super::tour::step_by(form, 1),
+        "PageUp" | "b" | "B" => super::tour::step_by(form, -1),
         "f" | "F" => {
             let on = !form.with_untracked(|c| c.present);
             set_present(form, on, true);

@@ -10,6 +10,8 @@ mod lr_grid;
 mod plots;
 mod runner;
 mod startup;
+mod teaching;
+mod tour;
 mod url;
 mod views;
 
@@ -17,6 +19,8 @@ use controls::*;
 use files::*;
 use keys::*;
 use startup::*;
+use teaching::*;
+use tour::*;
 use url::*;
 use views::*;
 
@@ -41,7 +45,7 @@ fn now_ms() -> f64 {
 #[component]
 fn App() -> impl IntoView {
     let search = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
-    let (first, problems) = PageConfig::from_query(&search);
+    let (first, problems) = PageConfig::from_query_with(&search, &find_tour);
     runner::install(first.clone(), problems);
     chart_text(first.present);
     let form = RwSignal::new(first);
@@ -81,6 +85,7 @@ fn App() -> impl IntoView {
             r.tick();
             r.work_lr_grid();
             r.work_conditioning();
+            r.work_align_sweep();
             let mut times = drawn_at.get();
             let n = plots::PLOTS.len();
             // While an evaluation has the session, the plots that read it keep what they show.
@@ -167,201 +172,204 @@ fn App() -> impl IntoView {
         })
     };
     view! {
-        <div class="app" class:present=move || form.with(|c| c.present)>
-        <a class="skip-link" href="#controls-bar">"skip to the training controls"</a>
-        <header>
-            <h1>"pclab"</h1>
-            <p class="tagline">"Deep residual predictive coding networks — standard PC, μPC and backprop — trained live on MNIST, on your GPU."</p>
-            <p class="backend" data-state=move || snap.with(|s| s.backend_state)>
-                <span data-testid="backend">{move || snap.with(|s| s.backend.clone())}</span>
-                {move || (snap.with(|s| s.backend_state) == "software").then(|| view! {
-                    <span class="warn" data-testid="software-adapter">
-                        " ⚠ a software adapter: a CPU pretending to be a GPU. The page's own CPU worker is usually faster here. "
-                        <button class="small" data-testid="use-cpu" on:click=move |_| commit(form, "device", "cpu")>"train on the CPU worker instead"</button>
-                    </span>
-                })}
-            </p>
-            {move || form.with(|c| c.preset).map(|p| view! {
-                <section class="preset-text" data-testid="preset-text" aria-label="the preset">
-                    <h2>{p.title()}</h2>
-                    <p>{p.explanation()}</p>
-                </section>
-            })}
-        </header>
-        <div class="layout">
-            {move || controls_in.get().then(|| view! { <Controls form /> })}
-            <main style=grid_style class:lead3=move || form.with(|c| c.shown_plots().len() == 3)>
-                {move || snap.with(|s| s.on_cpu.clone()).map(|why| view! {
-                    <section class="panel cpu-banner" class:info=move || form.with(|c| c.cpu) data-testid="cpu-banner">
-                        <h2>"Training on the CPU"</h2>
-                        {snap.with_untracked(|s| s.no_webgpu.is_some()).then(|| view! { <p><strong>"This browser cannot train on the GPU. "</strong></p> })}
-                        <p data-testid="no-webgpu">{why}</p>
-                        <p>"The same networks train on the CPU instead: the reference implementation compiled to WebAssembly (with SIMD), in a background worker, so the page stays responsive. It is much slower than a GPU — keep networks small (depth ≤ 8, width ≤ 128). For the GPU: Chrome, Edge or Opera 113 or later (on Linux, enable chrome://flags/#enable-unsafe-webgpu), Safari 26, or Firefox 141+ on Windows, with the page opened from http://localhost or over https. Every setting is in the address bar, so the same link works there."</p>
-                    </section>
-                })}
-                {move || snap.with(|s| s.device_lost.clone()).map(|why| view! {
-                    <section class="panel device-lost" data-testid="device-lost" role="alert">
-                        <h2>"The GPU device was lost"</h2>
-                        <p>{why}</p>
-                        <p>"A driver reset, a GPU switched off or out of memory, or another tab that took it. Training is paused; the networks' state from the latest evaluation is kept on the CPU side."</p>
-                        <button class="primary" data-testid="recover" on:click=move |_| { runner::with(|r| r.recover()); }>"create a new GPU device and resume"</button>
-                    </section>
-                })}
-                {move || keys.get().then(|| view! {
-                    <section class="overlay" data-testid="keys-help" role="dialog" aria-label="keyboard shortcuts">
-                        <h2>"Keyboard"</h2>
-                        <table>{SHORTCUTS.iter().map(|(k, what)| view! { <tr><th><kbd>{*k}</kbd></th><td>{*what}</td></tr> }).collect::<Vec<_>>()}</table>
-                        <p class="caption">"Shortcuts do nothing while you type in a field."</p>
-                        <button on:click=move |_| keys.set(false)>"close"</button>
-                    </section>
-                })}
-                <p class="sr-only" role="status" aria-live="polite" data-testid="live">{live}</p>
-                <div class="toolbar" id="controls-bar" tabindex="-1">
-                    <button data-testid="play" class="primary" class:hidden=hidden("play") on:click=play>
-                        {move || if snap.with(|s| s.playing) { "pause" } else { "▶ play" }}
-                    </button>
-                    <button data-testid="step" class:hidden=hidden("step") title="one training iteration (→)" on:click=move |_| { runner::with(|r| r.step_iteration()); }>"step iteration"</button>
-                    <button data-testid="step-inference" class:hidden=hidden("step-inference") title="one inference step of an iteration (Shift+→)" on:click=move |_| { runner::with(|r| r.step_inference()); }>"step inference"</button>
-                    <button data-testid="reset" class:hidden=hidden("reset") title="start again from the seed (R)" on:click=move |_| { runner::with(|r| { r.ghosts.clear(); r.reset(); }); }>"reset"</button>
-                    <button
-                        data-testid="param-toggle"
-                        class="switch"
-                        class:hidden=hidden("param-toggle")
-                        aria-pressed=move || match param_state() { Some(Param::Mupc) => "true", Some(Param::Sp) => "false", None => "mixed" }
-                        title="μPC's Depth-μP scaling on or off for every rule: restarts them from the same seed (P)"
-                        on:click=switch
-                    >
-                        "μPC scaling: "
-                        <strong data-testid="param-state">{move || match param_state() {
-                            Some(Param::Mupc) => "on",
-                            Some(Param::Sp) => "off (standard PC)",
-                            None => "both run — press for μPC only",
-                        }}</strong>
-                    </button>
-                    <label class="field inline" class:hidden=hidden("speed")>
-                        <span>"speed"</span>
-                        <select data-testid="speed" on:change=move |ev| {
-                            let v = event_target_value(&ev);
-                            let speed = SPEEDS.iter().find(|s| s.0 == v).and_then(|s| s.1);
-                            runner::with(|r| r.speed = speed);
-                        }>
-                            {SPEEDS.iter().map(|s| view! { <option value=s.0>{s.0}</option> }).collect::<Vec<_>>()}
-                        </select>
-                    </label>
-                    <label class="field inline device" title="where the networks train: the GPU (WebGPU) or the CPU (a Web Worker)">
-                        <span>"device"</span>
-                        <select data-testid="device" on:change=move |ev| commit(form, "device", &event_target_value(&ev))>
-                            <option value="gpu" disabled=move || !snap.with(|s| s.has_gpu) selected=move || !form.with(|c| c.cpu)>"GPU (WebGPU)"</option>
-                            <option value="cpu" selected=move || form.with(|c| c.cpu) || !snap.with(|s| s.has_gpu)>"CPU (worker)"</option>
-                        </select>
-                    </label>
-                    {move || shows_sweep().then(|| view! {
-                        <button data-testid="present-kappa-run" on:click=run_sweep>
-                            {move || if snap.with(|s| s.sweep_running) { "cancel the κ sweep" } else { "run the κ sweep" }}
-                        </button>
-                    })}
-                    <button data-testid="present-toggle" title="large type, the chosen plots only, fullscreen (F)" on:click=move |_| {
-                        let on = !form.with_untracked(|c| c.present);
-                        set_present(form, on, true);
-                    }>{move || if form.with(|c| c.present) { "leave presentation" } else { "present" }}</button>
-                    <span class="counter">"iteration " <strong data-testid="iteration">{move || snap.with(|s| s.iteration)}</strong></span>
-                    <span
-                        class="counter network"
-                        title="the networks in force"
-                        data-testid="session"
-                        data-generation=move || snap.with(|s| s.generation.to_string())
-                        data-reported=move || snap.with(|s| s.reported.to_string())
-                    >{move || snap.with(|s| s.session.clone())}</span>
-                </div>
-                <div class="toolbar secondary">
-                    <button data-testid="share" title="a link that restores this exact setup" on:click=open_share>"share"</button>
-                    <button data-testid="export-csv" title="every recorded metric, one row per iteration" on:click=move |_| export_metrics(true)>"metrics CSV"</button>
-                    <button data-testid="export-json" title="configuration, seed and history; loads back" on:click=move |_| export_metrics(false)>"save run (JSON)"</button>
-                    <label class="file" title="several saved runs can be shown at once, each dashed in its own pattern; reset clears them">"load saved runs " <input type="file" accept=".json,application/json" data-testid="load-run" on:change=on_load /></label>
-                    <button data-testid="glossary-toggle" on:click=move |_| glossary.update(|g| *g = !*g)>"symbols"</button>
-                    <button data-testid="keys-toggle" title="keyboard shortcuts (?)" on:click=move |_| keys.update(|k| *k = !*k)>"keys"</button>
-                </div>
-                {move || share.with(|s| s.0).then(|| view! {
-                    <div class="share-panel" data-testid="share-panel">
-                        <input type="text" readonly data-testid="share-url" aria-label="the link to this setup" prop:value=share_link />
-                        <label class="check"><input type="checkbox" data-testid="share-hide" prop:checked=move || share.with(|s| s.1) on:change=move |ev| { let on = event_target_checked(&ev); share.update(|s| s.1 = on); } />"hide the controls"</label>
-                        <label class="check"><input type="checkbox" data-testid="share-present" prop:checked=move || share.with(|s| s.2) on:change=move |ev| { let on = event_target_checked(&ev); share.update(|s| s.2 = on); } />"open in presentation mode"</label>
-                    </div>
-                })}
-                {move || glossary.get().then(|| view! {
-                    <section class="glossary" data-testid="glossary">
-                        <h2>"Symbols"</h2>
-                        <table>{GLOSSARY.iter().map(|(sym, what)| view! { <tr><th>{*sym}</th><td>{*what}</td></tr> }).collect::<Vec<_>>()}</table>
-                    </section>
-                })}
-                <div class="scores">
-                    {move || snap.with(|s| s.rules.iter().map(|row| {
-                        let color = swatch(row.name.parse().unwrap_or(Rule::ALL[0]));
-                        view! {
-                            <div class="score" style=format!("border-color:{color}")>
-                                <div class="label">{row.label}</div>
-                                <div>"test accuracy " <strong data-testid=format!("test-accuracy-{}", row.name)>{row.accuracy.clone()}</strong></div>
-                                <div>"training loss " <strong data-testid=format!("train-loss-{}", row.name)>{row.loss.clone()}</strong></div>
-                                {row.kappa.clone().map(|k| view! {
-                                    <div class="kappa">"κ " <strong data-testid=format!("kappa-{}", row.name)>{k}</strong></div>
-                                })}
-                                <div class="state" data-testid=format!("state-{}", row.name)>{row.state.clone()}</div>
-                            </div>
-                        }
-                    }).collect::<Vec<_>>())}
-                </div>
-                <div class="status-line">
-                    <span data-testid="phase">{move || snap.with(|s| s.phase.clone())}</span>
-                    <span>{move || snap.with(|s| s.epoch.clone())}</span>
-                    <span data-testid="throughput">{move || snap.with(|s| s.throughput.clone())}</span>
-                    <span data-testid="memory">{move || snap.with(|s| s.memory.clone())}</span>
-                </div>
-                <details class="capabilities">
-                    <summary>"GPU capabilities"</summary>
-                    <span data-testid="capabilities">{move || snap.with(|s| s.capabilities.clone())}</span>
-                </details>
-                <div class="view-rule">
-                    <label class="field inline">
-                        <span>"energies of"</span>
-                        <select data-testid="view-rule" on:change=move |ev| {
-                            let v = event_target_value(&ev);
-                            runner::with(|r| {
-                                r.view_rule = Rule::ALL.iter().find(|x| x.name() == v).map(|x| x.name());
-                                r.touch();
-                            });
-                        }>
-                            {move || pc_rules().into_iter().map(|r| {
-                                let name = r.name();
-                                view! { <option value=name selected=move || snap.with(|s| s.view_rule == Some(name))>{r.label()}</option> }
-                            }).collect::<Vec<_>>()}
-                        </select>
-                    </label>
-                    <span class="inference-note" data-testid="inference-state">{move || snap.with(|s| s.inference.clone())}</span>
-                </div>
-                <div class="plots">
-                    {(0..6).map(|i| view! { {move || plot_in[i / 3].get().then(|| view! { <Plot index=i hover form /> })} }).collect::<Vec<_>>()}
-                </div>
-                {move || sections_in.get().then(|| view! {
-                    <Conditioning snap hover form />
-                    <LrGridSection snap hover form />
-                })}
-                <section class="messages" data-testid="status" aria-label="messages">
-                    {move || snap.with(|s| s.messages.iter().map(|m| view! { <p class=m.level.class()>{m.text.clone()}</p> }).collect::<Vec<_>>())}
-                </section>
-                <p class="gpu-check">
-                    <button data-testid="gpu-check-run" on:click=move |_| wasm_bindgen_futures::spawn_local(gpu_check(check))>
-                        "check the GPU kernels against the CPU reference"
-                    </button>
-                    <span id="gpu-check" data-testid="gpu-check" data-state=move || check.with(|c| c.1)>{move || check.with(|c| c.0.clone())}</span>
-                </p>
-            </main>
-        </div>
-        <footer>
-            {format!("pclab {} · ", crate::VERSION)}
-            "MNIST: Y. LeCun, C. Cortes, C. J. C. Burges (CC BY-SA 3.0). Press ? for keyboard shortcuts."
-        </footer>
-        </div>
-    }
+           <div class="app" class:present=move || form.with(|c| c.present)>
+           <a class="skip-link" href="#controls-bar">"skip to the training controls"</a>
+           <header>
+               <h1>"pclab"</h1>
+               <p class="tagline">"Deep residual predictive coding networks — standard PC, μPC and backprop — trained live on MNIST, on your GPU."</p>
+               <p class="backend" data-state=move || snap.with(|s| s.backend_state)>
+                   <span data-testid="backend">{move || snap.with(|s| s.backend.clone())}</span>
+                   {move || (snap.with(|s| s.backend_state) == "software").then(|| view! {
+                       <span class="warn" data-testid="software-adapter">
+                           " ⚠ a software adapter: a CPU pretending to be a GPU. The page's own CPU worker is usually faster here. "
+                           <button class="small" data-testid="use-cpu" on:click=move |_| commit(form, "device", "cpu")>"train on the CPU worker instead"</button>
+                       </span>
+                   })}
+               </p>
+               <TourBar form />
+               {move || form.with(|c| c.preset.filter(|_| c.tour.is_none())).map(|p| view! {
+                   <section class="preset-text" data-testid="preset-text" aria-label="the preset">
+                       <h2>{p.title()}</h2>
+                       <p>{p.explanation()}</p>
+                   </section>
+               })}
+           </header>
+           <div class="layout">
+               {move || controls_in.get().then(|| view! { <Controls form /> })}
+               <main style=grid_style class:lead3=move || form.with(|c| c.shown_plots().len() == 3)>
+                   {move || snap.with(|s| s.on_cpu.clone()).map(|why| view! {
+                       <section class="panel cpu-banner" class:info=move || form.with(|c| c.cpu) data-testid="cpu-banner">
+                           <h2>"Training on the CPU"</h2>
+                           {snap.with_untracked(|s| s.no_webgpu.is_some()).then(|| view! { <p><strong>"This browser cannot train on the GPU. "</strong></p> })}
+                           <p data-testid="no-webgpu">{why}</p>
+                           <p>"The same networks train on the CPU instead: the reference implementation compiled to WebAssembly (with SIMD), in a background worker, so the page stays responsive. It is much slower than a GPU — keep networks small (depth ≤ 8, width ≤ 128). For the GPU: Chrome, Edge or Opera 113 or later (on Linux, enable chrome://flags/#enable-unsafe-webgpu), Safari 26, or Firefox 141+ on Windows, with the page opened from http://localhost or over https. Every setting is in the address bar, so the same link works there."</p>
+                       </section>
+                   })}
+                   {move || snap.with(|s| s.device_lost.clone()).map(|why| view! {
+                       <section class="panel device-lost" data-testid="device-lost" role="alert">
+                           <h2>"The GPU device was lost"</h2>
+                           <p>{why}</p>
+                           <p>"A driver reset, a GPU switched off or out of memory, or another tab that took it. Training is paused; the networks' state from the latest evaluation is kept on the CPU side."</p>
+                           <button class="primary" data-testid="recover" on:click=move |_| { runner::with(|r| r.recover()); }>"create a new GPU device and resume"</button>
+                       </section>
+                   })}
+                   {move || keys.get().then(|| view! {
+                       <section class="overlay" data-testid="keys-help" role="dialog" aria-label="keyboard shortcuts">
+                           <h2>"Keyboard"</h2>
+                           <table>{SHORTCUTS.iter().map(|(k, what)| view! { <tr><th><kbd>{*k}</kbd></th><td>{*what}</td></tr> }).collect::<Vec<_>>()}</table>
+                           <p class="caption">"Shortcuts do nothing while you type in a field."</p>
+                           <button on:click=move |_| keys.set(false)>"close"</button>
+                       </section>
+                   })}
+                   <p class="sr-only" role="status" aria-live="polite" data-testid="live">{live}</p>
+                   <div class="toolbar" id="controls-bar" tabindex="-1">
+                       <button data-testid="play" class="primary" class:hidden=hidden("play") on:click=play>
+                           {move || if snap.with(|s| s.playing) { "pause" } else { "▶ play" }}
+                       </button>
+                       <button data-testid="step" class:hidden=hidden("step") title="one training iteration (→)" on:click=move |_| { runner::with(|r| r.step_iteration()); }>"step iteration"</button>
+                       <button data-testid="step-inference" class:hidden=hidden("step-inference") title="one inference step of an iteration (Shift+→)" on:click=move |_| { runner::with(|r| r.step_inference()); }>"step inference"</button>
+                       <button data-testid="reset" class:hidden=hidden("reset") title="start again from the seed (R)" on:click=move |_| { runner::with(|r| { r.ghosts.clear(); r.reset(); }); }>"reset"</button>
+                       <button
+                           data-testid="param-toggle"
+                           class="switch"
+                           class:hidden=hidden("param-toggle")
+                           aria-pressed=move || match param_state() { Some(Param::Mupc) => "true", Some(Param::Sp) => "false", None => "mixed" }
+                           title="μPC's Depth-μP scaling on or off for every rule: restarts them from the same seed (P)"
+                           on:click=switch
+                       >
+                           "μPC scaling: "
+                           <strong data-testid="param-state">{move || match param_state() {
+                               Some(Param::Mupc) => "on",
+                               Some(Param::Sp) => "off (standard PC)",
+                               None => "both run — press for μPC only",
+                           }}</strong>
+                       </button>
+                       <label class="field inline" class:hidden=hidden("speed")>
+                           <span>"speed"</span>
+                           <select data-testid="speed" on:change=move |ev| {
+                               let v = event_target_value(&ev);
+                               let speed = SPEEDS.iter().find(|s| s.0 == v).and_then(|s| s.1);
+                               runner::with(|r| r.speed = speed);
+                           }>
+                               {SPEEDS.iter().map(|s| view! { <option value=s.0>{s.0}</option> }).collect::<Vec<_>>()}
+                           </select>
+                       </label>
+                       <label class="field inline device" title="where the networks train: the GPU (WebGPU) or the CPU (a Web Worker)">
+                           <span>"device"</span>
+                           <select data-testid="device" on:change=move |ev| commit(form, "device", &event_target_value(&ev))>
+                               <option value="gpu" disabled=move || !snap.with(|s| s.has_gpu) selected=move || !form.with(|c| c.cpu)>"GPU (WebGPU)"</option>
+                               <option value="cpu" selected=move || form.with(|c| c.cpu) || !snap.with(|s| s.has_gpu)>"CPU (worker)"</option>
+                           </select>
+                       </label>
+                       {move || shows_sweep().then(|| view! {
+                           <button data-testid="present-kappa-run" on:click=run_sweep>
+                               {move || if snap.with(|s| s.sweep_running) { "cancel the κ sweep" } else { "run the κ sweep" }}
+                           </button>
+                       })}
+                       <button data-testid="present-toggle" title="large type, the chosen plots only, fullscreen (F)" on:click=move |_| {
+                           let on = !form.with_untracked(|c| c.present);
+                           set_present(form, on, true);
+                       }>{move || if form.with(|c| c.present) { "leave presentation" } else { "present" }}</button>
+                       <span class="counter">"iteration " <strong data-testid="iteration">{move || snap.with(|s| s.iteration)}</strong></span>
+                       <span
+                           class="counter network"
+                           title="the networks in force"
+                           data-testid="session"
+                           data-generation=move || snap.with(|s| s.generation.to_string())
+                           data-reported=move || snap.with(|s| s.reported.to_string())
+                       >{move || snap.with(|s| s.session.clone())}</span>
+                   </div>
+                   <div class="toolbar secondary">
+                       <button data-testid="share" title="a link that restores this exact setup" on:click=open_share>"share"</button>
+                       <button data-testid="export-csv" title="every recorded metric, one row per iteration" on:click=move |_| export_metrics(true)>"metrics CSV"</button>
+                       <button data-testid="export-json" title="configuration, seed and history; loads back" on:click=move |_| export_metrics(false)>"save run (JSON)"</button>
+                       <label class="file" title="several saved runs can be shown at once, each dashed in its own pattern; reset clears them">"load saved runs " <input type="file" accept=".json,application/json" data-testid="load-run" on:change=on_load /></label>
+    <TourMenu form />
+                       <button data-testid="glossary-toggle" on:click=move |_| glossary.update(|g| *g = !*g)>"symbols"</button>
+                       <button data-testid="keys-toggle" title="keyboard shortcuts (?)" on:click=move |_| keys.update(|k| *k = !*k)>"keys"</button>
+                   </div>
+                   {move || share.with(|s| s.0).then(|| view! {
+                       <div class="share-panel" data-testid="share-panel">
+                           <input type="text" readonly data-testid="share-url" aria-label="the link to this setup" prop:value=share_link />
+                           <label class="check"><input type="checkbox" data-testid="share-hide" prop:checked=move || share.with(|s| s.1) on:change=move |ev| { let on = event_target_checked(&ev); share.update(|s| s.1 = on); } />"hide the controls"</label>
+                           <label class="check"><input type="checkbox" data-testid="share-present" prop:checked=move || share.with(|s| s.2) on:change=move |ev| { let on = event_target_checked(&ev); share.update(|s| s.2 = on); } />"open in presentation mode"</label>
+                       </div>
+                   })}
+                   {move || glossary.get().then(|| view! {
+                       <section class="glossary" data-testid="glossary">
+                           <h2>"Symbols"</h2>
+                           <table>{GLOSSARY.iter().map(|(sym, what)| view! { <tr><th>{*sym}</th><td>{*what}</td></tr> }).collect::<Vec<_>>()}</table>
+                       </section>
+                   })}
+                   <div class="scores">
+                       {move || snap.with(|s| s.rules.iter().map(|row| {
+                           let color = swatch(row.name.parse().unwrap_or(Rule::ALL[0]));
+                           view! {
+                               <div class="score" style=format!("border-color:{color}")>
+                                   <div class="label">{row.label}</div>
+                                   <div>"test accuracy " <strong data-testid=format!("test-accuracy-{}", row.name)>{row.accuracy.clone()}</strong></div>
+                                   <div>"training loss " <strong data-testid=format!("train-loss-{}", row.name)>{row.loss.clone()}</strong></div>
+                                   {row.kappa.clone().map(|k| view! {
+                                       <div class="kappa">"κ " <strong data-testid=format!("kappa-{}", row.name)>{k}</strong></div>
+                                   })}
+                                   <div class="state" data-testid=format!("state-{}", row.name)>{row.state.clone()}</div>
+                               </div>
+                           }
+                       }).collect::<Vec<_>>())}
+                   </div>
+                   <div class="status-line">
+                       <span data-testid="phase">{move || snap.with(|s| s.phase.clone())}</span>
+                       <span>{move || snap.with(|s| s.epoch.clone())}</span>
+                       <span data-testid="throughput">{move || snap.with(|s| s.throughput.clone())}</span>
+                       <span data-testid="memory">{move || snap.with(|s| s.memory.clone())}</span>
+                   </div>
+                   <details class="capabilities">
+                       <summary>"GPU capabilities"</summary>
+                       <span data-testid="capabilities">{move || snap.with(|s| s.capabilities.clone())}</span>
+                   </details>
+                   <div class="view-rule">
+                       <label class="field inline">
+                           <span>"energies of"</span>
+                           <select data-testid="view-rule" on:change=move |ev| {
+                               let v = event_target_value(&ev);
+                               runner::with(|r| {
+                                   r.view_rule = Rule::ALL.iter().find(|x| x.name() == v).map(|x| x.name());
+                                   r.touch();
+                               });
+                           }>
+                               {move || pc_rules().into_iter().map(|r| {
+                                   let name = r.name();
+                                   view! { <option value=name selected=move || snap.with(|s| s.view_rule == Some(name))>{r.label()}</option> }
+                               }).collect::<Vec<_>>()}
+                           </select>
+                       </label>
+                       <span class="inference-note" data-testid="inference-state">{move || snap.with(|s| s.inference.clone())}</span>
+                   </div>
+                   <div class="plots">
+                       {(0..6).map(|i| view! { {move || plot_in[i / 3].get().then(|| view! { <Plot index=i hover form /> })} }).collect::<Vec<_>>()}
+                   </div>
+                   {move || sections_in.get().then(|| view! {
+                       <Teaching snap hover form />
+                       <Conditioning snap hover form />
+                       <LrGridSection snap hover form />
+                   })}
+                   <section class="messages" data-testid="status" aria-label="messages">
+                       {move || snap.with(|s| s.messages.iter().map(|m| view! { <p class=m.level.class()>{m.text.clone()}</p> }).collect::<Vec<_>>())}
+                   </section>
+                   <p class="gpu-check">
+                       <button data-testid="gpu-check-run" on:click=move |_| wasm_bindgen_futures::spawn_local(gpu_check(check))>
+                           "check the GPU kernels against the CPU reference"
+                       </button>
+                       <span id="gpu-check" data-testid="gpu-check" data-state=move || check.with(|c| c.1)>{move || check.with(|c| c.0.clone())}</span>
+                   </p>
+               </main>
+           </div>
+           <footer>
+               {format!("pclab {} · ", crate::VERSION)}
+               "MNIST: Y. LeCun, C. Cortes, C. J. C. Burges (CC BY-SA 3.0). Press ? for keyboard shortcuts."
+           </footer>
+           </div>
+       }
 }
 
 /// Raises `stage` by one after each frame (a timer after an animation frame, so that each part

@@ -103,6 +103,38 @@ pub const PLOTS: [PlotDef; PlotId::COUNT] = [
         help: "Each cell is a fresh network trained for the chosen number of iterations with that weight learning rate η_w (rows) and inference rate η_z (columns); its colour and number are the lowest training loss it reached (darker is better, × diverged). The two panels are two depths (or widths). The paper's Fig. 1 left: under μPC the region of good rates stays in the same place from 16 to 128 layers and across widths, so rates tuned on a small network transfer to a large one; under standard PC it moves and shrinks.",
         reads_session: false,
     },
+    PlotDef {
+        id: PlotId::Alignment,
+        title: "PC's gradients against backprop's",
+        caption: "Cosine between each PC rule's weight gradient after inference and backprop's at the same weights and batch, every 10 iterations: the median over layers with a gradient, their range shaded (CPU).",
+        short: "Cosine of PC's weight gradient with backprop's: median over layers.",
+        help: "Every 10 iterations each PC rule's weight gradient after inference, ∂F/∂W_l, is compared with backprop's gradient of the loss at the same weights and on the same batch, ∂ℓ̃/∂W_l, with ℓ̃ = ½·mean‖y − ŷ‖² (the energy's scale, so that F = ℓ̃ at the feedforward point). The line is the median cosine over the layers that have a PC gradient, the band their range. A cosine of 1 means PC moves the weights in backprop's direction (Whittington & Bogacz 2017; Millidge et al. 2020). Layers the error has not reached have no PC gradient at all and are left out, not counted as 0. Computed on the CPU backend (choose “CPU” under device); the GPU kernels do not compare gradients yet.",
+        reads_session: true,
+    },
+    PlotDef {
+        id: PlotId::AlignmentSteps,
+        title: "The gradient turning toward backprop's",
+        caption: "The latest aligned iteration: cosine of PC's gradient with backprop's by layer (rows) after t inference steps (columns); blank: no PC gradient (the layer's error is exactly zero).",
+        short: "Cosine with backprop's by layer × inference step; blank: no gradient.",
+        help: "One aligned iteration of the chosen PC rule, read left to right: column t is PC's weight gradient after t inference steps, compared with backprop's layer by layer. At t = 0 only the output layer has an error, and its PC gradient is backprop's exactly (cosine 1). Each step the error moves down one layer, so a new row fills in; blank cells are layers whose error is still exactly zero — no gradient at all, which is not a cosine of 0. A few layers below the output the error's step is so small that in f32 it rounds away, so deep layers can stay blank even after the wavefront has passed (docs/maths.md §11). Under the pointer: the cosine and the norm ratio ‖∂F/∂W_l‖ / ‖∂ℓ̃/∂W_l‖ (small far from the output: the error decays on its way down). With more than 16 steps every k-th step is shown.",
+        reads_session: true,
+    },
+    PlotDef {
+        id: PlotId::AlignmentSweep,
+        title: "PC approaches backprop when width outgrows depth",
+        caption: "Linear networks at initialisation, inference run to equilibrium (float64): left, the median cosine of PC's gradients with backprop's; right, the equilibrated energy over the BP loss, F*/ℓ̃; both against N/H (median over the networks with that ratio, range shaded).",
+        short: "At equilibrium: cosine with BP and F*/ℓ̃ against N/H.",
+        help: "Each point is a linear network (N = 16 … 128, H = 2 … 16) at initialisation, one batch of 4 images, inference run until the energy stops moving. Left: the median over layers of the cosine between PC's equilibrium weight gradient and backprop's. Right: the equilibrated energy F* over backprop's loss ℓ̃ on the energy's scale. Innocenti, Achour & Bogacz (2026) showed that under stable parameterisations such as μPC both go to 1 — PC computes backprop — when the width is much larger than the depth; standard PC stays away from it, its strong feedback bending the equilibrium. Networks deeper than about 8 may not settle within 4000 steps (the progress line counts them): that slowness is the ill-conditioning of inference.",
+        reads_session: false,
+    },
+    PlotDef {
+        id: PlotId::Confusion,
+        title: "Confusion matrices",
+        caption: "At the latest evaluation, per rule: how many of the 10 000 test images of each digit (rows) were guessed as each digit (columns); log colour, the diagonal outlined.",
+        short: "True digit × guess at the latest evaluation; diagonal: right.",
+        help: "Each panel is one rule's test evaluation: row d, column g counts the test images of digit d that the network's feedforward pass classified as g. The outlined diagonal holds the right answers, and the diagonal's sum over 10 000 is the test accuracy. Colours are on a log scale (grey: none), so the rare confusions stay visible; the count is under the pointer.",
+        reads_session: true,
+    },
 ];
 
 const _: () = {
@@ -118,6 +150,10 @@ enum Hover {
     Grid(Grid, &'static str),
     /// A learning-rate grid panel (its depth index); the values come from the runner.
     Matrix(usize),
+    /// An aligned iteration's layer × step cosines.
+    Align(crate::pcn::alignment::AlignmentReport),
+    /// A rule's confusion matrix.
+    Confusion(&'static str, crate::data::Evaluation),
 }
 
 thread_local! {
@@ -130,7 +166,7 @@ thread_local! {
 /// pans it, a double click shows all the data again.
 pub fn zoomable(index: usize) -> bool {
     use PlotId::*;
-    matches!(PLOTS[index].id, Accuracy | Loss | ActivationRms | WeightChange | KappaSweep | KappaTraining)
+    matches!(PLOTS[index].id, Accuracy | Loss | ActivationRms | WeightChange | KappaSweep | KappaTraining | Alignment)
 }
 
 /// The x range shown by plot `index` now (plotted units), from its last drawing.
@@ -308,6 +344,10 @@ fn summary(h: &Hover) -> Option<String> {
             ))
         }
         Hover::Matrix(_) => None,
+        Hover::Align(report) => crate::pcn::alignment::cosine_summary(report.last()).map(|(m, lo, hi)| {
+            format!("after inference the median cosine with backprop's gradient is {m:.3} (from {lo:.3} to {hi:.3})")
+        }),
+        Hover::Confusion(label, e) => Some(format!("{label}: {} of {} right", e.correct(), e.images())),
     }
 }
 
@@ -453,6 +493,78 @@ fn render<DB: DrawingBackend>(
             let frame = charts::draw_lines(root, &axes("layer l", "‖ΔW_l‖ / ‖W_l‖", true), &lines, empty)?;
             hover.push((frame, Hover::Lines(lines, "layer")));
         }
+        PlotId::Alignment => {
+            let lines = r.session.as_ref().map_or_else(Vec::new, |s| figures::alignment_lines(&s.runs));
+            let note = alignment_note(r).unwrap_or_else(|| {
+                format!("the first comparison comes at iteration {}", crate::page::PAGE_ALIGN_EVERY)
+            });
+            let ax = figures::alignment_axes().view(view(index));
+            let frame = charts::draw_lines(root, &ax, &lines, &note)?;
+            hover.push((frame, Hover::Lines(lines, "iteration")));
+        }
+        PlotId::AlignmentSteps => {
+            let run = r.session.as_ref().and_then(|s| s.runs.iter().find(|run| Some(run.name()) == r.view_rule));
+            match run.and_then(|run| run.last_alignment.as_ref().map(|(at, a)| (run, *at, a))) {
+                Some((run, at, report)) => {
+                    let (xl, yl, values) = figures::alignment_matrix(report);
+                    let title = format!("{} · iteration {at}", run.settings.rule.label());
+                    let frame = charts::draw_matrix_styled(
+                        root,
+                        scale,
+                        &title,
+                        ("inference step t", &xl),
+                        ("layer l", &yl),
+                        &values,
+                        &figures::alignment_style(),
+                    )?;
+                    hover.push((frame, Hover::Align(report.clone())));
+                }
+                None => {
+                    let note = alignment_note(r).unwrap_or_else(|| "waiting for the first aligned iteration…".into());
+                    charts::draw_lines(root, &Axes::new("inference step t", "layer l"), &[], &note)?;
+                }
+            }
+        }
+        PlotId::AlignmentSweep => {
+            let (left, right) = charts::split_panels(root, 0.5);
+            let note = if r.align_sweep.is_none() {
+                "press “run the alignment sweep”"
+            } else {
+                "the first networks are settling…"
+            };
+            for (area, energy) in [(left, false), (right, true)] {
+                let lines = align_sweep_lines(r, energy);
+                let y = if energy { "F* / ℓ̃ at equilibrium" } else { "median cosine with BP" };
+                let ax = Axes::new("width / depth N/H", y).log_x().bounded(if energy { 0.0 } else { -1.0 }, 1.05);
+                let frame = charts::draw_lines_at(&area, scale, &ax, &lines, note)?;
+                hover.push((frame, Hover::Lines(lines, "N/H")));
+            }
+        }
+        PlotId::Confusion => {
+            let evals: Vec<(&'static str, &'static str, usize, &crate::data::Evaluation)> = r
+                .session
+                .as_ref()
+                .map(|s| {
+                    s.runs
+                        .iter()
+                        .filter_map(|run| {
+                            run.last_eval.as_ref().map(|(at, e)| (run.name(), run.settings.rule.label(), *at, e))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if evals.is_empty() {
+                let note = format!("the first test evaluation comes at iteration {}", r.cfg.eval_every);
+                charts::draw_lines(root, &Axes::new("guessed", "true digit"), &[], &note)?;
+            } else {
+                let panels: Vec<(&str, usize, &crate::data::Evaluation)> =
+                    evals.iter().map(|e| (e.1, e.2, e.3)).collect();
+                let frames = figures::draw_confusions(root, scale, &panels)?;
+                for (frame, e) in frames.into_iter().zip(&evals) {
+                    hover.push((frame, Hover::Confusion(e.1, e.3.clone())));
+                }
+            }
+        }
     }
     root.present().map_err(|e| format!("drawing failed: {e:?}"))?;
     Ok(hover)
@@ -468,11 +580,83 @@ pub fn hover_text(index: usize, px: f64, py: f64) -> String {
                     Hover::Lines(lines, name) => charts::line_hover(lines, x, name),
                     Hover::Grid(grid, name) => charts::grid_hover(grid, x, y, name),
                     Hover::Matrix(k) => matrix_hover(*k, x, y),
+                    Hover::Align(report) => align_hover(report, x, y),
+                    Hover::Confusion(label, e) => {
+                        let (g, l) = charts::matrix_cell(x, y);
+                        let l = e.confusion.len().saturating_sub(1).saturating_sub(l);
+                        match e.confusion.get(l).and_then(|row| row.get(g)) {
+                            Some(c) if l == g => format!("{label}: {c} of the {}s guessed right", l),
+                            Some(c) => format!("{label}: {c} test images of a {l} guessed as {g}"),
+                            None => String::new(),
+                        }
+                    }
                 };
             }
         }
         String::new()
     })
+}
+
+/// Why the alignment plots are empty, when they cannot fill: no PC rule, or a GPU run.
+fn alignment_note(r: &Runner) -> Option<String> {
+    let s = r.session.as_ref()?;
+    let pc: Vec<_> = s.runs.iter().filter(|run| run.settings.rule.is_pc()).collect();
+    if pc.is_empty() {
+        return Some("no PC rule is running: alignment compares PC's gradients with backprop's".into());
+    }
+    pc.iter()
+        .any(|run| run.backend.gpu().is_some())
+        .then(|| "the GPU kernels do not compare gradients yet: choose “CPU” under device".to_string())
+}
+
+/// The layer × step cell under the pointer, in words.
+fn align_hover(report: &crate::pcn::alignment::AlignmentReport, x: f64, y: f64) -> String {
+    let (c, l) = charts::matrix_cell(x, y);
+    let (Some(t), Some(profile)) = (report.at.get(c), report.steps.get(c)) else { return String::new() };
+    match profile.get(l) {
+        Some(Some(a)) => format!(
+            "layer {} after {t} step{}: cosine {:.4}, ‖∂F/∂W‖ / ‖∂ℓ̃/∂W‖ = {}",
+            l + 1,
+            if *t == 1 { "" } else { "s" },
+            a.cosine,
+            charts::humane(a.norm_ratio, 3)
+        ),
+        Some(None) => format!("layer {} after {t} steps: no PC gradient — its error is exactly zero (not reached yet, or rounded away in f32)", l + 1),
+        None => String::new(),
+    }
+}
+
+/// Median cosine (`energy = false`) or `F*/ℓ̃` against `N/H` per parameterisation, the range
+/// over networks with the same ratio shaded.
+fn align_sweep_lines(r: &Runner, energy: bool) -> Vec<Line> {
+    let Some(sw) = r.align_sweep.as_ref() else { return Vec::new() };
+    [(Scheme::Sp, "standard PC", "sp"), (Scheme::Mupc, "μPC", "mupc")]
+        .into_iter()
+        .map(|(scheme, label, color)| {
+            let mut by_ratio: Vec<(f64, f64)> = sw
+                .results
+                .iter()
+                .filter(|p| p.scheme == scheme)
+                .filter_map(|p| {
+                    let v = if energy {
+                        p.eq.energy_ratio()
+                    } else {
+                        crate::pcn::alignment::cosine_summary(&p.eq.profile)?.0
+                    };
+                    Some((p.width as f64 / p.depth as f64, v))
+                })
+                .collect();
+            by_ratio.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let (mut points, mut band) = (Vec::new(), Vec::new());
+            for chunk in by_ratio.chunk_by(|a, b| a.0 == b.0) {
+                let mut v: Vec<f64> = chunk.iter().map(|p| p.1).collect();
+                v.sort_by(f64::total_cmp);
+                points.push((chunk[0].0, v[v.len() / 2]));
+                band.push((chunk[0].0, v[0], v[v.len() - 1]));
+            }
+            Line { band, ..line_of(label, color, points, None) }
+        })
+        .collect()
 }
 
 /// The learning-rate grid cell under the pointer, in words.

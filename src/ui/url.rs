@@ -37,6 +37,8 @@ pub(super) fn commit(form: RwSignal<PageConfig>, key: &str, value: &str) {
         ("preset", _) => {
             // A preset replaces the setup but not how the page is shown.
             let (hide, present, plots, cpu) = (next.hide.clone(), next.present, next.plots.clone(), next.cpu);
+            // Choosing a preset leaves a guided tour.
+            next.tour = None;
             next.set(key, value).map(|()| {
                 next.hide = hide;
                 next.present = present;

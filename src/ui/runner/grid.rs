@@ -55,6 +55,7 @@ impl Runner {
                 seed,
                 backend,
                 metrics_every: 1,
+                align_every: 0,
             };
             g.building = true;
             let id = g.id;

@@ -21,6 +21,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+mod alignment;
 mod device;
 mod grid;
 mod kappa;
@@ -28,11 +29,12 @@ mod saved;
 mod snapshot;
 mod sweep;
 
+pub use alignment::AlignSweep;
 pub use device::spawn_build;
 use kappa::page_kappa;
 pub use kappa::PAGE_MAX_HESSIAN;
 use snapshot::Throughput;
-pub use snapshot::{RuleRow, Snapshot};
+pub use snapshot::{Digit, RuleRow, Snapshot, Teaching};
 pub use sweep::{Sweep, SweepPoint};
 
 /// Plots on the page (the runner's dirty flags, indexed by [`PlotId::index`]).
@@ -182,6 +184,10 @@ pub struct Runner {
     pub dirty: [bool; PLOT_COUNT],
     /// The κ sweep, once started.
     pub sweep: Option<Sweep>,
+    /// The width-over-depth alignment sweep, once started.
+    pub align_sweep: Option<AlignSweep>,
+    /// The digits, confusion matrices and alignment as last shown.
+    taught: Teaching,
     /// Deepest network of the sweep.
     pub sweep_max_depth: usize,
     /// Seeds per sweep point.
@@ -241,6 +247,8 @@ pub fn install(cfg: PageConfig, problems: Vec<String>) {
         shown_iteration: 0,
         dirty: [true; PLOT_COUNT],
         sweep: None,
+        align_sweep: None,
+        taught: Teaching::default(),
         sweep_max_depth: crate::presets::SWEEP_DEPTH,
         sweep_seeds: 3,
         kappa_every: 100,
@@ -499,6 +507,7 @@ impl Runner {
                     self.message(Level::Error, format!("{rule} stopped at iteration {iteration}: {message}"))
                 }
                 Event::Eval(_) => {}
+                Event::Alignment(_) => {}
             }
         }
     }

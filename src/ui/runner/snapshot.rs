@@ -32,6 +32,39 @@ pub struct RuleRow {
     pub kappa: Option<String>,
 }
 
+/// One image of the strip of test digits and each rule's guess.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Digit {
+    /// Index into the test set.
+    pub index: usize,
+    /// Its label.
+    pub label: u8,
+    /// Per rule: name, label and its guess at the latest evaluation (`None`: no guess yet, or
+    /// non-finite outputs).
+    pub guesses: Vec<(&'static str, &'static str, Option<u8>)>,
+}
+
+/// One rule's confusion matrix in words (under the plot, `confusion-<rule>`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfusionRow {
+    /// Rule name.
+    pub name: &'static str,
+    /// "μPC at iteration 100: 8 312 of 10 000 right (83.1 %); most often a 4 taken for a 9 (88 times)".
+    pub text: String,
+}
+
+/// The digits, the confusion matrices and the alignment, in words, as last seen (kept while an
+/// evaluation has the session).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Teaching {
+    /// The strip of test digits.
+    pub digits: Vec<Digit>,
+    /// One row per rule evaluated.
+    pub confusion: Vec<ConfusionRow>,
+    /// The latest alignment of each PC rule, or why there is none.
+    pub alignment: String,
+}
+
 /// Everything the page's text shows, rebuilt each frame and compared before it is set.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
@@ -85,6 +118,12 @@ pub struct Snapshot {
     pub capabilities: String,
     /// The learning-rate grid has work left.
     pub lr_running: bool,
+    /// The alignment sweep's progress, in words.
+    pub align_sweep: String,
+    /// The alignment sweep has work left.
+    pub align_sweep_running: bool,
+    /// The digits, confusion matrices and alignment.
+    pub teaching: Teaching,
 }
 
 impl Runner {
@@ -252,7 +291,79 @@ impl Runner {
             lr_grid: self.lr_grid.as_ref().map_or_else(|| "not run yet".into(), |g| g.progress()),
             lr_running: self.lr_grid.as_ref().is_some_and(|g| g.running()),
             capabilities: self.capabilities.clone(),
+            align_sweep: self.align_sweep_text(),
+            align_sweep_running: self.align_sweep_running(),
+            teaching: self.teaching(),
         }
+    }
+
+    /// The digits, the confusion matrices and the alignment in words; while an evaluation has
+    /// the session, what they were.
+    fn teaching(&mut self) -> Teaching {
+        let (Some(s), Some((data, _))) = (self.session.as_ref(), self.data.as_ref()) else {
+            return self.taught.clone();
+        };
+        let sample = crate::data::digit_sample(data.test.len());
+        let digits = sample
+            .iter()
+            .enumerate()
+            .map(|(k, &index)| Digit {
+                index,
+                label: data.test.labels[index],
+                guesses: s
+                    .runs
+                    .iter()
+                    .map(|r| {
+                        let g = r.last_eval.as_ref().and_then(|(_, e)| e.guesses.get(k).copied().flatten());
+                        (r.name(), r.settings.rule.label(), g)
+                    })
+                    .collect(),
+            })
+            .collect();
+        let confusion = s
+            .runs
+            .iter()
+            .filter_map(|r| {
+                let (at, e) = r.last_eval.as_ref()?;
+                let worst = e.worst_confusion().map_or(String::new(), |(l, g, c)| {
+                    format!("; most often a {l} taken for a {g} ({c} time{})", if c == 1 { "" } else { "s" })
+                });
+                let text = format!(
+                    "{} at iteration {at}: {} of {} right ({:.1} %){worst}",
+                    r.settings.rule.label(),
+                    e.correct(),
+                    e.images(),
+                    e.accuracy
+                );
+                Some(ConfusionRow { name: r.name(), text })
+            })
+            .collect();
+        let pc: Vec<_> = s.runs.iter().filter(|r| r.settings.rule.is_pc()).collect();
+        let alignment = if pc.is_empty() {
+            "alignment compares a PC rule's gradients with backprop's: choose standard PC or μPC".into()
+        } else if s.config.align_every == 0 {
+            "alignment is off".into()
+        } else if pc.iter().any(|r| r.backend.gpu().is_some()) {
+            "the GPU kernels do not compare gradients yet: choose the CPU under “device” to see PC's gradients against backprop's".into()
+        } else {
+            let parts: Vec<String> = pc
+                .iter()
+                .map(|r| match r.alignment.last() {
+                    Some((at, p)) => format!(
+                        "{} at iteration {at}: median cosine {:.3} over the layers with a gradient (from {:.3} to {:.3}), F/ℓ̃ = {:.3}",
+                        r.settings.rule.label(),
+                        p.median,
+                        p.min,
+                        p.max,
+                        p.energy_ratio
+                    ),
+                    None => format!("{}: first at iteration {}", r.settings.rule.label(), s.config.align_every),
+                })
+                .collect();
+            parts.join(" · ")
+        };
+        self.taught = Teaching { digits, confusion, alignment };
+        self.taught.clone()
     }
 }
 
