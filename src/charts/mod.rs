@@ -929,17 +929,30 @@ pub struct MatrixStyle {
     pub top_down: bool,
     /// Outline the cells of the diagonal.
     pub diagonal: bool,
+    /// Write each cell's value in it (where it fits, and for at most [`MAX_CELL_LABELS`] cells).
+    pub labels: bool,
 }
+
+/// Most cells a matrix writes its values in: past that the text costs more to draw than the
+/// cells (values stay under the pointer).
+pub const MAX_CELL_LABELS: usize = 160;
 
 impl MatrixStyle {
     /// The learning-rate grids: log colours within `range`, three decimals, row 0 at the bottom.
     pub fn log(range: Option<(f64, f64)>) -> Self {
-        MatrixStyle { log: true, range, digits: 3, top_down: false, diagonal: false }
+        MatrixStyle { log: true, range, digits: 3, top_down: false, diagonal: false, labels: true }
     }
 
     /// Linear colours from `lo` to `hi`, `digits` decimals.
     pub fn linear(lo: f64, hi: f64, digits: usize) -> Self {
-        MatrixStyle { log: false, range: Some((lo, hi.max(lo + 1e-12))), digits, top_down: false, diagonal: false }
+        MatrixStyle {
+            log: false,
+            range: Some((lo, hi.max(lo + 1e-12))),
+            digits,
+            top_down: false,
+            diagonal: false,
+            labels: true,
+        }
     }
 
     /// Where `v` falls on the colour scale, `0 … 1` (`None`: not colourable).
@@ -1068,7 +1081,8 @@ pub fn draw_matrix_styled<DB: DrawingBackend>(
     // below 8 pixels (the value stays under the pointer).
     let chars = if style.digits == 0 { 4.0 } else { 3.0 + style.digits as f64 };
     let size = (0.85 * scale.text).min(cell_w * 0.9 / (chars * 0.62)).min(cell_h * 0.7);
-    if size >= 8.0 {
+    let cells: usize = values.iter().map(Vec::len).sum();
+    if style.labels && cells <= MAX_CELL_LABELS && size >= 8.0 {
         let texts = values.iter().enumerate().flat_map(|(r, row)| {
             row.iter().enumerate().filter_map(|(c, v)| v.map(|v| (c, v))).map(move |(c, v)| {
                 let t = if v.is_finite() { format!("{v:.prec$}", prec = style.digits) } else { "×".into() };

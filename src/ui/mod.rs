@@ -71,13 +71,13 @@ fn App() -> impl IntoView {
     let drawn_at = Rc::new(Cell::new([f64::NEG_INFINITY; runner::PLOT_COUNT]));
     // The page comes in parts, each its own task on the page's thread with a frame between:
     // the header, the toolbar and the scores at once, then the settings, then the live plots in
-    // two halves, then the two experiment sections (whose canvases then follow their size on the
-    // screen).
+    // two halves, then the two experiment sections, then PC against backprop (whose canvases
+    // then follow their size on the screen).
     let stage = RwSignal::new(0u8);
-    stage_in(stage, 4);
+    stage_in(stage, 5);
     // Memos: each part is built once, when its stage comes, not again at the next stage.
     let shown_from = move |k: u8| Memo::new(move |_| stage.get() >= k);
-    let (controls_in, sections_in) = (shown_from(1), shown_from(4));
+    let (controls_in, sections_in, teaching_in) = (shown_from(1), shown_from(4), shown_from(5));
     let plot_in = [shown_from(2), shown_from(3)];
     leptos_use::use_raf_fn(move |_| {
         let now = now_ms();
@@ -348,8 +348,8 @@ fn App() -> impl IntoView {
                    <div class="plots">
                        {(0..6).map(|i| view! { {move || plot_in[i / 3].get().then(|| view! { <Plot index=i hover form /> })} }).collect::<Vec<_>>()}
                    </div>
+                   {move || teaching_in.get().then(|| view! { <Teaching snap hover form /> })}
                    {move || sections_in.get().then(|| view! {
-                       <Teaching snap hover form />
                        <Conditioning snap hover form />
                        <LrGridSection snap hover form />
                    })}

@@ -64,12 +64,15 @@ pub(super) fn Teaching(
             }
         });
     });
-    let rules = move || snap.with(|s| s.rules.iter().map(|r| (r.name, r.label)).collect::<Vec<_>>());
+    // Memos: the snapshot changes every frame while training; these parts only now and then.
+    let rules = Memo::new(move |_| snap.with(|s| s.rules.iter().map(|r| (r.name, r.label)).collect::<Vec<_>>()));
+    let confusion = Memo::new(move |_| snap.with(|s| s.teaching.confusion.clone()));
+    let alignment = Memo::new(move |_| snap.with(|s| s.teaching.alignment.clone()));
     let at = |id: PlotId| id.index();
     view! {
         <section class="conditioning teaching" data-testid="teaching">
             <h2>"PC against backprop"</h2>
-            <p class="caption" data-testid="alignment-state">{move || snap.with(|s| s.teaching.alignment.clone())}</p>
+            <p class="caption" data-testid="alignment-state">{move || alignment.get()}</p>
             <div class="plots">
                 <Plot index=at(PlotId::Alignment) hover form />
                 <Plot index=at(PlotId::AlignmentSteps) hover form />
@@ -77,8 +80,8 @@ pub(super) fn Teaching(
             <h3>"The digits"</h3>
             <p class="caption">
                 "24 test images, the same every time, with each rule's guess at the latest evaluation ("
-                {move || rules().into_iter().map(|(name, label)| view! { <span class=format!("legend rule-{name}")>{label}</span> }).collect::<Vec<_>>()}
-                "); a red frame: some rule got it wrong."
+                {move || rules.get().into_iter().map(|(name, label)| view! { <span class=format!("legend rule-{name}")>{label}</span> }).collect::<Vec<_>>()}
+                "); a red frame: some rule got it wrong. The strip appears at the first test evaluation."
             </p>
             <div class="digits" data-testid="digits">
                 {move || digits.get().into_iter().enumerate().map(|(k, d)| digit_view(k, d)).collect::<Vec<_>>()}
@@ -87,9 +90,9 @@ pub(super) fn Teaching(
                 <Plot index=at(PlotId::Confusion) hover form />
             </div>
             <div class="confusion-notes">
-                {move || snap.with(|s| s.teaching.confusion.iter().map(|c| view! {
-                    <p data-testid=format!("confusion-{}", c.name)>{c.text.clone()}</p>
-                }).collect::<Vec<_>>())}
+                {move || confusion.get().into_iter().map(|c| view! {
+                    <p data-testid=format!("confusion-{}", c.name)>{c.text}</p>
+                }).collect::<Vec<_>>()}
             </div>
             <h3>"Width against depth"</h3>
             <div class="toolbar">

@@ -303,7 +303,9 @@ impl Runner {
         let (Some(s), Some((data, _))) = (self.session.as_ref(), self.data.as_ref()) else {
             return self.taught.clone();
         };
-        let sample = crate::data::digit_sample(data.test.len());
+        // The strip comes with the first evaluation (its guesses), not with the networks.
+        let evaluated = s.runs.iter().any(|r| r.last_eval.is_some());
+        let sample = if evaluated { crate::data::digit_sample(data.test.len()) } else { Vec::new() };
         let digits = sample
             .iter()
             .enumerate()
