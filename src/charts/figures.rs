@@ -121,10 +121,12 @@ pub fn confusion_cells(e: &Evaluation) -> (Vec<String>, Vec<Vec<Option<f64>>>, M
     let labels = (0..e.confusion.len()).map(|d| d.to_string()).collect();
     let values = e.confusion.iter().map(|row| row.iter().map(|&c| Some(c as f64)).collect()).collect();
     let top = e.confusion.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
+    // The counts are under the pointer: 100 numbers a panel cost a frame to draw.
     let style = MatrixStyle {
         top_down: true,
         diagonal: true,
         digits: 0,
+        labels: false,
         ..MatrixStyle::log(Some((0.0, top.log10().max(0.5))))
     };
     (labels, values, style)
