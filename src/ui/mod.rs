@@ -71,14 +71,15 @@ fn App() -> impl IntoView {
     let drawn_at = Rc::new(Cell::new([f64::NEG_INFINITY; runner::PLOT_COUNT]));
     // The page comes in parts, each its own task on the page's thread with a frame between:
     // the header, the toolbar and the scores at once, then the settings, then the live plots in
-    // two halves, then the two experiment sections, then PC against backprop (whose canvases
-    // then follow their size on the screen).
+    // pairs, then the two experiment sections one at a time, then PC against backprop (whose
+    // canvases then follow their size on the screen): a slow machine still gets short tasks.
     let stage = RwSignal::new(0u8);
-    stage_in(stage, 5);
+    stage_in(stage, 7);
     // Memos: each part is built once, when its stage comes, not again at the next stage.
     let shown_from = move |k: u8| Memo::new(move |_| stage.get() >= k);
-    let (controls_in, sections_in, teaching_in) = (shown_from(1), shown_from(4), shown_from(5));
-    let plot_in = [shown_from(2), shown_from(3)];
+    let (controls_in, conditioning_in, grid_in, teaching_in) =
+        (shown_from(1), shown_from(5), shown_from(6), shown_from(7));
+    let plot_in = [shown_from(2), shown_from(3), shown_from(4)];
     leptos_use::use_raf_fn(move |_| {
         let now = now_ms();
         let out = runner::with(|r| {
@@ -346,13 +347,11 @@ fn App() -> impl IntoView {
                        <span class="inference-note" data-testid="inference-state">{move || snap.with(|s| s.inference.clone())}</span>
                    </div>
                    <div class="plots">
-                       {(0..6).map(|i| view! { {move || plot_in[i / 3].get().then(|| view! { <Plot index=i hover form /> })} }).collect::<Vec<_>>()}
+                       {(0..6).map(|i| view! { {move || plot_in[i / 2].get().then(|| view! { <Plot index=i hover form /> })} }).collect::<Vec<_>>()}
                    </div>
                    {move || teaching_in.get().then(|| view! { <Teaching snap hover form /> })}
-                   {move || sections_in.get().then(|| view! {
-                       <Conditioning snap hover form />
-                       <LrGridSection snap hover form />
-                   })}
+                   {move || conditioning_in.get().then(|| view! { <Conditioning snap hover form /> })}
+                   {move || grid_in.get().then(|| view! { <LrGridSection snap hover form /> })}
                    <section class="messages" data-testid="status" aria-label="messages">
                        {move || snap.with(|s| s.messages.iter().map(|m| view! { <p class=m.level.class()>{m.text.clone()}</p> }).collect::<Vec<_>>())}
                    </section>

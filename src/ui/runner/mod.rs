@@ -327,9 +327,12 @@ impl Runner {
         self.kappa.clear();
         self.kappa_jobs.clear();
         self.shown_iteration = 0;
+        // Steps asked for before any network existed (the page still loading) are still wanted.
+        if self.session.is_some() || self.lent {
+            self.steps_requested = 0;
+        }
         self.session = None;
         self.reveal = None;
-        self.steps_requested = 0;
         self.view_rule = self.default_view_rule();
         self.touch();
         if let Some(why) = self.worker.as_ref().and_then(|w| w.dead()) {
