@@ -110,6 +110,17 @@ pub fn alignment_matrix(report: &AlignmentReport) -> (Vec<String>, Vec<String>, 
     (xl, yl, values)
 }
 
+/// A report's layer × step cosines as a matrix (the page's plot and `train --plots`).
+pub fn draw_alignment_steps<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    scale: Scale,
+    title: &str,
+    report: &AlignmentReport,
+) -> Result<super::Frame, String> {
+    let (xl, yl, values) = alignment_matrix(report);
+    draw_matrix_styled(root, scale, title, ("inference step t", &xl), ("layer l", &yl), &values, &alignment_style())
+}
+
 /// The colours of the layer × step cosines: linear from −1 to 1, two decimals.
 pub fn alignment_style() -> MatrixStyle {
     MatrixStyle::linear(-1.0, 1.0, 2)
@@ -199,21 +210,11 @@ pub fn draw_session<DB: DrawingBackend>(
                 .iter()
                 .find_map(|r| r.last_alignment.as_ref().map(|(at, a)| (*at, r, a)))
                 .ok_or("no PC run compared its gradients with backprop's (train with --align-every K)")?;
-            let (xl, yl, values) = alignment_matrix(report);
             let title = format!(
                 "{} · iteration {at} · cosine with backprop's gradient (blank: no PC gradient)",
                 run.settings.rule.label()
             );
-            let scale = Scale::of(root.dim_in_pixel());
-            draw_matrix_styled(
-                root,
-                scale,
-                &title,
-                ("inference step t", &xl),
-                ("layer l", &yl),
-                &values,
-                &alignment_style(),
-            )?
+            draw_alignment_steps(root, Scale::of(root.dim_in_pixel()), &title, report)?
         }
         PlotId::Confusion => {
             let evals: Vec<(&str, usize, &Evaluation)> = runs

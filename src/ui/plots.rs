@@ -506,17 +506,8 @@ fn render<DB: DrawingBackend>(
             let run = r.session.as_ref().and_then(|s| s.runs.iter().find(|run| Some(run.name()) == r.view_rule));
             match run.and_then(|run| run.last_alignment.as_ref().map(|(at, a)| (run, *at, a))) {
                 Some((run, at, report)) => {
-                    let (xl, yl, values) = figures::alignment_matrix(report);
                     let title = format!("{} · iteration {at}", run.settings.rule.label());
-                    let frame = charts::draw_matrix_styled(
-                        root,
-                        scale,
-                        &title,
-                        ("inference step t", &xl),
-                        ("layer l", &yl),
-                        &values,
-                        &figures::alignment_style(),
-                    )?;
+                    let frame = figures::draw_alignment_steps(root, scale, &title, report)?;
                     hover.push((frame, Hover::Align(report.clone())));
                 }
                 None => {
