@@ -633,6 +633,23 @@ await test("PC against backprop: the alignment views, the digits and the confusi
   await page.locator('[data-testid="teaching"]').screenshot({ path: join(shots, "pc-against-bp.png") });
 });
 
+await test("PC against backprop on WebGPU: the GPU kernels compare an aligned iteration's gradients with backprop's and the layer × step view fills", async (page) => {
+  await page.goto(url + "?depth=4&width=32&rules=mupc&eval_every=10&autoplay=1");
+  await ready(page);
+  const backend = await text(page, "backend");
+  check(backend.startsWith("WebGPU"), `the run is not on WebGPU: ${backend}`);
+  await waitFor(page, "an aligned iteration on the GPU", () =>
+    /median cosine/.test(document.querySelector('[data-testid="alignment-state"]')?.textContent ?? ""), null, 120000);
+  await page.click('[data-testid="play"]');
+  await page.waitForTimeout(1000);
+  const alignment = await text(page, "alignment-state");
+  console.log(`     ${backend.slice(0, 60)}… · ${alignment}`);
+  const median = Number(/median cosine (-?[\d.]+)/.exec(alignment)?.[1]);
+  check(median > 0.5 && median <= 1.0001, `median cosine ${median}: μPC at depth 4 follows backprop closely`);
+  const steps = await colouredShare(page, "plot-alignment-steps");
+  check(steps > 0.05, `the layer × step view is blank (${(100 * steps).toFixed(1)} % coloured)`);
+});
+
 await test("the guided tour steps with PageDown/PageUp (not while typing), a ?tour=…&step=3 link opens step 3, and tours save, load and name their bad fields", async (page) => {
   // On the CPU worker, paused: step 3's 64-layer network would keep a software GPU busy.
   await page.goto(url + "?tour=mupc-story&step=3&device=cpu&autoplay=0");

@@ -15,6 +15,9 @@
 //   labels, correct   test labels (B) and the running counts by (label, guess) (evaluation)
 //   stats activation RMS per hidden layer (H), then ‖W_l‖² before and ‖ΔW_l‖² of the Adam update
 //         (L each; written by adam.wgsl's adam_stats)
+//   gb1, gbh, gbo   ∂ℓ̃/∂W_l, backprop's gradients on the energy's scale (aligned iterations only)
+//   asums           per compared inference step c and layer l: ⟨∂F/∂W_l, ∂ℓ̃/∂W_l⟩, ‖∂F/∂W_l‖²,
+//                   ‖∂ℓ̃/∂W_l‖² at [(c·L + l − 1)·3 …]
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> io: array<f32>;
@@ -32,6 +35,10 @@
 @group(0) @binding(13) var<storage, read_write> stats: array<f32>;
 @group(0) @binding(14) var<storage, read_write> labels: array<u32>;
 @group(0) @binding(15) var<storage, read_write> correct: array<atomic<u32>>;
+@group(0) @binding(22) var<storage, read_write> gb1: array<f32>;
+@group(0) @binding(23) var<storage, read_write> gbh: array<f32>;
+@group(0) @binding(24) var<storage, read_write> gbo: array<f32>;
+@group(0) @binding(25) var<storage, read_write> asums: array<f32>;
 
 // Matrix kernels: a workgroup of (TM/4)×(TM/4) threads computes a TM×TM output tile, each
 // thread a 4×4 block, stepping through the summed dimension TK at a time via workgroup memory.
@@ -44,6 +51,7 @@ override WG: u32 = 256u;
 var<workgroup> sa: array<f32, TM * TK>;   // [TK][TM], k-major
 var<workgroup> sb: array<f32, TM * TK>;   // [TK][TM], k-major
 var<workgroup> red: array<f32, 256>;
+var<workgroup> red3: array<vec3<f32>, 256>;
 
 fn big_l() -> u32 { return p.h + 1u; }
 fn tau() -> f32 { return select(0.0, 1.0, p.skips != 0u); }
@@ -370,4 +378,42 @@ fn accuracy(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let label = labels[row];
     if (label < p.o) { atomicAdd(&correct[label * (p.o + 1u) + best], 1u); }
+}
+
+// align_sums: PC's weight gradient (g1, gh, go) against backprop's (gb1, gbh, gbo), one workgroup
+// per layer l = wid.z + 1: ⟨g, g_bp⟩, ‖g‖², ‖g_bp‖² into column p.step of asums (twin:
+// pcn::alignment::profile, which sums in f64).
+@compute @workgroup_size(WG)
+fn align_sums(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let l = wid.z + 1u;
+    let count = out_dim(l) * in_dim(l);
+    let base = select(0u, (l - 2u) * p.n * p.n, l > 1u && l < big_l());
+    var s = vec3<f32>(0.0);
+    for (var i = lid.x; i < count; i += WG) {
+        var a: f32;
+        var b: f32;
+        if (l == 1u) {
+            a = g1[i];
+            b = gb1[i];
+        } else if (l == big_l()) {
+            a = go[i];
+            b = gbo[i];
+        } else {
+            a = gh[base + i];
+            b = gbh[base + i];
+        }
+        s += vec3<f32>(a * b, a * a, b * b);
+    }
+    red3[lid.x] = s;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+        if (lid.x < stride) { red3[lid.x] += red3[lid.x + stride]; }
+        workgroupBarrier();
+    }
+    if (lid.x == 0u) {
+        let at = (p.step * big_l() + l - 1u) * 3u;
+        asums[at] = red3[0].x;
+        asums[at + 1u] = red3[0].y;
+        asums[at + 2u] = red3[0].z;
+    }
 }

@@ -281,7 +281,6 @@ fn train_writes_the_pages_plots_as_svg_and_png() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(format!("{d}.jsonl"));
     fails_with(&["train", "--align-every", "0"], &["align-every must be at least 1"]);
-    fails_with(&["train", "--align-every", "5", "--backend", "gpu"], &["--align-every runs on the CPU backend"]);
 }
 
 /// `reproduce` in shards equals one process, resumes without recomputing, and `report` merges the

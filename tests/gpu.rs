@@ -339,13 +339,21 @@ fn mnist() -> Arc<pclab::data::Mnist> {
     Arc::new(pclab::data::Mnist::load_dir(&dir).expect("MNIST"))
 }
 
-/// Losses (by iteration, then rule) and test accuracies of a session's runs. GPU reports arrive
-/// pipelined, so they are sorted by the iteration they describe.
-fn trace(config: pclab::config::RunConfig, data: Arc<pclab::data::Mnist>) -> (Vec<f64>, Vec<f64>) {
+/// A session's trace: losses (by iteration, then rule), test accuracies, and the alignments
+/// `(iteration, rule, median cosine, F/ℓ̃)`.
+struct Trace {
+    losses: Vec<f64>,
+    accs: Vec<f64>,
+    aligned: Vec<(usize, usize, f64, f64)>,
+}
+
+/// A session's trace. GPU reports arrive pipelined, so they are sorted by the iteration they
+/// describe.
+fn trace(config: pclab::config::RunConfig, data: Arc<pclab::data::Mnist>) -> Trace {
     use pclab::session::{Event, Session};
     let order: Vec<&str> = config.rules.iter().map(|r| r.rule.name()).collect();
     let mut s = Session::new(config, data).expect("session");
-    let (mut losses, mut accs) = (Vec::new(), Vec::new());
+    let (mut losses, mut accs, mut aligned) = (Vec::new(), Vec::new(), Vec::new());
     while !s.is_finished() {
         for ev in s.step() {
             match ev {
@@ -354,12 +362,18 @@ fn trace(config: pclab::config::RunConfig, data: Arc<pclab::data::Mnist>) -> (Ve
                     losses.push((i.iteration, rule, i.report.loss));
                 }
                 Event::Eval(e) => accs.push(e.test_accuracy),
+                Event::Alignment(a) => {
+                    let rule = order.iter().position(|&r| r == a.rule).expect("known rule");
+                    let p = a.summary.expect("a median over the layers with a PC gradient");
+                    aligned.push((a.iteration, rule, p.median, p.energy_ratio));
+                }
                 other => panic!("{other:?}"),
             }
         }
     }
     losses.sort_by_key(|&(it, rule, _)| (it, rule));
-    (losses.into_iter().map(|(.., l)| l).collect(), accs)
+    aligned.sort_by_key(|&(it, rule, ..)| (it, rule));
+    Trace { losses: losses.into_iter().map(|(.., l)| l).collect(), accs, aligned }
 }
 
 #[test]
@@ -375,25 +389,45 @@ fn twenty_mnist_iterations_match_the_cpu_backend() {
         rules: [Rule::Pc(Param::Mupc), Rule::Pc(Param::Sp), Rule::Bp(Param::Mupc)].map(RuleSettings::new).to_vec(),
         iterations: 20,
         eval_every: 10,
+        align_every: 5,
         ..RunConfig::default()
     };
-    let (cpu_loss, cpu_acc) = trace(config.clone(), data.clone());
-    let (gpu_loss, gpu_acc) = trace(RunConfig { backend: BackendKind::Gpu, ..config }, data);
+    let cpu = trace(config.clone(), data.clone());
+    let gpu = trace(RunConfig { backend: BackendKind::Gpu, ..config }, data);
+    let (cpu_loss, cpu_acc, gpu_loss, gpu_acc) = (&cpu.losses, &cpu.accs, &gpu.losses, &gpu.accs);
     // The runs start identical and drift apart by f32 round-off that Adam amplifies in the bottom
     // layers (see the module docs): 1 % on the loss and one point of accuracy after 20 iterations.
     assert_eq!(cpu_loss.len(), gpu_loss.len(), "as many losses on both backends");
     assert_eq!(cpu_acc.len(), gpu_acc.len(), "as many evaluations on both backends");
     assert_eq!(cpu_acc.len(), 2 * 3, "three rules evaluated at iterations 10 and 20");
     let mut worst = 0.0f64;
-    for (i, (c, g)) in cpu_loss.iter().zip(&gpu_loss).enumerate() {
+    for (i, (c, g)) in cpu_loss.iter().zip(gpu_loss).enumerate() {
         let rel = (c - g).abs() / c.abs().max(1e-3);
         worst = nan_max([worst, rel]);
         assert!(rel <= 1e-2, "iteration {}: loss cpu {c} gpu {g}", i / 3 + 1);
     }
-    for (c, g) in cpu_acc.iter().zip(&gpu_acc) {
+    for (c, g) in cpu_acc.iter().zip(gpu_acc) {
         assert!((c - g).abs() <= 1.0, "test accuracy cpu {c} % gpu {g} %");
     }
-    println!("20 MNIST iterations (mupc, sp, bp_mup): largest relative loss difference {worst:.2e}; test accuracy cpu {cpu_acc:?} gpu {gpu_acc:?}");
+    // Both PC rules compared with backprop at iterations 5, 10, 15 and 20, on both backends alike.
+    assert_eq!(cpu.aligned.len(), 8, "{:?}", cpu.aligned);
+    assert_eq!(
+        gpu.aligned.iter().map(|a| (a.0, a.1)).collect::<Vec<_>>(),
+        cpu.aligned.iter().map(|a| (a.0, a.1)).collect::<Vec<_>>()
+    );
+    for (c, g) in cpu.aligned.iter().zip(&gpu.aligned) {
+        assert!(
+            !((c.2 - g.2).abs() > 1e-2 || (c.3 - g.3).abs() > 1e-2 * c.3.abs()),
+            "iteration {} rule {}: median cosine cpu {} gpu {}, F/ℓ̃ cpu {} gpu {}",
+            c.0,
+            c.1,
+            c.2,
+            g.2,
+            c.3,
+            g.3
+        );
+    }
+    println!("20 MNIST iterations (mupc, sp, bp_mup): largest relative loss difference {worst:.2e}; test accuracy cpu {cpu_acc:?} gpu {gpu_acc:?}; alignment (iteration, rule, median cos, F/ℓ̃) cpu {:?} gpu {:?}", cpu.aligned, gpu.aligned);
 }
 
 #[test]
@@ -522,5 +556,151 @@ fn kernel_timestamps_cover_every_dispatch_of_an_iteration() {
             assert!(k.ms.is_finite() && k.ms >= 0.0 && k.flops > 0.0 && k.bytes > 0.0, "{k:?}");
         }
         println!("{learning:?}: {:?}", times.iter().map(|k| (k.name, k.dispatches, k.ms)).collect::<Vec<_>>());
+    }
+}
+
+/// The alignment cases: the wavefront not reaching every layer with strided columns (T = 20 > 16
+/// columns, H = 24), a batch and width that are not multiples of the tile, no skips.
+fn alignment_cases() -> Vec<(Arch, usize, Learning)> {
+    let a = |input, width, hidden, output, act, skips, param| Arch { input, width, hidden, output, act, skips, param };
+    vec![
+        (a(20, 24, 24, 10, Activation::Tanh, true, Param::Mupc), 9, Learning::Pc { eta_z: 0.5, steps: 20 }),
+        (a(30, 33, 3, 10, Activation::Relu, true, Param::Sp), 37, Learning::Pc { eta_z: 0.3, steps: 5 }),
+        (a(12, 16, 4, 4, Activation::Linear, false, Param::Mupc), 16, Learning::Pc { eta_z: 0.5, steps: 8 }),
+    ]
+}
+
+/// One aligned iteration per case on the GPU, on the CPU in f32 and in f64 (from the same f32
+/// weights): every compared step's and layer's cosine and norm ratio within 4× the CPU f32 error
+/// plus 1e-4 of the f64 one, the same layers without a PC gradient (f32 may lose one whose
+/// gradient is under 1e-6 of backprop's, where the CPU's f32 path loses it too), the same steps,
+/// energies and ℓ̃; and the aligned iteration trains exactly as an unaligned one from the same
+/// start (weights bit for bit).
+fn alignment_failures(ctx: &Arc<GpuContext>) -> Vec<String> {
+    use pclab::pcn::alignment::AlignmentReport;
+    let mut bad = Vec::new();
+    for (case, (arch, b, learning)) in alignment_cases().into_iter().enumerate() {
+        let net: Network<f32> = Network::init(arch, 21 + case as u64);
+        let net64: Network<f64> = Network::from_weights(arch, net.scalings, cast(&net.weights)).expect("weights");
+        let (x, y) = batch(&arch, b, 30 + case as u64);
+        let adam = AdamConfig::default();
+        let want = Model::new(net64, learning, 0.01, adam).train_step_aligned(&cast1(&x), &cast1(&y), true);
+        let mine = Model::new(net.clone(), learning, 0.01, adam).train_step_aligned(&x, &y, true);
+        let mut g = block(GpuModel::new(ctx.clone(), &net, b, learning, 0.01, adam)).expect("GPU model");
+        let theirs = block(g.train_step_aligned(&x, &y, true)).expect("aligned GPU iteration");
+        let aligned_weights = block(g.network()).expect("weights").weights;
+        let mut g = block(GpuModel::new(ctx.clone(), &net, b, learning, 0.01, adam)).expect("GPU model");
+        let plain = block(g.train_step(&x, &y)).expect("GPU iteration");
+        let plain_weights = block(g.network()).expect("weights").weights;
+        let name = format!("case {case} ({}, H={}, N={}, B={b})", arch.act, arch.hidden, arch.width);
+        let [want, mine, theirs]: [&AlignmentReport; 3] = match [&want, &mine, &theirs].map(|r| r.alignment.as_ref()) {
+            [Some(a), Some(b), Some(c)] => [a, b, c],
+            got => {
+                bad.push(format!("{name}: alignment reported (f64, f32, GPU) = {:?}", got.map(|r| r.is_some())));
+                continue;
+            }
+        };
+        if plain.alignment.is_some() {
+            bad.push(format!("{name}: an unaligned GPU iteration reported an alignment"));
+        }
+        if aligned_weights != plain_weights {
+            bad.push(format!("{name}: the aligned iteration trained differently from the unaligned one"));
+        }
+        if theirs.at != want.at {
+            bad.push(format!("{name}: compared steps {:?}, the CPU's {:?}", theirs.at, want.at));
+            continue;
+        }
+        let within = |got: f64, f32_: f64, exact: f64, rel: bool, floor: f64| {
+            let s = if rel { exact.abs().max(1e-30) } else { 1.0 };
+            let (e, yard) = ((got - exact).abs() / s, (f32_ - exact).abs() / s);
+            e <= 4.0 * yard + floor
+        };
+        let close = |got: f64, f32_: f64, exact: f64, rel: bool| within(got, f32_, exact, rel, 1e-4);
+        for (c, &t) in want.at.iter().enumerate() {
+            for l in 0..=arch.hidden {
+                match (theirs.steps[c][l], mine.steps[c][l], want.steps[c][l]) {
+                    (None, _, None) => {}
+                    // Far below the front PC's gradient is ~1e-10 of backprop's or less in f64,
+                    // and f32 may round it to zero, as the CPU's f32 path does.
+                    (None, None, Some(wc)) if wc.norm_ratio < 1e-6 => {}
+                    (Some(gc), Some(fc), Some(wc)) => {
+                        // Just behind the front PC's gradient (under 1e-3 of backprop's) is a few
+                        // f32 roundings of the activities' steps: the two f32 paths round apart.
+                        let floor = if wc.norm_ratio < 1e-3 { 1e-2 } else { 1e-4 };
+                        if !within(gc.cosine, fc.cosine, wc.cosine, false, floor)
+                            || !within(gc.norm_ratio, fc.norm_ratio, wc.norm_ratio, true, floor)
+                        {
+                            bad.push(format!(
+                                "{name}: step {t}, layer {}: GPU cos {} ratio {}, CPU f32 cos {} ratio {}, f64 cos {} ratio {}",
+                                l + 1,
+                                gc.cosine,
+                                gc.norm_ratio,
+                                fc.cosine,
+                                fc.norm_ratio,
+                                wc.cosine,
+                                wc.norm_ratio
+                            ));
+                        }
+                    }
+                    (got, _, exact) => bad.push(format!(
+                        "{name}: step {t}, layer {}: GPU {got:?} where the f64 reference has {exact:?} (a PC gradient or none)",
+                        l + 1
+                    )),
+                }
+            }
+        }
+        for (t, ((gf, ff), wf)) in theirs.energies.iter().zip(&mine.energies).zip(&want.energies).enumerate() {
+            if !close(*gf, *ff, *wf, true) {
+                bad.push(format!("{name}: F after step {t}: GPU {gf}, CPU f32 {ff}, f64 {wf}"));
+            }
+        }
+        if theirs.energies.len() != want.energies.len() || !close(theirs.bp_loss, mine.bp_loss, want.bp_loss, true) {
+            bad.push(format!(
+                "{name}: {} energies (want {}), ℓ̃ GPU {} f64 {}",
+                theirs.energies.len(),
+                want.energies.len(),
+                theirs.bp_loss,
+                want.bp_loss
+            ));
+        }
+        println!(
+            "{name}: {} compared steps, median cosine after inference GPU {:.6} f64 {:.6}",
+            want.at.len(),
+            pclab::pcn::alignment::cosine_summary(theirs.last()).map_or(f64::NAN, |s| s.0),
+            pclab::pcn::alignment::cosine_summary(want.last()).map_or(f64::NAN, |s| s.0)
+        );
+    }
+    bad
+}
+
+#[test]
+fn aligned_iterations_compare_gradients_with_backprop_as_the_cpu_does() {
+    let Some(ctx) = gpu() else { return };
+    let bad = alignment_failures(&ctx);
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// Negative controls for the alignment check: the hidden layers' backprop gradient read from the
+/// wrong layer, and PC's ‖g‖² replaced by backprop's — each must be reported.
+#[test]
+fn planted_alignment_defects_are_caught() {
+    if gpu().is_none() {
+        return;
+    }
+    let plant = |from: &str, to: &str| {
+        let mut modules = pclab::gpu::shaders::modules();
+        let (_, src) = modules.iter_mut().find(|(n, _)| *n == "pc").expect("module");
+        assert!(src.contains(from), "the defect's site `{from}` is not in pc.wgsl");
+        *src = src.replace(from, to);
+        modules
+    };
+    for (what, modules) in [
+        ("backprop's gradient of layer 2 for every hidden layer", plant("b = gbh[base + i];", "b = gbh[i];")),
+        ("‖g‖² written as ‖g_bp‖²", plant("asums[at + 1u] = red3[0].y;", "asums[at + 1u] = red3[0].z;")),
+    ] {
+        let ctx = Arc::new(block(GpuContext::with_shaders(&modules)).expect("a device with the planted kernel"));
+        let bad = alignment_failures(&ctx);
+        assert!(!bad.is_empty(), "planted {what}: the alignment check passed");
+        println!("planted {what}: caught in {} places, e.g. {}", bad.len(), bad[0]);
     }
 }

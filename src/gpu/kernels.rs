@@ -1,5 +1,5 @@
 //! Pipelines and their explicit bind-group layouts. Each kernel lists exactly the bindings its WGSL
-//! entry point uses (at most 6 storage buffers, within WebGPU's default of 8 per stage); binding 0
+//! entry point uses (at most 7 storage buffers, within WebGPU's default of 8 per stage); binding 0
 //! is always the `Params` table, selected per dispatch by dynamic offset.
 
 use super::layout::Params;
@@ -62,6 +62,15 @@ pub mod binding {
     /// `lanczos.wgsl`: the tridiagonal's α and β.
     pub const LZ_AB: u32 = 21;
 
+    /// `∂ℓ̃/∂W_1`, backprop's gradient on the energy's scale (aligned iterations).
+    pub const GB1: u32 = 22;
+    /// `∂ℓ̃/∂W_2 … ∂ℓ̃/∂W_H`.
+    pub const GBH: u32 = 23;
+    /// `∂ℓ̃/∂W_L`.
+    pub const GBO: u32 = 24;
+    /// Per compared step and layer: `⟨g, g_bp⟩`, `‖g‖²`, `‖g_bp‖²`.
+    pub const ALIGN: u32 = 25;
+
     /// `adam.wgsl`'s own bindings (a module of its own, over one weight buffer at a time).
     pub mod adam {
         /// The weights.
@@ -111,6 +120,8 @@ pub struct Kernels {
     pub act_rms: Kernel,
     /// Argmax of ŷ against the labels, counted.
     pub accuracy: Kernel,
+    /// Per layer, PC's weight gradient against backprop's: the three sums of a cosine.
+    pub align_sums: Kernel,
     /// Adam over one weight buffer (bindings: w, g, m, v).
     pub adam: Kernel,
     /// Norms of the weights and of the update, per matrix (bindings: w, m, v, stats).
@@ -248,6 +259,7 @@ impl Kernels {
             bp_back: k("pc", pc, pc_consts, "bp_back", &[Z, W1, WH, WO, E]).await?,
             act_rms: k("pc", pc, pc_consts, "act_rms", &[Z, STATS]).await?,
             accuracy: k("pc", pc, pc_consts, "accuracy", &[YHAT, LABELS, CORRECT]).await?,
+            align_sums: k("pc", pc, pc_consts, "align_sums", &[G1, GH, GO, GB1, GBH, GBO, ALIGN]).await?,
             adam: k("adam", adam_module, wg_consts, "adam", &[adam::W, adam::G, adam::M, adam::V]).await?,
             adam_stats: k("adam", adam_module, wg_consts, "adam_stats", &[adam::W, adam::M, adam::V, adam::STATS])
                 .await?,

@@ -30,6 +30,18 @@ pub struct LayerAlignment {
     pub norm_ratio: f64,
 }
 
+impl LayerAlignment {
+    /// From `⟨g, g_bp⟩`, `‖g‖²` and `‖g_bp‖²`; `None` when PC's gradient `g` is zero (the
+    /// wavefront has not reached the layer).
+    pub fn from_sums(dot: f64, pc: f64, bp: f64) -> Option<Self> {
+        if pc == 0.0 {
+            return None;
+        }
+        let (na, nb) = (pc.sqrt(), bp.sqrt());
+        Some(LayerAlignment { cosine: dot / (na * nb), norm_ratio: na / nb })
+    }
+}
+
 /// Layers `1 … L`; `None` where PC has no gradient yet.
 pub type Profile = Vec<Option<LayerAlignment>>;
 
@@ -183,11 +195,8 @@ fn profile_from<T: Real>(pc: &[Mat<T>], bp: &[Mat<T>], from: usize) -> Profile {
             aa += p * p;
             bb += q * q;
         }
-        if aa == 0.0 && a.iter().all(|v| *v == T::zero()) {
-            return;
-        }
-        let (na, nb) = (aa.sqrt(), bb.sqrt());
-        *slot = Some(LayerAlignment { cosine: dot / (na * nb), norm_ratio: na / nb });
+        // In f64 a sum of squares is 0 only when every value is (or is below 1e-154).
+        *slot = LayerAlignment::from_sums(dot, aa, bb);
     });
     out
 }

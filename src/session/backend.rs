@@ -168,8 +168,8 @@ impl Backend {
     /// images at `indices`. Returns the reports that are ready, each with the iteration it
     /// describes: the CPU's at once; a GPU or worker run's when they come back (pipelined,
     /// usually an iteration or two later — see [`Backend::flush`]). With `align` a PC run's
-    /// report compares its gradients with backprop's (on the CPU and in the worker; the GPU
-    /// kernels do not yet, and ignore it).
+    /// report compares its gradients with backprop's (on every backend; a page's GPU run whose
+    /// two readbacks are both in flight skips it rather than wait).
     pub fn train_step(
         &mut self,
         iteration: usize,
@@ -185,7 +185,7 @@ impl Backend {
                 Ok(m.ready_reports()?)
             }
             Backend::Gpu(m) => {
-                m.submit_step(iteration, x, y)?;
+                m.submit_step_aligned(iteration, x, y, align)?;
                 Ok(m.ready_reports(false)?)
             }
         }

@@ -108,7 +108,7 @@ pub const PLOTS: [PlotDef; PlotId::COUNT] = [
         title: "PC's gradients against backprop's",
         caption: "Cosine between each PC rule's weight gradient after inference and backprop's at the same weights and batch, every 10 iterations: the median over layers with a gradient, their range shaded (CPU).",
         short: "Cosine of PC's weight gradient with backprop's: median over layers.",
-        help: "Every 10 iterations each PC rule's weight gradient after inference, ∂F/∂W_l, is compared with backprop's gradient of the loss at the same weights and on the same batch, ∂ℓ̃/∂W_l, with ℓ̃ = ½·mean‖y − ŷ‖² (the energy's scale, so that F = ℓ̃ at the feedforward point). The line is the median cosine over the layers that have a PC gradient, the band their range. A cosine of 1 means PC moves the weights in backprop's direction (Whittington & Bogacz 2017; Millidge et al. 2020). Layers the error has not reached have no PC gradient at all and are left out, not counted as 0. Computed on the CPU backend (choose “CPU” under device); the GPU kernels do not compare gradients yet.",
+        help: "Every 10 iterations each PC rule's weight gradient after inference, ∂F/∂W_l, is compared with backprop's gradient of the loss at the same weights and on the same batch, ∂ℓ̃/∂W_l, with ℓ̃ = ½·mean‖y − ŷ‖² (the energy's scale, so that F = ℓ̃ at the feedforward point). The line is the median cosine over the layers that have a PC gradient, the band their range. A cosine of 1 means PC moves the weights in backprop's direction (Whittington & Bogacz 2017; Millidge et al. 2020). Layers the error has not reached have no PC gradient at all and are left out, not counted as 0. Computed on the run's own device: the GPU runs backprop's kernels on the iteration's batch.",
         reads_session: true,
     },
     PlotDef {
@@ -588,16 +588,11 @@ pub fn hover_text(index: usize, px: f64, py: f64) -> String {
     })
 }
 
-/// Why the alignment plots are empty, when they cannot fill: no PC rule, or a GPU run.
+/// Why the alignment plots are empty, when they cannot fill: no PC rule.
 fn alignment_note(r: &Runner) -> Option<String> {
     let s = r.session.as_ref()?;
-    let pc: Vec<_> = s.runs.iter().filter(|run| run.settings.rule.is_pc()).collect();
-    if pc.is_empty() {
-        return Some("no PC rule is running: alignment compares PC's gradients with backprop's".into());
-    }
-    pc.iter()
-        .any(|run| run.backend.gpu().is_some())
-        .then(|| "the GPU kernels do not compare gradients yet: choose “CPU” under device".to_string())
+    (!s.runs.iter().any(|run| run.settings.rule.is_pc()))
+        .then(|| "no PC rule is running: alignment compares PC's gradients with backprop's".to_string())
 }
 
 /// The layer × step cell under the pointer, in words.

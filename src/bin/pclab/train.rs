@@ -36,7 +36,7 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     pub(crate) plots: Option<PathBuf>,
     /// PC rules: compare the weight gradients with backprop's every K iterations (per layer and
-    /// per inference step; `alignment` lines in --metrics, a table at the end; CPU backend)
+    /// per inference step; `alignment` lines in --metrics, a table at the end)
     #[arg(long, value_name = "K")]
     pub(crate) align_every: Option<usize>,
 }
@@ -62,9 +62,6 @@ pub(crate) fn train(a: TrainArgs) -> Result<(), String> {
     if let Some(k) = a.align_every {
         if k == 0 {
             return Err("align-every must be at least 1, got 0".into());
-        }
-        if c.backend == pclab::config::BackendKind::Gpu {
-            return Err("--align-every runs on the CPU backend: the GPU kernels do not compare gradients with backprop's yet (drop --backend gpu)".into());
         }
         c.align_every = k;
     }

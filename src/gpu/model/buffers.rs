@@ -19,7 +19,8 @@ pub(super) struct Buffers {
     pub(super) energy: wgpu::Buffer,
     pub(super) yhat: wgpu::Buffer,
     pub(super) stats: wgpu::Buffer,
-    /// Staging ring for the energy table followed by the stats: one per readback in flight.
+    /// Staging ring for the energy table followed by the stats (and an aligned iteration's sums):
+    /// one per readback in flight.
     pub(super) read: [wgpu::Buffer; MAX_READBACKS_IN_FLIGHT],
 }
 
@@ -146,12 +147,13 @@ impl GpuModel {
     }
 
     /// The buffers whose size depends on `T`: the params table, the energy table and the two
-    /// metrics staging buffers.
+    /// metrics staging buffers (room for an aligned iteration's sums after the stats).
     pub(super) fn step_buffers(dev: &wgpu::Device, a: &Arch, steps: usize) -> [wgpu::Buffer; 4] {
-        let slots = (a.hidden + steps + 8) as u64;
+        let slots = (a.hidden + steps + 8 + align::ALIGN_COLUMNS) as u64;
         let energy_len = (steps + 1) * (a.hidden + 1);
         let read = |i: usize| {
-            new_buffer(dev, &format!("metrics readback {i}"), bytes_f32(energy_len + stats_len(a)), READBACK)
+            let len = energy_len + stats_len(a) + align::align_len(a);
+            new_buffer(dev, &format!("metrics readback {i}"), bytes_f32(len), READBACK)
         };
         [
             new_buffer(dev, "params", slots * PARAMS_STRIDE, UNIFORM),

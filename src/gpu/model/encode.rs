@@ -51,8 +51,8 @@ impl GpuModel {
     }
 
     /// The parameter table of one iteration: slots `0 … H` the forward layers `1 … L` (also the
-    /// backward layers of BP), `H+1 … H+1+T` the inference steps, then three Adam slots and three
-    /// Adam-stats slots.
+    /// backward layers of BP), `H+1 … H+1+T` the inference steps, then three Adam slots, three
+    /// Adam-stats slots and [`align::ALIGN_COLUMNS`] alignment columns ([`GpuModel::align_slot`]).
     pub(super) fn params_table(&self) -> Vec<u8> {
         let (h, t) = (self.arch.hidden, self.steps);
         let base = self.base_params();
@@ -74,6 +74,7 @@ impl GpuModel {
             count: c as u32,
             ..base
         }));
+        slots.extend((0..align::ALIGN_COLUMNS).map(|c| Params { step: c as u32, ..base }));
         pack_params(&slots)
     }
 
@@ -91,8 +92,26 @@ impl GpuModel {
         *n += 1;
     }
 
+    /// The `Params` slot of alignment column `c`.
+    fn align_slot(&self, c: usize) -> usize {
+        self.arch.hidden + 1 + self.steps + 7 + c
+    }
+
     /// Every dispatch of one training iteration, in order, and how many each inference step takes.
     pub(in crate::gpu) fn dispatches(&self) -> (Vec<Dispatch<'_>>, Vec<usize>) {
+        let (list, per_step, _) = self.dispatches_with(None);
+        (list, per_step)
+    }
+
+    /// [`GpuModel::dispatches`], and with `align` those of an aligned iteration: after the
+    /// forward pass backprop's backward pass and its gradients into `align`'s buffers, and PC's
+    /// gradient with its sums after each compared step. The errors and back-projections must be
+    /// cleared before the dispatch at the returned index (backprop's errors are not inference's);
+    /// it is the list's length without `align`.
+    pub(super) fn dispatches_with<'a>(
+        &'a self,
+        align: Option<&'a AlignBuffers>,
+    ) -> (Vec<Dispatch<'a>>, Vec<usize>, usize) {
         let (h, t) = (self.arch.hidden, self.steps);
         let (b, n, o, d) = (self.batch, self.arch.width, self.arch.output, self.arch.input);
         let (k, g) = (&self.kernels, &self.groups);
@@ -103,13 +122,34 @@ impl GpuModel {
             push(&k.forward, &g.forward, l - 1, [tiles(n), tiles(b), 1]);
         }
         push(&k.act_rms, &g.act_rms, 0, [1, 1, h]);
+        let compared = if align.is_some() { align::compared_steps(t) } else { Vec::new() };
+        let sums_dims = [1, 1, h + 1];
+        if let Some(al) = align {
+            // ê_L = y − ŷ (the first step's slot: from layer L), backprop's errors down to layer 1,
+            // and ∂ℓ̃/∂W_l (grad_scale 1: ℓ̃ is on the energy's scale) into the second gradients.
+            push(&k.errors, &g.errors, h + 1, [tiles(n.max(o)), tiles(b), h + 1]);
+            for l in (2..=h + 1).rev() {
+                push(&k.bp_back, &g.bp_back, l - 1, [tiles(n), tiles(b), 1]);
+            }
+            push(&k.weight_grad, &al.weight_grad, h + 1 + t, [tiles(d.max(n)), tiles(n.max(o)), h + 1]);
+        }
+        // The forward pass and the activation RMS, then backprop's errors, backward pass and gradients.
+        let split = h + 1 + if align.is_some() { h + 2 } else { 0 };
         let mut per_step = Vec::with_capacity(t);
-        let mut count = h + 1;
+        let mut count = split;
         for step in 0..=t {
             let before = count;
             let slot = h + 1 + step;
             push(&k.errors, &g.errors, slot, [tiles(n.max(o)), tiles(b), h + 1]);
             count += 1;
+            if let (Some(al), Some(c)) = (align, compared.iter().position(|&s| s == step)) {
+                if step < t {
+                    // PC's gradient at this step's errors (before the update moves z), and its sums.
+                    push(&k.weight_grad, &g.weight_grad, slot, [tiles(d.max(n)), tiles(n.max(o)), h + 1]);
+                    push(&k.align_sums, &al.sums_group, self.align_slot(c), sums_dims);
+                    count += 2;
+                }
+            }
             if step < t {
                 push(&k.back_project, &g.back_project, slot, [tiles(n), tiles(b), h]);
                 count += 1;
@@ -130,6 +170,9 @@ impl GpuModel {
             }
         }
         push(&k.weight_grad, &g.weight_grad, last, [tiles(d.max(n)), tiles(n.max(o)), h + 1]);
+        if let Some(al) = align {
+            push(&k.align_sums, &al.sums_group, self.align_slot(compared.len() - 1), sums_dims);
+        }
         for (i, c) in matrix_sizes(&self.arch).iter().enumerate() {
             let groups = c.div_ceil(ELEMENTWISE_WG as usize).clamp(1, ADAM_GROUPS);
             push(&k.adam, &g.adam[i], last + 1 + i, [groups, 1, 1]);
@@ -139,7 +182,7 @@ impl GpuModel {
                 push(&k.adam_stats, &g.adam_stats[i], last + 4 + i, [1, 1, matrices]);
             }
         }
-        (list, per_step)
+        (list, per_step, split)
     }
 
     /// Uploads the parameter table and the batch of the next iteration and counts it as submitted
@@ -164,24 +207,34 @@ impl GpuModel {
         enc.clear_buffer(&self.bufs.back, 0, None);
     }
 
-    /// Records one training iteration; returns how many dispatches each inference step took.
-    pub(super) fn record(&self, enc: &mut wgpu::CommandEncoder) -> (usize, Vec<usize>) {
-        let (list, per_step) = self.dispatches();
+    /// Records one training iteration (aligned with `align`); returns how many dispatches it
+    /// took and how many each inference step took.
+    pub(super) fn record(&self, enc: &mut wgpu::CommandEncoder, align: Option<&AlignBuffers>) -> (usize, Vec<usize>) {
+        let (list, per_step, split) = self.dispatches_with(align);
         self.clear_accumulators(enc);
-        let mut pass = enc
-            .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("pc iteration"), timestamp_writes: None });
         let mut count = 0;
-        for x in &list {
-            Self::dispatch(&mut pass, x.kernel, x.group, x.slot, x.dims, &mut count);
+        let parts = [(&list[..split], "pc iteration"), (&list[split..], "pc inference after backprop")];
+        for (i, (part, label)) in parts.into_iter().enumerate() {
+            if part.is_empty() {
+                continue;
+            }
+            if i > 0 {
+                // Backprop's errors are not inference's starting point.
+                self.clear_accumulators(enc);
+            }
+            let mut pass =
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
+            for x in part {
+                Self::dispatch(&mut pass, x.kernel, x.group, x.slot, x.dims, &mut count);
+            }
         }
-        drop(pass);
         (count, per_step)
     }
 
     /// Records one iteration into a throwaway encoder and counts its dispatches (total, per step).
     pub fn count_dispatches(&self) -> (usize, Vec<usize>) {
         let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("count") });
-        self.record(&mut enc)
+        self.record(&mut enc, None)
     }
 
     /// Submits one training iteration on `(x, y)`: one encoder, one submit, nothing waited for.
@@ -191,13 +244,28 @@ impl GpuModel {
     /// skipped rather than block. Reports come from [`GpuModel::ready_reports`].
     /// `iteration` (from 1) is what the reports of this step will be filed under.
     pub fn submit_step(&mut self, iteration: usize, x: &Mat<f32>, y: &Mat<f32>) -> Result<(), GpuError> {
+        self.submit_step_aligned(iteration, x, y, false)
+    }
+
+    /// [`GpuModel::submit_step`]; with `align` a PC iteration also compares its weight gradients
+    /// with backprop's on the same batch (its report's `alignment`, as the CPU's
+    /// `Model::train_step_aligned`), and its metrics are read back whatever `metrics_every` says.
+    /// On the web, when both readbacks are still in flight, the iteration runs unaligned.
+    pub fn submit_step_aligned(
+        &mut self,
+        iteration: usize,
+        x: &Mat<f32>,
+        y: &Mat<f32>,
+        align: bool,
+    ) -> Result<(), GpuError> {
         self.ctx.check_lost()?;
         assert_eq!(
             (x.rows, y.rows),
             (self.batch, self.batch),
             "GpuModel::submit_step: batch size is fixed at creation"
         );
-        let want_metrics = (self.iterations + 1) % self.metrics_every == 0;
+        let align = align && !self.bp;
+        let want_metrics = align || (self.iterations + 1) % self.metrics_every == 0;
         if want_metrics && self.pending.len() >= MAX_READBACKS_IN_FLIGHT {
             // Natively wait for the oldest readback and move it out, freeing its staging buffer;
             // on the web only take what has landed (if nothing has, this step's metrics are skipped).
@@ -209,20 +277,28 @@ impl GpuModel {
         let q = &self.ctx.queue;
         let mut enc =
             self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("iteration") });
-        let (count, _) = self.record(&mut enc);
-        self.dispatches_last_iteration = count;
         let busy: Vec<usize> = self.pending.iter().map(|p| p.slot).collect();
         let slot = (0..MAX_READBACKS_IN_FLIGHT).find(|s| !busy.contains(s));
+        let align = align && slot.is_some();
+        if align && self.align.is_none() {
+            self.align = Some(AlignBuffers::new(&self.ctx.device, &self.kernels, &self.bufs, &self.arch));
+        }
+        let (count, _) = self.record(&mut enc, self.align.as_ref().filter(|_| align));
+        self.dispatches_last_iteration = count;
         if let (true, Some(slot)) = (want_metrics, slot) {
             let energy_bytes = self.bufs.energy.size();
             enc.copy_buffer_to_buffer(&self.bufs.energy, 0, &self.bufs.read[slot], 0, None);
             enc.copy_buffer_to_buffer(&self.bufs.stats, 0, &self.bufs.read[slot], energy_bytes, None);
+            if let (true, Some(al)) = (align, &self.align) {
+                let at = energy_bytes + bytes_f32(stats_len(&self.arch));
+                enc.copy_buffer_to_buffer(&al.sums, 0, &self.bufs.read[slot], at, None);
+            }
             let submission = q.submit([enc.finish()]);
             let (tx, mapped) = futures_channel::oneshot::channel();
             self.bufs.read[slot].map_async(wgpu::MapMode::Read, .., move |r| {
                 let _ = tx.send(r);
             });
-            self.pending.push_back(Pending { iteration, slot, submission, mapped, landed: None });
+            self.pending.push_back(Pending { iteration, slot, submission, mapped, landed: None, aligned: align });
         } else {
             q.submit([enc.finish()]);
         }
@@ -235,9 +311,19 @@ impl GpuModel {
 
     /// One iteration, waiting for its metrics (tests, the CPU-like synchronous use).
     pub async fn train_step(&mut self, x: &Mat<f32>, y: &Mat<f32>) -> Result<IterationReport, GpuError> {
+        self.train_step_aligned(x, y, false).await
+    }
+
+    /// [`GpuModel::train_step`], aligned with `align` (see [`GpuModel::submit_step_aligned`]).
+    pub async fn train_step_aligned(
+        &mut self,
+        x: &Mat<f32>,
+        y: &Mat<f32>,
+        align: bool,
+    ) -> Result<IterationReport, GpuError> {
         let every = std::mem::replace(&mut self.metrics_every, 1);
         let iteration = self.iterations + 1;
-        let submitted = self.submit_step(iteration, x, y);
+        let submitted = self.submit_step_aligned(iteration, x, y, align);
         self.metrics_every = every;
         submitted?;
         self.flush()

@@ -22,6 +22,7 @@ use crate::pcn::train::{IterationReport, Learning};
 use crate::pcn::{Arch, Mat, Network, Scalings};
 use std::sync::Arc;
 
+mod align;
 mod buffers;
 mod checkpoint;
 mod encode;
@@ -29,6 +30,7 @@ mod eval;
 mod fits;
 mod readback;
 
+use align::AlignBuffers;
 use buffers::{stats_len, BindGroups, Buffers};
 use eval::EvalBuffers;
 use readback::Pending;
@@ -71,6 +73,8 @@ pub struct GpuModel {
     /// Dispatches recorded by the last iteration.
     pub dispatches_last_iteration: usize,
     eval: Option<EvalBuffers>,
+    /// Backprop's gradients and the sums of aligned iterations, from the first one on.
+    align: Option<AlignBuffers>,
     /// Iterations submitted so far.
     iterations: usize,
     /// Read the metrics back every this many iterations.
@@ -156,6 +160,7 @@ impl GpuModel {
             groups,
             dispatches_last_iteration: 0,
             eval: None,
+            align: None,
             iterations: 0,
             metrics_every: 1,
             pending: std::collections::VecDeque::new(),
@@ -185,6 +190,9 @@ impl GpuModel {
             self.pending.clear();
             (self.bufs.params, self.bufs.energy, self.bufs.read) = (params, energy, [read0, read1]);
             self.groups = Self::bind_groups(&self.ctx.device, &self.kernels, &self.bufs);
+            if let Some(al) = &mut self.align {
+                al.rebind(&self.ctx.device, &self.kernels, &self.bufs);
+            }
             self.steps = steps;
         }
         Ok(())
@@ -216,9 +224,11 @@ impl GpuModel {
                 + e.yhat.size()
                 + bytes_f32((a.hidden + 1) * e.rows * a.width)
         });
+        let align = self.align.as_ref().map_or(0, |al| al.sums.size() + al.g.iter().map(|x| x.size()).sum::<u64>());
         fixed.iter().map(|x| x.size()).sum::<u64>()
             + trios.iter().flat_map(|t| t.iter()).map(|x| x.size()).sum::<u64>()
             + eval
+            + align
     }
 
     /// The adapter this model runs on.

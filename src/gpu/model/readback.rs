@@ -11,6 +11,8 @@ pub(super) struct Pending {
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub(super) submission: wgpu::SubmissionIndex,
     pub(super) mapped: futures_channel::oneshot::Receiver<Result<(), wgpu::BufferAsyncError>>,
+    /// The iteration compared PC's gradients with backprop's: its sums follow the stats.
+    pub(super) aligned: bool,
     /// The map's outcome once it has been awaited (rather than polled) for.
     pub(super) landed: Option<Result<(), wgpu::BufferAsyncError>>,
 }
@@ -108,7 +110,7 @@ impl GpuModel {
             let all = staging.get_mapped_range(..).map(|view| bytemuck::cast_slice::<u8, f32>(&view).to_vec());
             staging.unmap();
             let all = all.map_err(|e| GpuError::Readback(e.to_string()))?;
-            let report = self.report(&all);
+            let report = self.report(&all, p.aligned);
             self.ready.push_back((p.iteration, report));
         }
         Ok(())
@@ -160,10 +162,12 @@ impl GpuModel {
         }
     }
 
-    /// The report of one metrics readback: energies, then activation RMS and weight norms.
-    pub(super) fn report(&self, all: &[f32]) -> IterationReport {
+    /// The report of one metrics readback: energies, then activation RMS and weight norms, then
+    /// (when `aligned`) the alignment sums.
+    pub(super) fn report(&self, all: &[f32], aligned: bool) -> IterationReport {
         let energy_len = self.bufs.energy.size() as usize / 4;
-        let (flat, stats) = all.split_at(energy_len);
+        let (flat, rest) = all.split_at(energy_len);
+        let (stats, sums) = rest.split_at(stats_len(&self.arch));
         let (h, l) = (self.arch.hidden, self.arch.hidden + 1);
         let act_rms: Vec<f64> = stats[..h].iter().map(|&v| v as f64).collect();
         let rel_dw: Vec<f64> = (0..l)
@@ -187,7 +191,8 @@ impl GpuModel {
             report.finite &= rows[0].iter().all(|v| v.is_finite());
             return report;
         }
-        IterationReport::pc(rows, act_rms, rel_dw)
+        let alignment = aligned.then(|| self.alignment_report(&rows, sums));
+        IterationReport { alignment, ..IterationReport::pc(rows, act_rms, rel_dw) }
     }
 
     pub(super) async fn read_mapped(&self, staging: &wgpu::Buffer) -> Result<Vec<f32>, GpuError> {

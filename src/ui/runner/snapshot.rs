@@ -345,8 +345,6 @@ impl Runner {
             "alignment compares a PC rule's gradients with backprop's: choose standard PC or μPC".into()
         } else if s.config.align_every == 0 {
             "alignment is off".into()
-        } else if pc.iter().any(|r| r.backend.gpu().is_some()) {
-            "the GPU kernels do not compare gradients yet: choose the CPU under “device” to see PC's gradients against backprop's".into()
         } else {
             let parts: Vec<String> = pc
                 .iter()
