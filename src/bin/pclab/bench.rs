@@ -79,9 +79,7 @@ pub(crate) fn bench(a: BenchArgs) -> Result<(), String> {
         let total_ms = started.elapsed().as_secs_f64() * 1e3;
         let at = a.warmup + a.reps;
         let align = match a.align_every {
-            Some(k) if rs.rule.is_pc() => {
-                Some(align_cost(&mut backend, &indices, &x, &y, k, a.reps, at)?)
-            }
+            Some(k) if rs.rule.is_pc() => Some(align_cost(&mut backend, &indices, &x, &y, k, a.reps, at)?),
             _ => None,
         };
         let min = ms.iter().copied().fold(f64::INFINITY, f64::min);
