@@ -42,6 +42,7 @@ pub mod gpu;
 pub mod page;
 pub mod pcn;
 pub mod plot_id;
+pub mod pool;
 pub mod presets;
 pub mod remote;
 #[cfg(not(target_arch = "wasm32"))]

@@ -37,6 +37,7 @@ pub struct Workspace<T> {
     pub drive: Mat<T>,
     /// Layers `1 … L`.
     pub layers: Vec<LayerBuf<T>>,
+    batch: usize,
 }
 
 impl<T: Real> Workspace<T> {
@@ -55,12 +56,30 @@ impl<T: Real> Workspace<T> {
                 }
             })
             .collect();
-        Workspace { drive: Mat::zeros(b, a.width), layers }
+        Workspace { drive: Mat::zeros(b, a.width), layers, batch: b }
+    }
+
+    /// Buffers for layers `lo … hi` only (the others empty): one block of a pool holds its own
+    /// layers and, above them, its upper neighbour's first layer, whose errors it is sent.
+    pub fn for_layers(net: &Network<T>, b: usize, lo: usize, hi: usize) -> Self {
+        let mut ws = Workspace::new(net, 0);
+        for (k, buf) in ws.layers.iter_mut().enumerate() {
+            let l = k + 1;
+            if (lo..=hi).contains(&l) {
+                let inner = if l == 1 { 0 } else { b };
+                buf.e = Mat::zeros(b, net.arch.out_dim(l));
+                buf.phi_in = Mat::zeros(inner, net.arch.width);
+                buf.back = Mat::zeros(inner, net.arch.width);
+            }
+        }
+        ws.drive = Mat::zeros(if lo == 1 { b } else { 0 }, net.arch.width);
+        ws.batch = b;
+        ws
     }
 
     /// The batch size these buffers hold.
     pub fn batch(&self) -> usize {
-        self.drive.rows
+        self.batch
     }
 
     /// Caches `a_1 x W_1ᵀ` for a new input batch.
@@ -92,12 +111,33 @@ pub fn errors_into<T: Real>(
     with_back: bool,
     from: usize,
 ) -> T {
-    let (h, big_l) = (net.arch.hidden, net.arch.layers());
+    errors_layers(net, y, z, ws, with_back, from, 1, net.arch.layers());
+    debug_assert_eq!(ws.layers.len(), net.arch.hidden + 1);
+    ws.energy()
+}
+
+/// [`errors_into`] for layers `lo … hi` only (one block of a pool, `crate::pool`): the other
+/// layers' buffers are neither read nor written, so a neighbour's errors can sit in them.
+#[allow(clippy::too_many_arguments)]
+pub fn errors_layers<T: Real>(
+    net: &Network<T>,
+    y: &Mat<T>,
+    z: &[Mat<T>],
+    ws: &mut Workspace<T>,
+    with_back: bool,
+    from: usize,
+    lo: usize,
+    hi: usize,
+) {
+    let big_l = net.arch.layers();
     let tau = T::of(net.arch.tau());
     let half_over_b = T::of(0.5 / ws.batch() as f64);
     let drive = &ws.drive;
     super::for_each_layer(&mut ws.layers, |k, buf| {
         let l = k + 1;
+        if l < lo || l > hi {
+            return;
+        }
         if l < from {
             if !buf.cleared {
                 buf.e.data.fill(T::zero());
@@ -131,8 +171,6 @@ pub fn errors_into<T: Real>(
         }
         buf.energy = buf.e.sum_sq() * half_over_b;
     });
-    debug_assert_eq!(ws.layers.len(), h + 1);
-    ws.energy()
 }
 
 /// Allocating convenience: `(e_1 … e_L, E_1 … E_L)` at activities `z`.

@@ -37,19 +37,38 @@ pub fn alloc_activities<T: Real>(net: &Network<T>, b: usize) -> (Vec<Mat<T>>, Ma
 /// The feedforward pass into preallocated `z` (`H` matrices `(B, N)`) and `y_hat` `(B, O)`;
 /// `phi` is scratch.
 pub fn forward_into<T: Real>(net: &Network<T>, x: &Mat<T>, z: &mut [Mat<T>], y_hat: &mut Mat<T>, phi: &mut Mat<T>) {
+    forward_layers(net, x, z, y_hat, phi, 1, net.arch.layers());
+}
+
+/// The feedforward pass of layers `lo … hi` only, from `z_{lo−1}` (or `x` when `lo = 1`): what one
+/// block of a pool computes (`crate::pool`), operation for operation as [`forward_into`]. `ŷ` is
+/// written when `hi = L`; only the activities of `lo − 1 … hi` are read or written.
+pub fn forward_layers<T: Real>(
+    net: &Network<T>,
+    x: &Mat<T>,
+    z: &mut [Mat<T>],
+    y_hat: &mut Mat<T>,
+    phi: &mut Mat<T>,
+    lo: usize,
+    hi: usize,
+) {
     let h = net.arch.hidden;
     assert_eq!(z.len(), h, "forward: one activity matrix per hidden layer");
-    gemm(net.a(1), x.view(), net.weights[0].view().t(), T::zero(), &mut z[0].data);
     let tau = T::of(net.arch.tau());
-    for l in 2..=h {
-        let (below, rest) = z.split_at_mut(l - 1);
-        let (prev, cur) = (&below[l - 2], &mut rest[0]);
-        branch_into(net, l, prev, phi, &mut cur.data);
-        for (c, &p) in cur.data.iter_mut().zip(&prev.data) {
-            *c = tau * p + *c;
+    for l in lo..=hi {
+        if l == 1 {
+            gemm(net.a(1), x.view(), net.weights[0].view().t(), T::zero(), &mut z[0].data);
+        } else if l <= h {
+            let (below, rest) = z.split_at_mut(l - 1);
+            let (prev, cur) = (&below[l - 2], &mut rest[0]);
+            branch_into(net, l, prev, phi, &mut cur.data);
+            for (c, &p) in cur.data.iter_mut().zip(&prev.data) {
+                *c = tau * p + *c;
+            }
+        } else {
+            branch_into(net, h + 1, &z[h - 1], phi, &mut y_hat.data);
         }
     }
-    branch_into(net, h + 1, &z[h - 1], phi, &mut y_hat.data);
 }
 
 /// The feedforward pass, allocating: returns `(z_1 … z_H, ŷ)`.

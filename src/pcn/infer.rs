@@ -102,16 +102,36 @@ pub fn infer_step<T: Real>(
     from: usize,
 ) -> T {
     let f = errors_into(net, y, z, ws, true, from);
+    update_layers(net, z, ws, eta_z, from, 1, net.arch.hidden);
+    f
+}
+
+/// The lowest hidden layer an inference step moves when the errors below `from` are zero:
+/// `∂F/∂z_l` involves `e_l` and `e_{l+1}`, so it is zero below layer `from − 1`.
+pub fn lowest_moving_layer(from: usize) -> usize {
+    from.saturating_sub(1).max(1)
+}
+
+/// The update half of [`infer_step`] for the hidden layers `lo … hi` (one block of a pool,
+/// `crate::pool`), from the errors and back-projections in `ws`, which for layer `hi + 1` may be
+/// a neighbour's.
+pub fn update_layers<T: Real>(
+    net: &Network<T>,
+    z: &mut [Mat<T>],
+    ws: &Workspace<T>,
+    eta_z: T,
+    from: usize,
+    lo: usize,
+    hi: usize,
+) {
     let (batch, layers) = (ws.batch(), &ws.layers);
-    // ∂F/∂z_l involves e_l and e_{l+1}: zero below layer from − 1.
-    let lowest_moving = from.saturating_sub(1).max(1);
+    let lowest = lowest_moving_layer(from).max(lo);
     super::for_each_layer(z, |k, zl| {
-        if k + 1 >= lowest_moving {
+        if (lowest..=hi).contains(&(k + 1)) {
             let target = Target::Step { z: &mut zl.data, eta_z };
             net.arch.act.with_df(LayerGrad::new(net, k, layers, batch, target));
         }
     });
-    f
 }
 
 /// `T` inference steps from the current `z`. Calls `record(step, ws)` after the errors of each step

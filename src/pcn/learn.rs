@@ -22,9 +22,26 @@ pub fn weight_grads_into<T: Real>(net: &Network<T>, x: &Mat<T>, ws: &Workspace<T
 /// [`weight_grads_into`] where the errors of layers below `from` are known to be zero (the
 /// wavefront, [`super::infer::first_active_layer`]): their gradients are set to zero without a product.
 pub fn weight_grads_from<T: Real>(net: &Network<T>, x: &Mat<T>, ws: &Workspace<T>, grads: &mut [Mat<T>], from: usize) {
+    weight_grads_layers(net, x, ws, grads, from, 1, net.arch.layers());
+}
+
+/// [`weight_grads_from`] for layers `lo … hi` only (one block of a pool, `crate::pool`); the
+/// other gradients are left alone.
+pub fn weight_grads_layers<T: Real>(
+    net: &Network<T>,
+    x: &Mat<T>,
+    ws: &Workspace<T>,
+    grads: &mut [Mat<T>],
+    from: usize,
+    lo: usize,
+    hi: usize,
+) {
     let inv_b = T::one() / T::of(ws.batch() as f64);
     super::for_each_layer(grads, |k, g| {
         let l = k + 1;
+        if l < lo || l > hi {
+            return;
+        }
         if l < from {
             g.data.iter_mut().for_each(|v| *v = T::zero());
             return;

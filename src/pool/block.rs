@@ -1,0 +1,373 @@
+//! One block of a pool: a contiguous run of layers `lo … hi` of one PC network, with their weights,
+//! Adam state, activities and errors, driven by messages (a state machine that runs as far as the
+//! messages it has allow, so that a browser worker can drive it from `onmessage` and a native
+//! thread from a channel alike).
+//!
+//! Per iteration, with `from(t)` the inference wavefront (`pcn::infer::first_active_layer`):
+//!
+//! ```text
+//! forward   z_{lo−1} from below → z_lo … z_hi (ŷ when hi = L) → z_hi up
+//! step t    z_{lo−1}(t) from below (when it moved) → e_lo … e_hi, e_l W_l → e_lo, e_lo W_lo down
+//!           e_{hi+1}, e_{hi+1} W_{hi+1} from above (when non-zero) → z_lo … z_hi move → z_hi up
+//! step T    the errors at the final activities, then ∂F/∂W_lo … ∂F/∂W_hi and Adam, locally
+//! ```
+//!
+//! Each layer is computed by the same functions as the one-worker model (`errors_layers`,
+//! `update_layers`, `weight_grads_layers`, `forward_layers` restricted to the block), so every
+//! bit is the same; a value is only sent when it can be non-zero or has moved, and a block the
+//! wavefront has not reached computes nothing.
+
+use crate::pcn::energy::{errors_layers, Workspace};
+use crate::pcn::forward::{alloc_activities, forward_layers};
+use crate::pcn::infer::{first_active_layer, lowest_moving_layer, update_layers};
+use crate::pcn::learn::{weight_grads_layers, Adam, AdamConfig};
+use crate::pcn::train::Learning;
+use crate::pcn::{Arch, Mat, Network, Real};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+
+/// A message to a block.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum BlockMsg<T> {
+    /// Train one iteration: `x` for the block holding layer 1, `y` for the one holding layer L.
+    Step {
+        /// The iteration (from 1).
+        iteration: usize,
+        /// The batch's images (`None` for blocks without layer 1).
+        x: Option<Mat<T>>,
+        /// The batch's targets (`None` for blocks without layer L).
+        y: Option<Mat<T>>,
+    },
+    /// From the block below: its top activity `z_{lo−1}` after `step` inference updates
+    /// (0: the feedforward pass).
+    Up {
+        /// The iteration.
+        iteration: usize,
+        /// Updates applied.
+        step: usize,
+        /// `z_{lo−1}`, `(B, N)`.
+        z: Vec<T>,
+    },
+    /// From the block above: the error of its lowest layer `hi + 1` at `step` and its
+    /// back-projection `e_{hi+1} W_{hi+1}`.
+    Down {
+        /// The iteration.
+        iteration: usize,
+        /// The inference step.
+        step: usize,
+        /// `e_{hi+1}`.
+        e: Vec<T>,
+        /// `e_{hi+1} W_{hi+1}`.
+        back: Vec<T>,
+    },
+}
+
+/// What a block reports once its part of an iteration is done.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BlockDone {
+    /// The block's index in the plan.
+    pub block: usize,
+    /// The iteration.
+    pub iteration: usize,
+    /// `E_lo … E_hi` before each inference step and at the final activities (`T + 1` rows).
+    pub energies: Vec<Vec<f64>>,
+    /// RMS of the block's hidden activities after the feedforward pass.
+    pub act_rms: Vec<f64>,
+    /// `‖ΔW_l‖ / ‖W_l‖` of the block's layers.
+    pub rel_dw: Vec<f64>,
+    /// Matrix products the block ran (its share of the work: the pool's load display).
+    pub products: usize,
+}
+
+/// Where a block's output goes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Out<T> {
+    /// To the block above.
+    Up(BlockMsg<T>),
+    /// To the block below.
+    Down(BlockMsg<T>),
+    /// To whoever drives the pool.
+    Done(BlockDone),
+}
+
+/// A block's weights and Adam state (a checkpoint, or how a block starts).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BlockState<T> {
+    /// `W_lo … W_hi`.
+    pub weights: Vec<Mat<T>>,
+    /// Adam's first moments of the same.
+    pub m: Vec<Mat<T>>,
+    /// Adam's second moments.
+    pub v: Vec<Mat<T>>,
+    /// Adam updates so far.
+    pub adam_steps: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Phase {
+    Idle,
+    Forward,
+    Errors(usize),
+    Update(usize),
+}
+
+/// Layers `lo … hi` of one network.
+#[derive(Debug)]
+pub struct Block<T> {
+    index: usize,
+    lo: usize,
+    hi: usize,
+    eta_z: f64,
+    steps: usize,
+    /// Every layer's slot; only `lo … hi` hold weights.
+    net: Network<T>,
+    adam: Adam<T>,
+    grads: Vec<Mat<T>>,
+    /// Every hidden layer's slot; `lo − 1 … min(hi, H)` are allocated.
+    z: Vec<Mat<T>>,
+    y_hat: Mat<T>,
+    phi: Mat<T>,
+    ws: Workspace<T>,
+    batch: usize,
+    phase: Phase,
+    iteration: usize,
+    x: Mat<T>,
+    y: Mat<T>,
+    trace: Vec<Vec<f64>>,
+    act_rms: Vec<f64>,
+    products: usize,
+    steps_in: VecDeque<Queued<T>>,
+    ups: HashMap<(usize, usize), Vec<T>>,
+    downs: HashMap<(usize, usize), (Vec<T>, Vec<T>)>,
+}
+
+/// A step waiting its turn: the iteration, `x` and `y`.
+type Queued<T> = (usize, Option<Mat<T>>, Option<Mat<T>>);
+
+fn empty<T: Real>() -> Mat<T> {
+    Mat::zeros(0, 0)
+}
+
+impl<T: Real> Block<T> {
+    /// Block `index` of a PC network `arch`, holding layers `lo … hi` (`1 ≤ lo ≤ hi ≤ L`), for
+    /// batches of `batch` rows, from `state`'s weights and Adam moments.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        index: usize,
+        arch: Arch,
+        scalings: crate::pcn::Scalings,
+        (lo, hi): (usize, usize),
+        learning: Learning,
+        lr: f64,
+        adam: AdamConfig,
+        batch: usize,
+        state: BlockState<T>,
+    ) -> Result<Self, String> {
+        let big_l = arch.layers();
+        if !(1 <= lo && lo <= hi && hi <= big_l) {
+            return Err(format!("a block holds layers lo … hi with 1 ≤ lo ≤ hi ≤ {big_l}, got {lo} … {hi}"));
+        }
+        let Learning::Pc { eta_z, steps } = learning else {
+            return Err("a pool trains PC rules; backprop runs on one worker".into());
+        };
+        if state.weights.len() != hi - lo + 1
+            || state.m.len() != state.weights.len()
+            || state.v.len() != state.weights.len()
+        {
+            return Err(format!("block {lo} … {hi} needs {} weight matrices and their moments", hi - lo + 1));
+        }
+        let shape = |l: usize| arch.weight_shape(l);
+        let mut weights: Vec<Mat<T>> = (1..=big_l).map(|_| empty()).collect();
+        let (mut m, mut v) = (weights.clone(), weights.clone());
+        for (i, ((w, mi), vi)) in state.weights.into_iter().zip(state.m).zip(state.v).enumerate() {
+            let l = lo + i;
+            for (what, mat) in [("W", &w), ("m", &mi), ("v", &vi)] {
+                if (mat.rows, mat.cols) != shape(l) {
+                    let (o, n) = shape(l);
+                    return Err(format!("{what}_{l} is {}x{}, expected {o}x{n}", mat.rows, mat.cols));
+                }
+            }
+            (weights[l - 1], m[l - 1], v[l - 1]) = (w, mi, vi);
+        }
+        let net = Network { arch, scalings, weights };
+        let adam = Adam::resume(lr, adam, state.adam_steps, m, v);
+        let grads = net.weights.iter().map(|w| Mat::zeros(w.rows, w.cols)).collect();
+        let h = arch.hidden;
+        let (mut z, _) = alloc_activities(&net, 0);
+        for l in lo.saturating_sub(1).max(1)..=hi.min(h) {
+            z[l - 1] = Mat::zeros(batch, arch.width);
+        }
+        let y_hat = Mat::zeros(if hi == big_l { batch } else { 0 }, arch.output);
+        let ws = Workspace::for_layers(&net, batch, lo, (hi + 1).min(big_l));
+        Ok(Block {
+            index,
+            lo,
+            hi,
+            eta_z,
+            steps,
+            net,
+            adam,
+            grads,
+            z,
+            y_hat,
+            phi: Mat::zeros(batch, arch.width),
+            ws,
+            batch,
+            phase: Phase::Idle,
+            iteration: 0,
+            x: empty(),
+            y: empty(),
+            trace: Vec::new(),
+            act_rms: Vec::new(),
+            products: 0,
+            steps_in: VecDeque::new(),
+            ups: HashMap::new(),
+            downs: HashMap::new(),
+        })
+    }
+
+    /// The layers this block holds.
+    pub fn layers(&self) -> (usize, usize) {
+        (self.lo, self.hi)
+    }
+
+    /// The block's weights and Adam state.
+    pub fn state(&self) -> BlockState<T> {
+        let own = |v: &[Mat<T>]| v[self.lo - 1..self.hi].to_vec();
+        let (m, v) = self.adam.moments();
+        BlockState { weights: own(&self.net.weights), m: own(m), v: own(v), adam_steps: self.adam.steps }
+    }
+
+    /// The block's hidden activities `z_lo … z_min(hi, H)` after the last iteration's inference.
+    pub fn activities(&self) -> Vec<Mat<T>> {
+        (self.lo..=self.hi.min(self.net.arch.hidden)).map(|l| self.z[l - 1].clone()).collect()
+    }
+
+    /// New η_w, η_z and `T` from the next iteration on.
+    pub fn set_rates(&mut self, lr: f64, eta_z: f64, steps: usize) {
+        self.adam.lr = lr;
+        (self.eta_z, self.steps) = (eta_z, steps);
+    }
+
+    /// Takes one message and runs as far as the messages received allow; returns what to send.
+    pub fn handle(&mut self, msg: BlockMsg<T>) -> Vec<Out<T>> {
+        match msg {
+            BlockMsg::Step { iteration, x, y } => self.steps_in.push_back((iteration, x, y)),
+            BlockMsg::Up { iteration, step, z } => {
+                self.ups.insert((iteration, step), z);
+            }
+            BlockMsg::Down { iteration, step, e, back } => {
+                self.downs.insert((iteration, step), (e, back));
+            }
+        }
+        let mut out = Vec::new();
+        while self.advance(&mut out) {}
+        out
+    }
+
+    /// One phase forward if its inputs are here; `false` when waiting.
+    fn advance(&mut self, out: &mut Vec<Out<T>>) -> bool {
+        let (lo, hi) = (self.lo, self.hi);
+        let a = self.net.arch;
+        let (h, big_l) = (a.hidden, a.layers());
+        let it = self.iteration;
+        match self.phase {
+            Phase::Idle => {
+                let Some((iteration, x, y)) = self.steps_in.pop_front() else { return false };
+                self.iteration = iteration;
+                self.x = x.unwrap_or_else(empty);
+                self.y = y.unwrap_or_else(empty);
+                // The neighbour's errors start each iteration at zero (as the one-worker model's).
+                if hi < big_l {
+                    let n = &mut self.ws.layers[hi];
+                    n.e.data.fill(T::zero());
+                    n.back.data.fill(T::zero());
+                }
+                self.trace.clear();
+                self.products = 0;
+                self.phase = Phase::Forward;
+            }
+            Phase::Forward => {
+                if lo > 1 {
+                    let Some(z) = self.ups.remove(&(it, 0)) else { return false };
+                    self.z[lo - 2].data = z;
+                }
+                let net = &self.net;
+                forward_layers(net, &self.x, &mut self.z, &mut self.y_hat, &mut self.phi, lo, hi);
+                self.products += hi - lo + 1;
+                let rms = |m: &Mat<T>| (m.sum_sq().f64() / m.data.len().max(1) as f64).sqrt();
+                self.act_rms = (lo..=hi.min(h)).map(|l| rms(&self.z[l - 1])).collect();
+                if lo == 1 {
+                    // a_1 x W_1ᵀ is z_1 of the feedforward pass, bit for bit.
+                    self.ws.drive.data.copy_from_slice(&self.z[0].data);
+                }
+                if hi < big_l {
+                    out.push(Out::Up(BlockMsg::Up { iteration: it, step: 0, z: self.z[hi - 1].data.clone() }));
+                }
+                self.phase = Phase::Errors(0);
+            }
+            Phase::Errors(t) => {
+                let from = first_active_layer(h, t);
+                // z_{lo−1} moved at step t − 1 (so the block below sent it) when lo − 1 ≥ the lowest
+                // layer that step moved.
+                if t > 0 && lo > 1 && lo > lowest_moving_layer(first_active_layer(h, t - 1)) {
+                    let Some(z) = self.ups.remove(&(it, t)) else { return false };
+                    self.z[lo - 2].data = z;
+                }
+                errors_layers(&self.net, &self.y, &self.z, &mut self.ws, true, from, lo, hi);
+                self.products += (from.max(lo).max(2)..=hi).count() * 2;
+                self.trace.push((lo..=hi).map(|l| self.ws.layers[l - 1].energy.f64()).collect());
+                if lo > 1 && lo >= from {
+                    let b = &self.ws.layers[lo - 1];
+                    out.push(Out::Down(BlockMsg::Down {
+                        iteration: it,
+                        step: t,
+                        e: b.e.data.clone(),
+                        back: b.back.data.clone(),
+                    }));
+                }
+                if t == self.steps {
+                    self.finish(out);
+                    self.phase = Phase::Idle;
+                } else {
+                    self.phase = Phase::Update(t);
+                }
+            }
+            Phase::Update(t) => {
+                let from = first_active_layer(h, t);
+                if hi < big_l && hi + 1 >= from {
+                    let Some((e, back)) = self.downs.remove(&(it, t)) else { return false };
+                    let n = &mut self.ws.layers[hi];
+                    (n.e.data, n.back.data) = (e, back);
+                }
+                update_layers(&self.net, &mut self.z, &self.ws, T::of(self.eta_z), from, lo, hi.min(h));
+                if hi < big_l && hi >= lowest_moving_layer(from) {
+                    out.push(Out::Up(BlockMsg::Up { iteration: it, step: t + 1, z: self.z[hi - 1].data.clone() }));
+                }
+                self.phase = Phase::Errors(t + 1);
+            }
+        }
+        true
+    }
+
+    /// The weight gradients of the block's layers at the final activities, and Adam.
+    fn finish(&mut self, out: &mut Vec<Out<T>>) {
+        let (lo, hi) = (self.lo, self.hi);
+        weight_grads_layers(&self.net, &self.x, &self.ws, &mut self.grads, 1, lo, hi);
+        self.products += hi - lo + 1;
+        let rel = self.adam.step(&mut self.net.weights, &self.grads);
+        out.push(Out::Done(BlockDone {
+            block: self.index,
+            iteration: self.iteration,
+            energies: std::mem::take(&mut self.trace),
+            act_rms: std::mem::take(&mut self.act_rms),
+            rel_dw: rel[lo - 1..hi].to_vec(),
+            products: self.products,
+        }));
+    }
+
+    /// The batch size this block was built for.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+}

@@ -1,0 +1,339 @@
+//! The pool natively: one thread per block, every message between them and to the driver passed
+//! as postcard bytes over channels — the same bytes browser workers exchange — so that the block
+//! decomposition is proven here, against the one-worker model, for any plan.
+
+use super::{assemble, Block, BlockDone, BlockMsg, BlockState, Out, Plan};
+use crate::pcn::learn::AdamConfig;
+use crate::pcn::train::{IterationReport, Learning};
+use crate::pcn::{Arch, Mat, Network, Scalings};
+use serde::{Deserialize, Serialize};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// What a block's thread is told.
+#[derive(Debug, Serialize, Deserialize)]
+enum Wire {
+    Block(BlockMsg<f32>),
+    State,
+    Activities,
+    Rates {
+        lr: f64,
+        eta_z: f64,
+        steps: usize,
+    },
+    /// End the thread (as if its worker were lost).
+    Stop,
+}
+
+/// What a block's thread answers the driver.
+#[derive(Debug, Serialize, Deserialize)]
+enum Reply {
+    Done(BlockDone),
+    State(usize, BlockState<f32>),
+    Activities(usize, Vec<Mat<f32>>),
+}
+
+/// A pool failure: a block whose thread ended (a lost worker) or a message that did not decode.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PoolError {
+    /// The block's thread is gone.
+    #[error("worker {0} of the pool was lost")]
+    Lost(usize),
+    /// Bytes that were not a message.
+    #[error("a pool message did not decode: {0}")]
+    Decode(String),
+}
+
+/// A PC network's blocks on threads.
+#[derive(Debug)]
+pub struct ThreadPool {
+    plan: Plan,
+    arch: Arch,
+    scalings: Scalings,
+    inboxes: Vec<Sender<Vec<u8>>>,
+    replies: Receiver<Vec<u8>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+fn bytes<M: Serialize>(m: &M) -> Vec<u8> {
+    postcard::to_allocvec(m).expect("pool messages serialise")
+}
+
+impl ThreadPool {
+    /// `net` split by `plan`, with a fresh Adam state, for batches of `batch`.
+    pub fn new(
+        net: &Network<f32>,
+        plan: Plan,
+        learning: Learning,
+        lr: f64,
+        adam: AdamConfig,
+        batch: usize,
+    ) -> Result<Self, String> {
+        let states = plan.split(net);
+        Self::from_states(net.arch, net.scalings, plan, states, learning, lr, adam, batch)
+    }
+
+    /// A pool from the blocks' saved states (a checkpoint).
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_states(
+        arch: Arch,
+        scalings: Scalings,
+        plan: Plan,
+        states: Vec<BlockState<f32>>,
+        learning: Learning,
+        lr: f64,
+        adam: AdamConfig,
+        batch: usize,
+    ) -> Result<Self, String> {
+        let mut blocks = Vec::with_capacity(plan.len());
+        for (i, (&range, state)) in plan.blocks.iter().zip(states).enumerate() {
+            blocks.push(Block::new(i, arch, scalings, range, learning, lr, adam, batch, state)?);
+        }
+        let (inboxes, receivers): (Vec<_>, Vec<_>) = (0..blocks.len()).map(|_| channel::<Vec<u8>>()).unzip();
+        let (reply_tx, replies) = channel();
+        let mut threads = Vec::with_capacity(blocks.len());
+        for (i, (mut block, inbox)) in blocks.into_iter().zip(receivers).enumerate() {
+            let below = i.checked_sub(1).map(|j| inboxes[j].clone());
+            let above = inboxes.get(i + 1).cloned();
+            let reply = reply_tx.clone();
+            let run = move || -> Option<()> {
+                for msg in inbox {
+                    let wire: Wire = postcard::from_bytes(&msg).ok()?;
+                    let outs = match wire {
+                        Wire::Block(m) => block.handle(m),
+                        Wire::State => {
+                            reply.send(bytes(&Reply::State(i, block.state()))).ok()?;
+                            continue;
+                        }
+                        Wire::Activities => {
+                            reply.send(bytes(&Reply::Activities(i, block.activities()))).ok()?;
+                            continue;
+                        }
+                        Wire::Rates { lr, eta_z, steps } => {
+                            block.set_rates(lr, eta_z, steps);
+                            continue;
+                        }
+                        Wire::Stop => return None,
+                    };
+                    for out in outs {
+                        match out {
+                            Out::Up(m) => above.as_ref()?.send(bytes(&Wire::Block(m))).ok()?,
+                            Out::Down(m) => below.as_ref()?.send(bytes(&Wire::Block(m))).ok()?,
+                            Out::Done(d) => reply.send(bytes(&Reply::Done(d))).ok()?,
+                        }
+                    }
+                }
+                Some(())
+            };
+            let spawned = std::thread::Builder::new().name(format!("pool block {i}")).spawn(move || {
+                run();
+            });
+            threads.push(spawned.map_err(|e| format!("cannot start the pool's thread {i}: {e}"))?);
+        }
+        Ok(ThreadPool { plan, arch, scalings, inboxes, replies, threads })
+    }
+
+    /// The plan the pool runs.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    fn send(&self, block: usize, wire: &Wire) -> Result<(), PoolError> {
+        self.inboxes[block].send(bytes(wire)).map_err(|_| PoolError::Lost(block))
+    }
+
+    /// The next reply, or the first block whose thread has ended.
+    fn reply(&self) -> Result<Reply, PoolError> {
+        loop {
+            match self.replies.recv_timeout(Duration::from_millis(20)) {
+                Ok(b) => return postcard::from_bytes(&b).map_err(|e| PoolError::Decode(e.to_string())),
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Some(i) = self.threads.iter().position(|t| t.is_finished()) {
+                        return Err(PoolError::Lost(i));
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => return Err(PoolError::Lost(0)),
+            }
+        }
+    }
+
+    /// One training iteration on `(x, y)`, every block's part of it; the report as the one-worker
+    /// model's, with each block's count of matrix products.
+    pub fn train_step(
+        &mut self,
+        iteration: usize,
+        x: &Mat<f32>,
+        y: &Mat<f32>,
+    ) -> Result<(IterationReport, Vec<usize>), PoolError> {
+        let last = self.plan.len() - 1;
+        for i in 0..=last {
+            let step = BlockMsg::Step { iteration, x: (i == 0).then(|| x.clone()), y: (i == last).then(|| y.clone()) };
+            self.send(i, &Wire::Block(step))?;
+        }
+        let mut dones: Vec<Option<BlockDone>> = vec![None; self.plan.len()];
+        while dones.iter().any(Option::is_none) {
+            if let Reply::Done(d) = self.reply()? {
+                let at = d.block;
+                dones[at] = Some(d);
+            }
+        }
+        let dones: Vec<BlockDone> = dones.into_iter().flatten().collect();
+        let products = dones.iter().map(|d| d.products).collect();
+        Ok((assemble(&dones), products))
+    }
+
+    /// Every block's weights and Adam state, in plan order.
+    pub fn states(&self) -> Result<Vec<BlockState<f32>>, PoolError> {
+        for i in 0..self.plan.len() {
+            self.send(i, &Wire::State)?;
+        }
+        let mut out: Vec<Option<BlockState<f32>>> = vec![None; self.plan.len()];
+        while out.iter().any(Option::is_none) {
+            if let Reply::State(i, s) = self.reply()? {
+                out[i] = Some(s);
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// The whole network, gathered from the blocks.
+    pub fn network(&self) -> Result<Network<f32>, PoolError> {
+        let weights = self.plan.join(&self.states()?);
+        Ok(Network { arch: self.arch, scalings: self.scalings, weights })
+    }
+
+    /// The hidden activities `z_1 … z_H` after the last iteration's inference.
+    pub fn activities(&self) -> Result<Vec<Mat<f32>>, PoolError> {
+        for i in 0..self.plan.len() {
+            self.send(i, &Wire::Activities)?;
+        }
+        let mut out: Vec<Option<Vec<Mat<f32>>>> = vec![None; self.plan.len()];
+        while out.iter().any(Option::is_none) {
+            if let Reply::Activities(i, z) = self.reply()? {
+                out[i] = Some(z);
+            }
+        }
+        Ok(out.into_iter().flatten().flatten().collect())
+    }
+
+    /// New η_w, η_z and `T` from the next iteration on, in every block.
+    pub fn set_rates(&self, lr: f64, eta_z: f64, steps: usize) -> Result<(), PoolError> {
+        (0..self.plan.len()).try_for_each(|i| self.send(i, &Wire::Rates { lr, eta_z, steps }))
+    }
+
+    /// Ends block `i`'s thread, as a lost worker (tests).
+    pub fn stop_block(&mut self, i: usize) {
+        let _ = self.send(i, &Wire::Stop);
+        if let Some(t) = self.threads.get(i) {
+            while !t.is_finished() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        for i in 0..self.inboxes.len() {
+            let _ = self.send(i, &Wire::Stop);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pcn::train::Model;
+    use crate::pcn::{Activation, Param};
+    use rand::{Rng, SeedableRng};
+
+    fn batch(rows: usize, cols: usize, seed: u64) -> Mat<f32> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        Mat { rows, cols, data: (0..rows * cols).map(|_| rng.random_range(-1.0f32..1.0)).collect() }
+    }
+
+    /// The pool against the one-worker model, iteration by iteration: reports, weights and
+    /// activities bit for bit; the first difference found. `skew` scales the pool's η_z (a
+    /// planted defect for the negative control).
+    fn differs_from_one_worker(
+        arch: Arch,
+        learning: Learning,
+        workers: usize,
+        iterations: usize,
+        skew: f64,
+    ) -> Option<String> {
+        let net: Network<f32> = Network::init(arch, 5);
+        let b = 7;
+        let mut one = Model::new(net.clone(), learning, 0.01, AdamConfig::default());
+        let plan = Plan::even(arch.layers(), workers);
+        let mut pool = ThreadPool::new(&net, plan.clone(), learning, 0.01, AdamConfig::default(), b).expect("pool");
+        if let Learning::Pc { eta_z, steps } = learning {
+            pool.set_rates(0.01, eta_z * skew, steps).expect("rates");
+        }
+        for it in 1..=iterations {
+            let (x, y) = (batch(b, arch.input, it as u64), batch(b, arch.output, 100 + it as u64));
+            let want = one.train_step(&x, &y);
+            let (got, products) = pool.train_step(it, &x, &y).expect("pool iteration");
+            let case = format!("H={} {learning:?} plan {:?} iteration {it}", arch.hidden, plan.blocks);
+            assert_eq!(products.len(), plan.len(), "{case}");
+            if got != want {
+                return Some(format!("{case}: report {got:?} against {want:?}"));
+            }
+            if pool.network().expect("weights").weights != one.net.weights {
+                return Some(format!("{case}: weights"));
+            }
+            if pool.activities().expect("activities") != one.z {
+                return Some(format!("{case}: activities"));
+            }
+        }
+        None
+    }
+
+    fn same_as_one_worker(arch: Arch, learning: Learning, workers: usize, iterations: usize) {
+        if let Some(d) = differs_from_one_worker(arch, learning, workers, iterations, 1.0) {
+            panic!("{d}");
+        }
+        // The negative control: η_z one part in 10⁶ off, and the comparison sees it.
+        let skewed = differs_from_one_worker(arch, learning, workers, 1, 1.0 + 1e-6);
+        assert!(skewed.is_some(), "a pool with η_z off by 1e-6 passed as the same");
+    }
+
+    fn arch(hidden: usize, act: Activation, skips: bool, param: Param) -> Arch {
+        Arch { input: 12, width: 9, hidden, output: 4, act, skips, param }
+    }
+
+    #[test]
+    fn a_pool_trains_bit_for_bit_as_one_worker_for_every_plan() {
+        let pc = |steps| Learning::Pc { eta_z: 0.3, steps };
+        // Odd depth, two and three blocks, one layer per block, more workers than layers.
+        for workers in [2, 3, 6, 9] {
+            same_as_one_worker(arch(5, Activation::Tanh, true, Param::Mupc), pc(5), workers, 3);
+        }
+        // The wavefront short of the bottom blocks (T < H), and inference past it (T > H).
+        same_as_one_worker(arch(7, Activation::Relu, true, Param::Sp), pc(3), 4, 3);
+        same_as_one_worker(arch(4, Activation::Gelu, false, Param::Mupc), pc(9), 2, 3);
+        // One hidden layer: a block of its own for the input, hidden and output layer each.
+        same_as_one_worker(arch(1, Activation::Linear, true, Param::Sp), pc(2), 3, 2);
+    }
+
+    #[test]
+    fn a_lost_block_is_reported_by_number() {
+        let a = arch(5, Activation::Tanh, true, Param::Mupc);
+        let net: Network<f32> = Network::init(a, 1);
+        let learning = Learning::Pc { eta_z: 0.3, steps: 5 };
+        let mut pool = ThreadPool::new(&net, Plan::even(6, 3), learning, 0.01, AdamConfig::default(), 4).expect("pool");
+        let (x, y) = (batch(4, 12, 1), batch(4, 4, 2));
+        pool.train_step(1, &x, &y).expect("first iteration");
+        pool.stop_block(1);
+        assert_eq!(pool.train_step(2, &x, &y).unwrap_err(), PoolError::Lost(1));
+    }
+
+    #[test]
+    fn plans_are_contiguous_even_and_never_have_more_blocks_than_layers() {
+        assert_eq!(Plan::even(9, 2).blocks, vec![(1, 5), (6, 9)]);
+        assert_eq!(Plan::even(9, 4).blocks, vec![(1, 3), (4, 5), (6, 7), (8, 9)]);
+        assert_eq!(Plan::even(3, 8).blocks, vec![(1, 1), (2, 2), (3, 3)]);
+        assert_eq!(Plan::even(5, 0).blocks, vec![(1, 5)]);
+    }
+}
