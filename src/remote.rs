@@ -14,6 +14,7 @@ use crate::pcn::forward::predict;
 use crate::pcn::learn::AdamConfig;
 use crate::pcn::train::{IterationReport, Learning, Model};
 use crate::pcn::{Arch, Mat, Network};
+use crate::pool::{BlockDone, BlockMsg, BlockState, Plan};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -66,10 +67,62 @@ pub enum ToWorker {
         /// The model.
         id: u32,
     },
-    /// Forget the model.
+    /// Forget the model (a pooled one's blocks too).
     Drop {
         /// The model.
         id: u32,
+    },
+    /// Build this worker's blocks of a pooled network, the network drawn from the seed.
+    CreateBlocks {
+        /// The model.
+        id: u32,
+        /// Shapes and parameterisation.
+        arch: Arch,
+        /// The initialisation seed.
+        seed: u64,
+        /// PC, with η_z and `T`.
+        learning: Learning,
+        /// η_w (Adam).
+        lr: f64,
+        /// The batch size.
+        batch: usize,
+        /// The blocks and how they are dealt to the workers.
+        plan: Plan,
+        /// This worker's number in the pool.
+        worker: usize,
+        /// Its blocks' saved states (a checkpoint), or `None` to draw them from the seed.
+        states: Option<Vec<(usize, BlockState<f32>)>>,
+    },
+    /// One iteration of a pooled network: the batch for this worker's blocks.
+    BlockStep {
+        /// The model.
+        id: u32,
+        /// The iteration (from 1).
+        iteration: usize,
+        /// Indices into the training split.
+        indices: Vec<u32>,
+    },
+    /// A boundary value for one of this worker's blocks, from a neighbouring block on another
+    /// worker (worker to worker, not through the page).
+    Boundary {
+        /// The model.
+        id: u32,
+        /// The block it is for.
+        block: usize,
+        /// The value.
+        msg: BlockMsg<f32>,
+    },
+    /// The states of this worker's blocks.
+    BlockStates {
+        /// The model.
+        id: u32,
+    },
+    /// Evaluate a whole network (a pooled model's, gathered) on the test images.
+    EvaluateNet {
+        /// The model.
+        id: u32,
+        /// Its weights.
+        net: Box<Network<f32>>,
     },
 }
 
@@ -127,6 +180,23 @@ pub enum FromWorker {
         /// What went wrong.
         message: String,
     },
+    /// One block of a pooled model finished an iteration.
+    BlockDone {
+        /// The model.
+        id: u32,
+        /// Milliseconds the block was busy in it.
+        ms: f64,
+        /// Its energies, activation RMS and weight changes.
+        done: BlockDone,
+    },
+    /// This worker's blocks of a pooled model: index, weights and Adam state, and the first
+    /// sample's activities.
+    BlockStates {
+        /// The model.
+        id: u32,
+        /// One entry per block.
+        states: Vec<(usize, BlockState<f32>, Vec<Mat<f32>>)>,
+    },
 }
 
 impl FromWorker {
@@ -137,7 +207,9 @@ impl FromWorker {
             | FromWorker::Report { id, .. }
             | FromWorker::Evaluated { id, .. }
             | FromWorker::Snapshot { id, .. }
-            | FromWorker::Error { id, .. } => Some(*id),
+            | FromWorker::Error { id, .. }
+            | FromWorker::BlockDone { id, .. }
+            | FromWorker::BlockStates { id, .. } => Some(*id),
             FromWorker::Ready { .. } | FromWorker::Fatal { .. } => None,
         }
     }
@@ -171,23 +243,107 @@ pub struct WorkerHost {
     data: Option<Arc<Mnist>>,
     test_x: Option<Mat<f32>>,
     models: HashMap<u32, Model<f32>>,
+    pooled: HashMap<u32, pool::Pooled>,
+    /// Boundary messages for the ring neighbours, from the last messages handled.
+    boundary: Vec<(pool::Dir, ToWorker)>,
 }
 
 impl WorkerHost {
     /// A host with its data (the test images are normalised at the first evaluation).
     pub fn new(data: Arc<Mnist>) -> Self {
-        WorkerHost { data: Some(data), test_x: None, models: HashMap::new() }
+        WorkerHost { data: Some(data), ..WorkerHost::default() }
     }
 
-    /// Models alive (each `Create` adds one, each `Drop` removes one).
+    /// Models alive (each `Create` or `CreateBlocks` adds one, each `Drop` removes one).
     pub fn models(&self) -> usize {
-        self.models.len()
+        self.models.len() + self.pooled.len()
+    }
+
+    /// The boundary messages for the ring neighbours that the messages handled so far produced.
+    pub fn take_boundary(&mut self) -> Vec<(pool::Dir, ToWorker)> {
+        std::mem::take(&mut self.boundary)
+    }
+
+    /// The messages about pooled models.
+    fn handle_pooled(&mut self, msg: ToWorker) -> Vec<FromWorker> {
+        let missing =
+            |id: u32| FromWorker::Error { id, message: format!("there is no pooled model {id} in the worker") };
+        let mut page = Vec::new();
+        match msg {
+            ToWorker::CreateBlocks { id, arch, seed, learning, lr, batch, plan, worker, states } => {
+                let held: usize = self.models.values().map(|m| m.net.arch.parameter_count()).sum();
+                let share = arch.parameter_count() / plan.workers.max(1);
+                if arch.hidden == 0 || held + share > MAX_WEIGHTS {
+                    let message = format!(
+                        "H={}, N={}: this worker's share is {:.1} M weights; it holds at most {} M",
+                        arch.hidden,
+                        arch.width,
+                        share as f64 / 1e6,
+                        MAX_WEIGHTS >> 20
+                    );
+                    return vec![FromWorker::Error { id, message }];
+                }
+                match pool::Pooled::new(arch, seed, learning, lr, batch, plan, worker, states) {
+                    Ok(p) => {
+                        self.pooled.insert(id, p);
+                        page.push(FromWorker::Created { id });
+                    }
+                    Err(message) => page.push(FromWorker::Error { id, message }),
+                }
+            }
+            ToWorker::BlockStep { id, iteration, indices } => {
+                let Some(data) = self.data.clone() else {
+                    return vec![FromWorker::Error { id, message: "the worker has no training data".into() }];
+                };
+                let Some(p) = self.pooled.get_mut(&id) else { return vec![missing(id)] };
+                let len = data.train.len();
+                let idx: Vec<usize> = indices.iter().map(|&i| i as usize).collect();
+                if let Some(bad) = idx.iter().find(|&&i| i >= len) {
+                    let message = format!("training index {bad} is out of range (0 … {})", len - 1);
+                    return vec![FromWorker::Error { id, message }];
+                }
+                let (first, last) = p.holds_ends();
+                let (x, y) =
+                    if first || last { data.train.batch::<f32>(&idx) } else { (Mat::zeros(0, 0), Mat::zeros(0, 0)) };
+                let msgs = p.step_messages(iteration, first.then_some(x), last.then_some(y));
+                p.run(id, msgs, &mut page, &mut self.boundary);
+            }
+            ToWorker::Boundary { id, block, msg } => {
+                let Some(p) = self.pooled.get_mut(&id) else { return vec![missing(id)] };
+                p.run(id, vec![(block, msg)], &mut page, &mut self.boundary);
+            }
+            ToWorker::BlockStates { id } => match self.pooled.get(&id) {
+                Some(p) => page.push(FromWorker::BlockStates { id, states: p.states() }),
+                None => page.push(missing(id)),
+            },
+            ToWorker::EvaluateNet { id, net } => {
+                let Some(data) = self.data.clone() else {
+                    return vec![FromWorker::Error { id, message: "the worker has no test data".into() }];
+                };
+                let x = self.test_x.get_or_insert_with(|| data.test_inputs());
+                let evaluation = Evaluation::of(&predict(&net, x), &data.test.labels);
+                page.push(FromWorker::Evaluated { id, evaluation });
+            }
+            _ => unreachable!("handle_pooled takes the pooled models' messages"),
+        }
+        page
     }
 
     /// Answers one message.
     pub fn handle(&mut self, msg: ToWorker) -> Vec<FromWorker> {
         let missing = |id: u32| FromWorker::Error { id, message: format!("there is no model {id} in the worker") };
         match msg {
+            ToWorker::CreateBlocks { .. }
+            | ToWorker::BlockStep { .. }
+            | ToWorker::Boundary { .. }
+            | ToWorker::BlockStates { .. }
+            | ToWorker::EvaluateNet { .. } => self.handle_pooled(msg),
+            ToWorker::SetRates { id, lr, learning } if self.pooled.contains_key(&id) => {
+                if let Some(p) = self.pooled.get_mut(&id) {
+                    p.set_rates(lr, learning);
+                }
+                Vec::new()
+            }
             ToWorker::Create { id, arch, seed, learning, lr } => {
                 let weights = arch.parameter_count();
                 let held: usize =
@@ -252,6 +408,7 @@ impl WorkerHost {
             },
             ToWorker::Drop { id } => {
                 self.models.remove(&id);
+                self.pooled.remove(&id);
                 Vec::new()
             }
         }
@@ -262,6 +419,8 @@ impl WorkerHost {
 enum Outbox {
     /// In-process: the host answers at once (native tests, and the same bytes as the browser).
     Host(Box<WorkerHost>),
+    /// In-process, worker `w` of a ring of hosts (native tests of a pool).
+    Ring(Arc<Mutex<pool::Ring>>, usize),
     /// A posting function (the page's Web Worker).
     Post(Box<dyn Fn(Vec<u8>) -> Result<(), String> + Send>),
 }
@@ -296,6 +455,19 @@ impl WorkerLink {
         Self::with(Outbox::Host(Box::new(host)))
     }
 
+    /// Worker `w` of an in-process ring ([`pool::Ring::links`]).
+    fn ring(ring: Arc<Mutex<pool::Ring>>, w: usize) -> Self {
+        Self::with(Outbox::Ring(ring, w))
+    }
+
+    /// The ring this link is a worker of, if it is one.
+    fn ring_of(&self) -> Option<Arc<Mutex<pool::Ring>>> {
+        match &self.lock().out {
+            Outbox::Ring(r, _) => Some(r.clone()),
+            _ => None,
+        }
+    }
+
     fn with(out: Outbox) -> Self {
         WorkerLink { state: Mutex::new(LinkState { out, inbox: VecDeque::new(), dead: None, ready: None, next_id: 1 }) }
     }
@@ -328,6 +500,11 @@ impl WorkerLink {
                 Ok(())
             }
             Outbox::Post(post) => post(bytes).map_err(RemoteError::Dead),
+            Outbox::Ring(ring, w) => {
+                let (ring, w) = (ring.clone(), *w);
+                drop(s);
+                pool::Ring::deliver(&ring, w, bytes)
+            }
         }
     }
 
@@ -360,6 +537,10 @@ impl WorkerLink {
     /// Removes and returns every answer about model `id`.
     fn take(&self, id: u32) -> Vec<FromWorker> {
         let mut s = self.lock();
+        if let Outbox::Ring(ring, w) = &s.out {
+            let answers = pool::Ring::take_answers(ring, *w);
+            s.inbox.extend(answers);
+        }
         let (mine, rest): (VecDeque<_>, VecDeque<_>) = s.inbox.drain(..).partition(|m| m.model() == Some(id));
         s.inbox = rest;
         mine.into()
@@ -375,7 +556,7 @@ impl WorkerLink {
     pub fn host_models(&self) -> Option<usize> {
         match &self.lock().out {
             Outbox::Host(h) => Some(h.models()),
-            Outbox::Post(_) => None,
+            Outbox::Post(_) | Outbox::Ring(..) => None,
         }
     }
 }
@@ -552,6 +733,7 @@ impl Drop for RemoteModel {
     }
 }
 
+pub mod pool;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 

@@ -8,6 +8,7 @@ use crate::pcn::forward::predict;
 use crate::pcn::learn::AdamConfig;
 use crate::pcn::train::{IterationReport, Learning, Model};
 use crate::pcn::{Mat, Network};
+use crate::remote::pool::PoolModel;
 use crate::remote::{RemoteError, RemoteModel, WorkerLink};
 use std::sync::Arc;
 use thiserror::Error;
@@ -32,7 +33,15 @@ pub enum Device {
     Gpu(Arc<GpuContext>),
     /// The CPU reference in another thread (the page's Web Worker), driven by messages.
     Worker(Arc<WorkerLink>),
+    /// Several workers: a PC network's layers in blocks across them (`crate::pool`); backprop,
+    /// and a network too small to gain from the pool, on the first.
+    Pool(Vec<Arc<WorkerLink>>),
 }
+
+/// A boundary exchange per inference step, in units of one layer's work in one step, for
+/// choosing a pool's plan: a few hundred microseconds of message latency against a layer's two
+/// `(B, N) × (N, N)` products (about 2 ms at B = 64, N = 128 in a worker).
+pub const POOL_EXCHANGE_COST: f64 = 0.25;
 
 /// One run's network, optimiser and buffers, on some device.
 #[derive(Debug)]
@@ -43,6 +52,8 @@ pub enum Backend {
     Gpu(Box<GpuModel>),
     /// The CPU reference in a worker, pipelined like the GPU.
     Remote(Box<RemoteModel>),
+    /// A PC network's blocks across a pool of workers, pipelined like the GPU.
+    Pool(Box<PoolModel>),
 }
 
 /// One device per process, shared by every GPU run (created on first use; native only — the
@@ -77,11 +88,23 @@ impl Backend {
                 let model = RemoteModel::create(link.clone(), arch, config.seed, learning, rs.lr)?;
                 Ok(Backend::Remote(Box::new(model)))
             }
+            (BackendKind::Cpu, Device::Pool(links)) => {
+                let plan = pool_plan(&arch, learning, links.len());
+                let Some(first) = links.first() else {
+                    return Err(RemoteError::Dead("the pool has no workers".into()).into());
+                };
+                if plan.workers <= 1 {
+                    let model = RemoteModel::create(first.clone(), arch, config.seed, learning, rs.lr)?;
+                    return Ok(Backend::Remote(Box::new(model)));
+                }
+                let model = PoolModel::create(links.clone(), arch, config.seed, learning, rs.lr, config.batch, plan)?;
+                Ok(Backend::Pool(Box::new(model)))
+            }
             (BackendKind::Cpu, _) => {
                 let net = Network::init(arch, config.seed);
                 Ok(Backend::Cpu(Box::new(Model::new(net, learning, rs.lr, AdamConfig::default()))))
             }
-            (BackendKind::Gpu, Device::Cpu | Device::Worker(_)) => {
+            (BackendKind::Gpu, Device::Cpu | Device::Worker(_) | Device::Pool(_)) => {
                 Err(GpuError::Unsupported("no GPU device was given".into()).into())
             }
             (BackendKind::Gpu, Device::Gpu(ctx)) => {
@@ -109,12 +132,25 @@ impl Backend {
         Ok(Backend::Gpu(Box::new(m)))
     }
 
+    /// Rebuilds a pooled run from `checkpoint` on the workers `links` (after one was lost).
+    pub fn restore_pool(
+        links: &[Arc<WorkerLink>],
+        checkpoint: &crate::gpu::Checkpoint,
+        config: &RunConfig,
+        rs: &RuleSettings,
+    ) -> Result<Self, BackendError> {
+        let learning = config.learning(rs);
+        let plan = pool_plan(&checkpoint.net.arch, learning, links.len());
+        let m = PoolModel::restore(links.to_vec(), checkpoint, learning, rs.lr, config.batch, plan)?;
+        Ok(Backend::Pool(Box::new(m)))
+    }
+
     /// The GPU model of a GPU run (`None` on the CPU or in the worker): its adapter, dispatch
     /// counts and kernel timings.
     pub fn gpu(&self) -> Option<&GpuModel> {
         match self {
             Backend::Gpu(m) => Some(m),
-            Backend::Cpu(_) | Backend::Remote(_) => None,
+            Backend::Cpu(_) | Backend::Remote(_) | Backend::Pool(_) => None,
         }
     }
 
@@ -122,7 +158,15 @@ impl Backend {
     pub fn gpu_mut(&mut self) -> Option<&mut GpuModel> {
         match self {
             Backend::Gpu(m) => Some(m),
-            Backend::Cpu(_) | Backend::Remote(_) => None,
+            Backend::Cpu(_) | Backend::Remote(_) | Backend::Pool(_) => None,
+        }
+    }
+
+    /// The pool model of a pooled run.
+    pub fn pool(&self) -> Option<&PoolModel> {
+        match self {
+            Backend::Pool(m) => Some(m),
+            _ => None,
         }
     }
 
@@ -132,15 +176,17 @@ impl Backend {
         !matches!(self, Backend::Cpu(_))
     }
 
-    /// True when the run lives in the CPU worker.
+    /// True when the run lives in the CPU worker (or a pool of them).
     pub fn in_worker(&self) -> bool {
-        matches!(self, Backend::Remote(_))
+        matches!(self, Backend::Remote(_) | Backend::Pool(_))
     }
 
     /// The worker's own median milliseconds per iteration (`None` elsewhere, or before any).
     pub fn worker_ms(&self) -> Option<f64> {
         match self {
             Backend::Remote(m) => m.median_ms(),
+            // The busiest worker's.
+            Backend::Pool(m) => m.worker_ms().into_iter().flatten().max_by(f64::total_cmp),
             Backend::Cpu(_) | Backend::Gpu(_) => None,
         }
     }
@@ -152,6 +198,7 @@ impl Backend {
             Backend::Gpu(m) => Ok((m.network().await?, m.activities().await?)),
             Backend::Cpu(m) => Ok((m.net.clone(), m.z.clone())),
             Backend::Remote(m) => Ok(m.snapshot().await?),
+            Backend::Pool(m) => Ok(m.snapshot().await?),
         }
     }
 
@@ -161,6 +208,7 @@ impl Backend {
             Backend::Cpu(_) => "cpu",
             Backend::Gpu(_) => "gpu",
             Backend::Remote(_) => "cpu (worker)",
+            Backend::Pool(_) => "cpu (pool)",
         }
     }
 
@@ -184,6 +232,13 @@ impl Backend {
                 m.submit_step(iteration, indices, align)?;
                 Ok(m.ready_reports()?)
             }
+            Backend::Pool(m) => {
+                // The blocks do not compare gradients with backprop's (that needs the whole
+                // network in one place): a pooled run's alignment stays empty.
+                let _ = align;
+                m.submit_step(iteration, indices)?;
+                Ok(m.ready_reports()?)
+            }
             Backend::Gpu(m) => {
                 m.submit_step_aligned(iteration, x, y, align)?;
                 Ok(m.ready_reports(false)?)
@@ -197,6 +252,7 @@ impl Backend {
             Backend::Cpu(_) => Ok(Vec::new()),
             Backend::Gpu(m) => Ok(m.ready_reports(false)?),
             Backend::Remote(m) => Ok(m.ready_reports()?),
+            Backend::Pool(m) => Ok(m.ready_reports()?),
         }
     }
 
@@ -206,6 +262,7 @@ impl Backend {
             Backend::Cpu(_) => Ok(Vec::new()),
             Backend::Gpu(m) => Ok(m.flush().await?),
             Backend::Remote(m) => Ok(m.flush().await?),
+            Backend::Pool(m) => Ok(m.flush().await?),
         }
     }
 
@@ -217,6 +274,7 @@ impl Backend {
             Backend::Gpu(m) => Ok(m.evaluate(x, labels).await?),
             // The worker holds the same test images.
             Backend::Remote(m) => Ok(m.evaluate().await?),
+            Backend::Pool(m) => Ok(m.evaluate().await?),
         }
     }
 
@@ -235,6 +293,7 @@ impl Backend {
                 m.set_rates(lr, eta_z, steps_of(learning))?;
             }
             Backend::Remote(m) => m.set_rates(lr, learning)?,
+            Backend::Pool(m) => m.set_rates(lr, learning)?,
         }
         Ok(())
     }
@@ -245,14 +304,16 @@ impl Backend {
             Backend::Cpu(_) => 0,
             Backend::Gpu(m) => m.submitted().saturating_sub(m.completed()),
             Backend::Remote(m) => m.in_flight(),
+            Backend::Pool(m) => m.in_flight(),
         }
     }
 
     /// A GPU run's training state on the CPU side (`None` for the others: their state already
     /// lives on the CPU, and a lost GPU is the failure this guards against).
-    pub async fn checkpoint(&self) -> Option<Result<crate::gpu::Checkpoint, BackendError>> {
+    pub async fn checkpoint(&mut self) -> Option<Result<crate::gpu::Checkpoint, BackendError>> {
         match self {
             Backend::Gpu(m) => Some(m.checkpoint().await.map_err(Into::into)),
+            Backend::Pool(m) => Some(m.checkpoint().await.map_err(Into::into)),
             Backend::Cpu(_) | Backend::Remote(_) => None,
         }
     }
@@ -260,9 +321,20 @@ impl Backend {
     /// Bytes this run holds on its device (0 on the CPU).
     pub fn device_bytes(&self) -> u64 {
         match self {
-            Backend::Cpu(_) | Backend::Remote(_) => 0,
+            Backend::Cpu(_) | Backend::Remote(_) | Backend::Pool(_) => 0,
             Backend::Gpu(m) => m.memory_bytes(),
         }
+    }
+}
+
+/// The plan a pool of `workers` runs `arch` with (backprop: one worker).
+pub fn pool_plan(arch: &crate::pcn::Arch, learning: Learning, workers: usize) -> crate::pool::Plan {
+    match learning {
+        Learning::Pc { steps, .. } => {
+            let w = crate::pool::Workload { hidden: arch.hidden, steps, exchange: POOL_EXCHANGE_COST };
+            crate::pool::Plan::for_pool(arch.layers(), workers, &w)
+        }
+        Learning::Bp => crate::pool::Plan::even(arch.layers(), 1),
     }
 }
 

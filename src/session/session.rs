@@ -214,11 +214,15 @@ impl Session {
     /// keeps the previous checkpoint.
     async fn take_checkpoint(&mut self) {
         let mut cps = Vec::with_capacity(self.runs.len());
-        for run in &self.runs {
+        for run in &mut self.runs {
+            if !run.is_running() {
+                cps.push(None);
+                continue;
+            }
             cps.push(match run.backend.checkpoint().await {
-                Some(Ok(cp)) if run.is_running() => Some(cp),
+                Some(Ok(cp)) => Some(cp),
                 Some(Err(_)) => return,
-                _ => None,
+                None => None,
             });
         }
         if cps.iter().any(Option::is_some) {
@@ -237,9 +241,10 @@ impl Session {
     /// and rewinds the session to that iteration, so the batches continue as they would have.
     /// Runs that had diverged by then stay stopped. Returns the iteration resumed from.
     pub async fn recover(&mut self, device: Device) -> Result<usize, SessionError> {
-        let Device::Gpu(ctx) = &device else {
-            return Err(BackendError::Gpu(GpuError::Unsupported("recovery needs a GPU device".into())).into());
-        };
+        if !matches!(device, Device::Gpu(_) | Device::Pool(_)) {
+            let why = "recovery needs a GPU device or a pool of workers";
+            return Err(BackendError::Gpu(GpuError::Unsupported(why.into())).into());
+        }
         // Borrowed, not cloned: a paper-size checkpoint is hundreds of megabytes.
         let (at, cps) = match &self.checkpoint {
             Some((at, cps)) => (*at, cps.as_slice()),
@@ -252,7 +257,11 @@ impl Session {
             }
             let rs = run.settings;
             let backend = match (cp, at) {
-                (Some(cp), _) => Backend::restore(ctx.clone(), cp, &self.config, &rs).await?,
+                (Some(cp), _) => match &device {
+                    Device::Gpu(ctx) => Backend::restore(ctx.clone(), cp, &self.config, &rs).await?,
+                    Device::Pool(links) => Backend::restore_pool(links, cp, &self.config, &rs)?,
+                    Device::Cpu | Device::Worker(_) => unreachable!("checked above"),
+                },
                 (None, 0) => Backend::create(&self.config, &rs, &device).await?,
                 // Stopped before the checkpoint for another reason: it stays stopped.
                 (None, _) => continue,
