@@ -190,6 +190,45 @@ await test("a browser without WebGPU trains depth 4 width 32 on the CPU worker p
   }
 });
 
+// A pool of CPU workers (issue 18): one network's layers in blocks across two workers must train
+// exactly as one worker does, and the page's thread must stay free while it does.
+await test("without WebGPU a pool of two workers trains depth 16 width 64 loss for loss as one worker over 20 iterations, names the pool, no long tasks", async () => {
+  const plain = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-features=WebGPU,Vulkan", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+  });
+  try {
+    const losses = {};
+    for (const workers of [1, 2]) {
+      const page = await plain.newPage({ viewport: { width: 1400, height: 1000 } });
+      const errors = [];
+      page.on("pageerror", (e) => errors.push(String(e)));
+      await page.goto(url + `?depth=16&width=64&rules=mupc&eval_every=10&workers=${workers}&autoplay=1`);
+      await waitFor(page, "the first iteration", iterationAtLeast(), 1, 120000);
+      if (workers === 2) await watchLongTasks(page);
+      await waitFor(page, "iteration 20", iterationAtLeast(), 20, 240000);
+      await page.click('[data-testid="play"]');
+      losses[workers] = (await lossesWhenFiled(page, "mupc", 20)).slice(0, 20);
+      const backend = await text(page, "backend");
+      console.log(`     workers=${workers}: ${backend} · ${await text(page, "throughput")}`);
+      if (workers === 2) {
+        check(/pool of 2 Web Workers/.test(backend), `the banner does not name the pool: ${backend}`);
+        check(/pool workers: mupc on \d+ blocks/.test(await text(page, "throughput")), "no per-worker load in the status");
+        const long = (await longTasks(page)).filter((d) => d > 50);
+        check(long.length === 0, `main-thread tasks over 50 ms while the pool trained: ${long.map((d) => d.toFixed(0)).join(", ")}`);
+      }
+      if (errors.length) throw new Error(`errors on the page: ${errors.join("; ")}`);
+      await page.close();
+    }
+    check(losses[1].length === 20 && losses[2].length === 20, `losses: ${losses[1].length} and ${losses[2].length}`);
+    const differ = losses[1].findIndex((l, i) => l[0] !== losses[2][i][0] || l[1] !== losses[2][i][1]);
+    check(differ < 0, `iteration ${differ + 1}: one worker ${losses[1][differ]}, the pool ${losses[2][differ]}`);
+    console.log(`     20 losses equal, the last ${losses[2][19][1]}`);
+  } finally {
+    await plain.close();
+  }
+});
+
 // Before any other page has left work queued on the software GPU: SwiftShader shares the machine's
 // cores with the page, and a busy one stretches the page's tasks (a closed page's work runs on).
 await test("the page stays responsive while a depth-32 width-128 run trains (long tasks under 50 ms)", async (page) => {

@@ -60,6 +60,8 @@ pub struct PageConfig {
     pub autoplay: bool,
     /// Train on the CPU (in a Web Worker) even when WebGPU is there.
     pub cpu: bool,
+    /// CPU workers of the pool (`None`: as many as the machine has cores, less one for the page).
+    pub workers: Option<usize>,
     /// The preset this setup started from (its explanation is shown).
     pub preset: Option<Preset>,
     /// Controls hidden by a classroom link ([`HIDEABLE`]).
@@ -119,6 +121,7 @@ impl Default for PageConfig {
             eval_every: 50,
             autoplay: false,
             cpu: false,
+            workers: None,
             preset: None,
             hide: Vec::new(),
             present: false,
@@ -128,8 +131,17 @@ impl Default for PageConfig {
     }
 }
 
+/// The most CPU workers a pool may have.
+pub const MAX_WORKERS: usize = 16;
+
+/// The pool's size for `cores` logical cores when the page does not fix it: one core is left for
+/// the page's thread (so that it keeps drawing while the workers train), at most 8 workers.
+pub fn auto_workers(cores: usize) -> usize {
+    cores.saturating_sub(1).clamp(1, 8)
+}
+
 /// The query keys the page reads, in the order it writes them.
-pub const KEYS: [&str; 23] = [
+pub const KEYS: [&str; 24] = [
     "preset",
     "depth",
     "width",
@@ -147,6 +159,7 @@ pub const KEYS: [&str; 23] = [
     "seed",
     "eval_every",
     "device",
+    "workers",
     "autoplay",
     "hide",
     "present",
@@ -257,7 +270,8 @@ impl PageConfig {
     /// True when going from `self` to `next` needs new networks (anything but the rates, `T`
     /// and the evaluation interval).
     pub fn needs_reset(&self, next: &PageConfig) -> bool {
-        let structural = |c: &PageConfig| (c.depth, c.width, c.act, c.skips, c.rules.clone(), c.batch, c.seed, c.cpu);
+        let structural =
+            |c: &PageConfig| (c.depth, c.width, c.act, c.skips, c.rules.clone(), c.batch, c.seed, c.cpu, c.workers);
         structural(self) != structural(next)
     }
 
@@ -492,6 +506,14 @@ impl PageConfig {
                     _ => return Err(bad("the device is gpu or cpu", "gpu".into())),
                 }
             }
+            "workers" => {
+                self.workers = match v {
+                    "auto" => None,
+                    _ => Some(whole(v, 1, MAX_WORKERS).ok_or_else(|| {
+                        bad(&format!("workers is auto or a whole number from 1 to {MAX_WORKERS}"), "auto".into())
+                    })?),
+                }
+            }
             _ => return Err(format!("unknown setting '{}' ignored; the page reads {}", clip(key), KEYS.join(", "))),
         }
         Ok(())
@@ -535,6 +557,9 @@ impl PageConfig {
         parts.push(format!("eval_every={}", self.eval_every));
         if self.cpu {
             parts.push("device=cpu".into());
+        }
+        if let Some(w) = self.workers {
+            parts.push(format!("workers={w}"));
         }
         if self.autoplay {
             parts.push("autoplay=1".into());
@@ -653,6 +678,7 @@ mod tests {
             eval_every: 50,
             autoplay: true,
             cpu: true,
+            workers: Some(3),
             preset: Some(Preset::Explode),
             hide: vec!["width".into(), "controls".into()],
             present: true,
@@ -665,6 +691,10 @@ mod tests {
         let (d, _) = PageConfig::from_query(&PageConfig::default().to_query());
         assert_eq!(d, PageConfig::default());
         assert_eq!(PageConfig::from_query("rules=sp%2Cmupc").0.rules.len(), 2, "an encoded comma is a comma");
+        assert_eq!(PageConfig::from_query("workers=auto").0.workers, None);
+        let (w, problems) = PageConfig::from_query("workers=99");
+        assert!(w.workers.is_none() && problems[0].contains("from 1 to 16"), "{problems:?}");
+        assert_eq!((auto_workers(1), auto_workers(2), auto_workers(4), auto_workers(64)), (1, 1, 3, 8));
     }
 
     #[test]

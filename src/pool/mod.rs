@@ -34,9 +34,11 @@ pub struct Workload {
     pub hidden: usize,
     /// Inference steps `T`.
     pub steps: usize,
-    /// Cost of one boundary exchange per inference step, in units of one layer's work in one
-    /// inference step (its two matrix products).
-    pub exchange: f64,
+    /// Cost of one boundary message (its sending, routing and receiving), in units of one
+    /// layer's work in one inference step (its two matrix products).
+    pub message: f64,
+    /// The wait of one inference step's exchange on top (two hops, down then up), same units.
+    pub latency: f64,
 }
 
 impl Plan {
@@ -59,7 +61,8 @@ impl Plan {
     }
 
     /// The modelled time of one iteration's inference, in layer-steps: per step the busiest
-    /// worker's active layers, plus an exchange when blocks on different workers meet.
+    /// worker's active layers, plus each boundary message sent (two per boundary the wavefront
+    /// has reached) and, when there are any, the exchange's wait.
     ///
     /// From the feedforward point the error descends one layer per step (the wavefront), so in
     /// the first steps only the top blocks have work: with one block per worker and `T = H` the
@@ -70,6 +73,7 @@ impl Plan {
         (0..w.steps)
             .map(|t| {
                 let from = crate::pcn::infer::first_active_layer(w.hidden, t);
+                let messages = if crossings { 2 * self.blocks[1..].iter().filter(|b| b.0 >= from).count() } else { 0 };
                 let busiest = (0..self.workers)
                     .map(|k| {
                         self.blocks_of(k)
@@ -81,9 +85,20 @@ impl Plan {
                     })
                     .max()
                     .unwrap_or(0);
-                busiest as f64 + if crossings { w.exchange } else { 0.0 }
+                let wait = if messages > 0 { w.latency } else { 0.0 };
+                busiest as f64 + messages as f64 * w.message + wait
             })
             .sum()
+    }
+
+    /// The fastest plan by [`Plan::modelled_time`] on exactly `workers` workers (1 to 8 blocks
+    /// each; fewer workers only when the network has fewer layers).
+    pub fn for_workers(layers: usize, workers: usize, w: &Workload) -> Plan {
+        let k = workers.clamp(1, layers.max(1));
+        (1..=8)
+            .map(|per| Plan::dealt(layers, k * per, k))
+            .min_by(|a, b| a.modelled_time(w).total_cmp(&b.modelled_time(w)))
+            .unwrap_or_else(|| Plan::even(layers, 1))
     }
 
     /// The fastest plan by [`Plan::modelled_time`] for up to `workers` workers: every worker count

@@ -168,9 +168,10 @@ pub struct PoolModel {
     arch: Arch,
     submitted: usize,
     completed: usize,
-    partial: BTreeMap<usize, Vec<Option<BlockDone>>>,
+    /// Per iteration in progress: the blocks' reports so far and each worker's busy milliseconds.
+    partial: BTreeMap<usize, (Vec<Option<BlockDone>>, Vec<f64>)>,
     ready: Vec<(usize, IterationReport)>,
-    /// Per worker: its busy milliseconds per iteration, latest last (at most 32).
+    /// Per worker: its blocks' busy milliseconds per iteration, latest last (at most 32).
     busy: Vec<VecDeque<f64>>,
 }
 
@@ -267,18 +268,22 @@ impl PoolModel {
                 match msg {
                     FromWorker::Created { .. } => {}
                     FromWorker::BlockDone { ms, done, .. } => {
-                        let b = &mut self.busy[w];
-                        if b.len() == super::RECENT {
-                            b.pop_front();
-                        }
-                        b.push_back(ms);
                         let it = done.iteration;
-                        let slot = self.partial.entry(it).or_insert_with(|| vec![None; self.plan.len()]);
+                        let (blocks, workers) = (self.plan.len(), self.links.len());
+                        let (slot, busy) =
+                            self.partial.entry(it).or_insert_with(|| (vec![None; blocks], vec![0.0; workers]));
+                        busy[w] += ms;
                         let at = done.block;
                         slot[at] = Some(done);
                         if slot.iter().all(Option::is_some) {
-                            let dones: Vec<BlockDone> =
-                                self.partial.remove(&it).into_iter().flatten().flatten().collect();
+                            let Some((dones, busy)) = self.partial.remove(&it) else { continue };
+                            for (q, ms) in self.busy.iter_mut().zip(busy) {
+                                if q.len() == super::RECENT {
+                                    q.pop_front();
+                                }
+                                q.push_back(ms);
+                            }
+                            let dones: Vec<BlockDone> = dones.into_iter().flatten().collect();
                             self.ready.push((it, assemble(&dones)));
                             self.completed += 1;
                         }

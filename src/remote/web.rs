@@ -92,6 +92,48 @@ pub async fn load_mnist(progress: impl Fn(usize, usize)) -> Result<Mnist, String
 
 thread_local! {
     static HOST: RefCell<WorkerHost> = RefCell::new(WorkerHost::default());
+    /// This worker's ports to its ring neighbours in a pool: the next worker's, the previous one's.
+    static RING: RefCell<[Option<web_sys::MessagePort>; 2]> = const { RefCell::new([None, None]) };
+}
+
+/// Handles one message (from the page or from a ring neighbour): the answers go to the page, the
+/// boundary values to the neighbours' ports.
+fn dispatch(bytes: &[u8]) {
+    let (answers, boundary) = match decode::<ToWorker>(bytes) {
+        Ok(msg) => HOST.with(|h| {
+            let mut h = h.borrow_mut();
+            let answers = h.handle(msg);
+            (answers, h.take_boundary())
+        }),
+        Err(e) => (vec![FromWorker::Fatal { message: e.to_string() }], Vec::new()),
+    };
+    answers.iter().for_each(post_from_worker);
+    for (dir, msg) in boundary {
+        let slot = match dir {
+            super::pool::Dir::Next => 0,
+            super::pool::Dir::Prev => 1,
+        };
+        let sent = RING.with(|r| match (&r.borrow()[slot], encode(&msg)) {
+            (Some(port), Ok(bytes)) => port.post_message(&Uint8Array::from(bytes.as_slice())).map_err(js_err),
+            (None, _) => Err("this worker is not connected to its neighbours in the pool".into()),
+            (_, Err(e)) => Err(e.to_string()),
+        });
+        if let Err(message) = sent {
+            post_from_worker(&FromWorker::Fatal { message: format!("the pool's ring: {message}") });
+        }
+    }
+}
+
+/// Keeps a ring port (`"next"` or `"prev"`) the page sent, and listens on it.
+fn connect(dir: &str, port: web_sys::MessagePort) {
+    let slot = if dir == "next" { 0 } else { 1 };
+    let onmessage = Closure::<dyn Fn(web_sys::MessageEvent)>::new(|ev: web_sys::MessageEvent| {
+        dispatch(&Uint8Array::new(&ev.data()).to_vec());
+    });
+    port.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+    // The port lives as long as the worker.
+    onmessage.forget();
+    RING.with(|r| r.borrow_mut()[slot] = Some(port));
 }
 
 fn post_from_worker(msg: &FromWorker) {
@@ -112,12 +154,15 @@ pub fn worker_main() {
     }));
     let scope: web_sys::DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
     let onmessage = Closure::<dyn Fn(web_sys::MessageEvent)>::new(|ev: web_sys::MessageEvent| {
-        let bytes = Uint8Array::new(&ev.data()).to_vec();
-        let answers = match decode::<ToWorker>(&bytes) {
-            Ok(msg) => HOST.with(|h| h.borrow_mut().handle(msg)),
-            Err(e) => vec![FromWorker::Fatal { message: e.to_string() }],
-        };
-        answers.iter().for_each(post_from_worker);
+        // A ring port from the page (a pool), or a message as bytes.
+        let ports = ev.ports();
+        if ports.length() > 0 {
+            if let (Some(dir), Ok(port)) = (ev.data().as_string(), ports.get(0).dyn_into::<web_sys::MessagePort>()) {
+                connect(&dir, port);
+            }
+            return;
+        }
+        dispatch(&Uint8Array::new(&ev.data()).to_vec());
     });
     scope.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
     // The worker lives as long as the page: the handler is never removed.
@@ -137,15 +182,52 @@ pub fn worker_main() {
 // ---- in the page ----
 
 thread_local! {
-    static WORKER: RefCell<Option<web_sys::Worker>> = const { RefCell::new(None) };
+    /// The page's workers: slot 0 the CPU worker, slots 1 … the rest of a pool.
+    static WORKERS: RefCell<Vec<Option<web_sys::Worker>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Starts the worker at `url` (Trunk's loader for the `pclab-worker` binary) and waits until it
 /// has loaded MNIST. The error says why there is no worker.
 pub async fn spawn(url: &str) -> Result<Arc<WorkerLink>, String> {
+    spawn_slot(url, 0).await
+}
+
+/// Grows the pool to `n` workers (the CPU worker `first` is worker 0; the others start and load
+/// MNIST), stops any beyond `n`, and connects all of them in a ring of `MessageChannel`s so that
+/// boundary values go worker to worker.
+pub async fn spawn_pool(url: &str, first: Arc<WorkerLink>, n: usize) -> Result<Vec<Arc<WorkerLink>>, String> {
+    WORKERS.with(|w| {
+        let mut w = w.borrow_mut();
+        for old in w.iter_mut().skip(n.max(1)) {
+            if let Some(old) = old.take() {
+                old.terminate();
+            }
+        }
+    });
+    let mut links = vec![first];
+    for slot in 1..n {
+        links.push(spawn_slot(url, slot).await.map_err(|e| format!("worker {slot} of the pool: {e}"))?);
+    }
+    let worker = |slot: usize| WORKERS.with(|w| w.borrow().get(slot).cloned().flatten());
+    for a in 0..n {
+        let b = (a + 1) % n;
+        let (Some(wa), Some(wb)) = (worker(a), worker(b)) else {
+            return Err(format!("worker {a} or {b} of the pool is gone"));
+        };
+        let channel = web_sys::MessageChannel::new().map_err(js_err)?;
+        // a's "next" is b; b's "prev" is a.
+        wa.post_message_with_transfer(&"next".into(), &js_sys::Array::of1(&channel.port1()))
+            .map_err(|e| format!("connecting worker {a}: {}", js_err(e)))?;
+        wb.post_message_with_transfer(&"prev".into(), &js_sys::Array::of1(&channel.port2()))
+            .map_err(|e| format!("connecting worker {b}: {}", js_err(e)))?;
+    }
+    Ok(links)
+}
+
+async fn spawn_slot(url: &str, slot: usize) -> Result<Arc<WorkerLink>, String> {
     let worker = web_sys::Worker::new(url).map_err(|e| format!("the CPU worker could not start: {}", js_err(e)))?;
-    let link = Arc::new(WorkerLink::posting(|bytes| {
-        WORKER.with(|w| match w.borrow().as_ref() {
+    let link = Arc::new(WorkerLink::posting(move |bytes| {
+        WORKERS.with(|w| match w.borrow().get(slot).and_then(Option::as_ref) {
             Some(w) => w.post_message(&Uint8Array::from(bytes.as_slice())).map_err(js_err),
             None => Err("the worker is gone".into()),
         })
@@ -162,11 +244,18 @@ pub async fn spawn(url: &str) -> Result<Arc<WorkerLink>, String> {
     });
     worker.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
     worker.set_onerror(Some(onerror.as_ref().unchecked_ref()));
-    // One worker per page, alive as long as the page: the handlers are never removed.
+    // A worker lives as long as its slot: the handlers are never removed.
     onmessage.forget();
     onerror.forget();
     // A worker that failed is replaced: stop the old one for good.
-    if let Some(old) = WORKER.with(|w| w.borrow_mut().replace(worker)) {
+    let old = WORKERS.with(|w| {
+        let mut w = w.borrow_mut();
+        if w.len() <= slot {
+            w.resize(slot + 1, None);
+        }
+        w[slot].replace(worker)
+    });
+    if let Some(old) = old {
         old.terminate();
     }
     loop {

@@ -33,15 +33,30 @@ pub enum Device {
     Gpu(Arc<GpuContext>),
     /// The CPU reference in another thread (the page's Web Worker), driven by messages.
     Worker(Arc<WorkerLink>),
-    /// Several workers: a PC network's layers in blocks across them (`crate::pool`); backprop,
-    /// and a network too small to gain from the pool, on the first.
-    Pool(Vec<Arc<WorkerLink>>),
+    /// Several workers: a PC network's layers in blocks across them (`crate::pool`); backprop on
+    /// the first. With `fixed` every worker takes part; otherwise a network too small to gain
+    /// from the pool (by the plan's model) uses fewer, or only the first.
+    Pool {
+        /// The workers, the CPU worker first.
+        links: Vec<Arc<WorkerLink>>,
+        /// The pool's size was chosen (the `workers` setting), not left to the model.
+        fixed: bool,
+    },
 }
 
-/// A boundary exchange per inference step, in units of one layer's work in one step, for
-/// choosing a pool's plan: a few hundred microseconds of message latency against a layer's two
-/// `(B, N) × (N, N)` products (about 2 ms at B = 64, N = 128 in a worker).
-pub const POOL_EXCHANGE_COST: f64 = 0.25;
+/// Milliseconds one boundary message costs between browser workers (posting, the browser's
+/// routing, receiving), for choosing a pool's plan: 0.4 ms, measured in Chromium on a two-core
+/// machine at B = 64, N = 128, where the browser's message routing competes with the workers for
+/// the two cores.
+pub const POOL_MESSAGE_MS: f64 = 0.4;
+
+/// Milliseconds an inference step's exchange waits on top of its messages (two hops), measured
+/// with them.
+pub const POOL_STEP_WAIT_MS: f64 = 1.7;
+
+/// A worker's arithmetic rate for the same model, GFLOP/s (wasm SIMD in Chromium: a layer's
+/// step at B = 64, N = 128 took 0.375 ms).
+pub const WORKER_GFLOPS: f64 = 11.0;
 
 /// One run's network, optimiser and buffers, on some device.
 #[derive(Debug)]
@@ -88,8 +103,8 @@ impl Backend {
                 let model = RemoteModel::create(link.clone(), arch, config.seed, learning, rs.lr)?;
                 Ok(Backend::Remote(Box::new(model)))
             }
-            (BackendKind::Cpu, Device::Pool(links)) => {
-                let plan = pool_plan(&arch, learning, links.len());
+            (BackendKind::Cpu, Device::Pool { links, fixed }) => {
+                let plan = pool_plan(&arch, learning, config.batch, links.len(), *fixed);
                 let Some(first) = links.first() else {
                     return Err(RemoteError::Dead("the pool has no workers".into()).into());
                 };
@@ -104,7 +119,7 @@ impl Backend {
                 let net = Network::init(arch, config.seed);
                 Ok(Backend::Cpu(Box::new(Model::new(net, learning, rs.lr, AdamConfig::default()))))
             }
-            (BackendKind::Gpu, Device::Cpu | Device::Worker(_) | Device::Pool(_)) => {
+            (BackendKind::Gpu, Device::Cpu | Device::Worker(_) | Device::Pool { .. }) => {
                 Err(GpuError::Unsupported("no GPU device was given".into()).into())
             }
             (BackendKind::Gpu, Device::Gpu(ctx)) => {
@@ -135,12 +150,13 @@ impl Backend {
     /// Rebuilds a pooled run from `checkpoint` on the workers `links` (after one was lost).
     pub fn restore_pool(
         links: &[Arc<WorkerLink>],
+        fixed: bool,
         checkpoint: &crate::gpu::Checkpoint,
         config: &RunConfig,
         rs: &RuleSettings,
     ) -> Result<Self, BackendError> {
         let learning = config.learning(rs);
-        let plan = pool_plan(&checkpoint.net.arch, learning, links.len());
+        let plan = pool_plan(&checkpoint.net.arch, learning, config.batch, links.len(), fixed);
         let m = PoolModel::restore(links.to_vec(), checkpoint, learning, rs.lr, config.batch, plan)?;
         Ok(Backend::Pool(Box::new(m)))
     }
@@ -327,12 +343,27 @@ impl Backend {
     }
 }
 
-/// The plan a pool of `workers` runs `arch` with (backprop: one worker).
-pub fn pool_plan(arch: &crate::pcn::Arch, learning: Learning, workers: usize) -> crate::pool::Plan {
+/// The plan a pool of `workers` runs `arch` with (backprop: one worker); with `fixed` on all of
+/// them, else on as many as the plan's model finds worth it.
+pub fn pool_plan(
+    arch: &crate::pcn::Arch,
+    learning: Learning,
+    batch: usize,
+    workers: usize,
+    fixed: bool,
+) -> crate::pool::Plan {
     match learning {
         Learning::Pc { steps, .. } => {
-            let w = crate::pool::Workload { hidden: arch.hidden, steps, exchange: POOL_EXCHANGE_COST };
-            crate::pool::Plan::for_pool(arch.layers(), workers, &w)
+            // One layer's step: two (B, N) × (N, N) products.
+            let layer_step_ms = 4.0 * (batch * arch.width * arch.width) as f64 / (WORKER_GFLOPS * 1e9) * 1e3;
+            let (message, latency) =
+                (POOL_MESSAGE_MS / layer_step_ms.max(1e-9), POOL_STEP_WAIT_MS / layer_step_ms.max(1e-9));
+            let w = crate::pool::Workload { hidden: arch.hidden, steps, message, latency };
+            if fixed {
+                crate::pool::Plan::for_workers(arch.layers(), workers, &w)
+            } else {
+                crate::pool::Plan::for_pool(arch.layers(), workers, &w)
+            }
         }
         Learning::Bp => crate::pool::Plan::even(arch.layers(), 1),
     }

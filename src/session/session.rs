@@ -241,7 +241,7 @@ impl Session {
     /// and rewinds the session to that iteration, so the batches continue as they would have.
     /// Runs that had diverged by then stay stopped. Returns the iteration resumed from.
     pub async fn recover(&mut self, device: Device) -> Result<usize, SessionError> {
-        if !matches!(device, Device::Gpu(_) | Device::Pool(_)) {
+        if !matches!(device, Device::Gpu(_) | Device::Pool { .. }) {
             let why = "recovery needs a GPU device or a pool of workers";
             return Err(BackendError::Gpu(GpuError::Unsupported(why.into())).into());
         }
@@ -259,7 +259,7 @@ impl Session {
             let backend = match (cp, at) {
                 (Some(cp), _) => match &device {
                     Device::Gpu(ctx) => Backend::restore(ctx.clone(), cp, &self.config, &rs).await?,
-                    Device::Pool(links) => Backend::restore_pool(links, cp, &self.config, &rs)?,
+                    Device::Pool { links, fixed } => Backend::restore_pool(links, *fixed, cp, &self.config, &rs)?,
                     Device::Cpu | Device::Worker(_) => unreachable!("checked above"),
                 },
                 (None, 0) => Backend::create(&self.config, &rs, &device).await?,

@@ -262,6 +262,15 @@ fn App() -> impl IntoView {
                                <option value="cpu" selected=move || form.with(|c| c.cpu) || !snap.with(|s| s.has_gpu)>"CPU (worker)"</option>
                            </select>
                        </label>
+                       <label class="field inline workers" title="CPU workers of the pool: each PC network's layers are split across them (auto: one per core, less one for the page)">
+                           <span>"workers"</span>
+                           <select data-testid="workers" on:change=move |ev| commit(form, "workers", &event_target_value(&ev))>
+                               {["auto", "1", "2", "3", "4", "6", "8"].into_iter().map(|v| {
+                                   let chosen = move || form.with(|c| c.workers.map_or("auto".to_string(), |w| w.to_string())) == v;
+                                   view! { <option value=v selected=chosen>{v}</option> }
+                               }).collect::<Vec<_>>()}
+                           </select>
+                       </label>
                        {move || shows_sweep().then(|| view! {
                            <button data-testid="present-kappa-run" on:click=run_sweep>
                                {move || if snap.with(|s| s.sweep_running) { "cancel the κ sweep" } else { "run the κ sweep" }}

@@ -73,18 +73,74 @@ impl Runner {
     }
 
     /// Where sessions are built now: the GPU unless the CPU is chosen or there is no GPU; `None`
-    /// while that device is not ready.
+    /// while that device is not ready. On the CPU: the pool of workers when it has more than one.
     pub fn device(&self) -> Option<(Device, BackendKind)> {
         if self.wants_worker() {
-            self.worker.clone().map(|w| (Device::Worker(w), BackendKind::Cpu))
+            let worker = self.worker.clone()?;
+            match (self.pool_size(), &self.pool) {
+                (1, _) => Some((Device::Worker(worker), BackendKind::Cpu)),
+                (n, Some(p)) if p.len() == n => {
+                    Some((Device::Pool { links: p.clone(), fixed: self.cfg.workers.is_some() }, BackendKind::Cpu))
+                }
+                _ => None,
+            }
         } else {
             self.gpu.clone().map(|g| (Device::Gpu(g), BackendKind::Gpu))
         }
     }
 
-    /// Starts the CPU worker (once); when it has loaded MNIST the networks are built in it.
+    /// The CPU workers to train with: the `workers` setting, else one per core less one for the
+    /// page (two on two cores); 1 when the pool could not start.
+    pub fn pool_size(&self) -> usize {
+        if self.pool_failed {
+            return 1;
+        }
+        self.cfg.workers.unwrap_or_else(|| {
+            let cores = web_sys::window().map_or(1, |w| w.navigator().hardware_concurrency() as usize);
+            crate::page::auto_workers(cores)
+        })
+    }
+
+    /// Starts the pool's other workers and connects the ring (the CPU worker is the first);
+    /// when they have loaded MNIST the networks are built across them.
+    fn start_pool(&mut self, first: Arc<WorkerLink>) {
+        let n = self.pool_size();
+        if std::mem::replace(&mut self.pool_starting, true) {
+            return;
+        }
+        self.phase = format!("starting {} more CPU workers for the pool (each loads MNIST)…", n - 1);
+        wasm_bindgen_futures::spawn_local(async move {
+            let started = crate::remote::web::spawn_pool(WORKER_URL, first, n).await;
+            with(|r| {
+                r.pool_starting = false;
+                match started {
+                    Ok(links) => {
+                        r.message(
+                            Level::Info,
+                            format!("a pool of {n} CPU workers: each PC network's layers are split across them"),
+                        );
+                        r.pool = Some(links);
+                    }
+                    Err(e) => {
+                        r.pool_failed = true;
+                        r.message(Level::Warn, format!("the CPU pool could not start ({e}): training on one worker"));
+                    }
+                }
+                r.reset();
+            });
+        });
+    }
+
+    /// Starts the CPU worker (once), and the pool's other workers after it; when they have
+    /// loaded MNIST the networks are built there.
     pub fn start_worker(&mut self) {
-        if self.worker.is_some() || std::mem::replace(&mut self.worker_starting, true) {
+        if let Some(first) = self.worker.clone() {
+            if self.pool_size() > 1 && self.pool.as_ref().is_none_or(|p| p.len() != self.pool_size()) {
+                self.start_pool(first);
+            }
+            return;
+        }
+        if std::mem::replace(&mut self.worker_starting, true) {
             return;
         }
         self.phase = "starting the CPU worker (it loads MNIST too)…".into();

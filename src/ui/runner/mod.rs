@@ -130,6 +130,12 @@ pub struct Runner {
     pub worker: Option<Arc<WorkerLink>>,
     /// The worker is starting.
     worker_starting: bool,
+    /// The pool of CPU workers (the CPU worker first), once started and connected.
+    pub pool: Option<Vec<Arc<WorkerLink>>>,
+    /// The pool's other workers are starting.
+    pool_starting: bool,
+    /// The pool could not start: train on the one worker.
+    pool_failed: bool,
     /// The session, when built and not lent to an asynchronous task.
     pub session: Option<Session>,
     /// What is happening, in words.
@@ -220,6 +226,9 @@ pub fn install(cfg: PageConfig, problems: Vec<String>) {
         gpu: None,
         worker: None,
         worker_starting: false,
+        pool: None,
+        pool_starting: false,
+        pool_failed: false,
         session: None,
         phase: "starting".into(),
         generation: 0,
@@ -337,7 +346,16 @@ impl Runner {
         self.touch();
         if let Some(why) = self.worker.as_ref().and_then(|w| w.dead()) {
             self.worker = None;
+            self.pool = None;
             self.message(Level::Warn, format!("the CPU worker had stopped ({why}); starting a new one"));
+        }
+        let lost = self.pool.as_ref().and_then(|p| p.iter().enumerate().find_map(|(i, l)| l.dead().map(|w| (i, w))));
+        if let Some((i, why)) = lost {
+            self.pool = None;
+            self.message(
+                Level::Warn,
+                format!("worker {i} of the CPU pool had stopped ({why}); starting the pool again"),
+            );
         }
         let Some(data) = self.data.clone() else { return };
         match self.device() {

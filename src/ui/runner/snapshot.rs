@@ -162,6 +162,24 @@ impl Runner {
         } else {
             format!(" · CPU worker per iteration: {}", worker.join(", "))
         };
+        // A pooled run: each worker's busy time per iteration (its load).
+        let pool: Vec<String> = s
+            .runs
+            .iter()
+            .filter_map(|r| {
+                let p = r.backend.pool()?;
+                let loads: Vec<String> = p
+                    .worker_ms()
+                    .iter()
+                    .enumerate()
+                    .map(|(w, ms)| {
+                        format!("{} {}", w + 1, ms.map_or("–".into(), |ms| format!("{} ms", two_digits(ms))))
+                    })
+                    .collect();
+                Some(format!("{} on {} blocks, busy per iteration: {}", r.name(), p.plan().len(), loads.join(", ")))
+            })
+            .collect();
+        let worker = if pool.is_empty() { worker } else { format!("{worker} · pool workers: {}", pool.join("; ")) };
         let text = if t_prev == 0.0 {
             String::new()
         } else {
@@ -258,7 +276,10 @@ impl Runner {
             epoch,
             rules,
             backend: if self.wants_worker() {
-                "CPU · WebAssembly (SIMD) in a Web Worker".into()
+                match self.pool.as_ref().filter(|p| p.len() > 1 && self.pool_size() == p.len()) {
+                    Some(p) => format!("CPU · WebAssembly (SIMD) in a pool of {} Web Workers", p.len()),
+                    None => "CPU · WebAssembly (SIMD) in a Web Worker".into(),
+                }
             } else {
                 self.backend.0.clone()
             },
@@ -345,6 +366,8 @@ impl Runner {
             "alignment compares a PC rule's gradients with backprop's: choose standard PC or μPC".into()
         } else if s.config.align_every == 0 {
             "alignment is off".into()
+        } else if pc.iter().any(|r| r.backend.pool().is_some()) {
+            "a network split across the CPU pool does not compare its gradients with backprop's: choose workers = 1 to see them".into()
         } else {
             let parts: Vec<String> = pc
                 .iter()
