@@ -100,7 +100,7 @@ await test("from load to the first drawn plot no main-thread task takes over 50 
   const query = "?depth=4&width=64&rules=sp,mupc,bp_mup&autoplay=1&eval_every=5";
   const show = (l) => (l.length ? l.map(([at, d]) => `${d} ms at ${at} ms`).join(", ") : "none");
   // The CPU fallback in a Chromium without WebGPU, then WebGPU, each from a fresh page. This
-  // two-core machine is shared: a load that fails gets one more try, and both are printed — a
+  // two-core machine is shared: a load that fails gets up to two more tries, all printed — a
   // page that is slow every time still fails.
   const fallback = async () => {
     const plain = await chromium.launch({
@@ -132,8 +132,8 @@ await test("from load to the first drawn plot no main-thread task takes over 50 
   };
   const results = [];
   for (const [name, load] of [["CPU fallback", fallback], ["WebGPU", webgpu]]) {
-    const first = await load();
-    const tries = first.length ? [first, await load()] : [first];
+    const tries = [await load()];
+    while (tries.length < 3 && tries[tries.length - 1].length) tries.push(await load());
     console.log(`     tasks over 50 ms from load, ${name}: ${tries.map(show).join("; then ")}`);
     results.push([name, tries]);
   }
