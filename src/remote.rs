@@ -116,6 +116,9 @@ pub enum ToWorker {
     BlockStates {
         /// The model.
         id: u32,
+        /// With Adam's moments (a checkpoint); without, only the weights (an evaluation, a
+        /// snapshot: a third of the bytes).
+        moments: bool,
     },
     /// Evaluate a whole network (a pooled model's, gathered) on the test images.
     EvaluateNet {
@@ -312,8 +315,8 @@ impl WorkerHost {
                 let Some(p) = self.pooled.get_mut(&id) else { return vec![missing(id)] };
                 p.run(id, vec![(block, msg)], &mut page, &mut self.boundary);
             }
-            ToWorker::BlockStates { id } => match self.pooled.get(&id) {
-                Some(p) => page.push(FromWorker::BlockStates { id, states: p.states() }),
+            ToWorker::BlockStates { id, moments } => match self.pooled.get(&id) {
+                Some(p) => page.push(FromWorker::BlockStates { id, states: p.states(moments) }),
                 None => page.push(missing(id)),
             },
             ToWorker::EvaluateNet { id, net } => {

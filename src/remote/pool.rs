@@ -119,12 +119,16 @@ impl Pooled {
     }
 
     /// Each block's index, state and the first sample's activities.
-    pub(super) fn states(&self) -> Vec<(usize, BlockState<f32>, Vec<Mat<f32>>)> {
+    pub(super) fn states(&self, moments: bool) -> Vec<(usize, BlockState<f32>, Vec<Mat<f32>>)> {
         self.blocks
             .iter()
             .map(|(&i, b)| {
                 let z = b.activities().iter().filter(|z| z.rows > 0).map(|z| z.range_rows(0, 1)).collect();
-                (i, b.state(), z)
+                let mut state = b.state();
+                if !moments {
+                    (state.m, state.v) = (Vec::new(), Vec::new());
+                }
+                (i, state, z)
             })
             .collect()
     }
@@ -348,9 +352,9 @@ impl PoolModel {
     }
 
     /// Every block's state and first-sample activities, in plan order.
-    async fn states(&mut self) -> Result<Vec<Gathered>, RemoteError> {
+    async fn states(&mut self, moments: bool) -> Result<Vec<Gathered>, RemoteError> {
         for link in &self.links {
-            link.send(ToWorker::BlockStates { id: self.id })?;
+            link.send(ToWorker::BlockStates { id: self.id, moments })?;
         }
         let mut by_block: Vec<Option<Gathered>> = vec![None; self.plan.len()];
         let mut answered = vec![false; self.links.len()];
@@ -380,7 +384,7 @@ impl PoolModel {
 
     /// The whole network and the latest batch's first-sample activities, gathered from the blocks.
     pub async fn snapshot(&mut self) -> Result<(Network<f32>, Vec<Mat<f32>>), RemoteError> {
-        let states = self.states().await?;
+        let states = self.states(false).await?;
         let z = states.iter().flat_map(|(_, z)| z.iter().cloned()).collect();
         let weights = states.into_iter().flat_map(|(s, _)| s.weights).collect();
         let net = Network { arch: self.arch, scalings: self.arch.scalings(), weights };
@@ -389,7 +393,7 @@ impl PoolModel {
 
     /// The training state (every block's weights, Adam's moments and step count), gathered.
     pub async fn checkpoint(&mut self) -> Result<crate::gpu::Checkpoint, RemoteError> {
-        let states: Vec<BlockState<f32>> = self.states().await?.into_iter().map(|(s, _)| s).collect();
+        let states: Vec<BlockState<f32>> = self.states(true).await?.into_iter().map(|(s, _)| s).collect();
         let updates = states.first().map_or(0, |s| s.adam_steps as usize);
         let cat =
             |f: fn(&BlockState<f32>) -> &Vec<Mat<f32>>| states.iter().flat_map(|s| f(s).iter().cloned()).collect();
