@@ -193,23 +193,37 @@ pub struct Split {
 impl Split {
     /// Parses a pair of gzip IDX files (`names` are used in errors).
     pub fn from_gz(names: (&str, &str), images_gz: &[u8], labels_gz: &[u8]) -> Result<Self, DataError> {
-        Self::from_idx(names, &gunzip(names.0, images_gz)?, &gunzip(names.1, labels_gz)?)
+        Self::from_idx(names, gunzip(names.0, images_gz)?, gunzip(names.1, labels_gz)?)
     }
 
-    /// Parses a pair of IDX files already decompressed (the page has the browser do that).
-    pub fn from_idx(names: (&str, &str), raw: &[u8], raw_labels: &[u8]) -> Result<Self, DataError> {
-        let (dims, pixels) = parse_idx(names.0, raw, 0x0000_0803, 3)?;
+    /// Parses a pair of IDX files already decompressed, keeping their buffers: the header is cut
+    /// off in place, so the 47 MB of training pixels are never copied into a second allocation
+    /// (in the page that copy, with the memory growth it needs, was one long task).
+    pub fn from_idx(names: (&str, &str), mut raw: Vec<u8>, mut raw_labels: Vec<u8>) -> Result<Self, DataError> {
+        let (dims, size) = {
+            let (dims, pixels) = parse_idx(names.0, &raw, 0x0000_0803, 3)?;
+            (dims, pixels.len())
+        };
         if dims[1] != 28 || dims[2] != 28 {
             return Err(err(names.0, DataProblem::WrongShape { rows: dims[1], cols: dims[2] }));
         }
-        let (ldims, labels) = parse_idx(names.1, raw_labels, 0x0000_0801, 1)?;
+        let (ldims, count) = {
+            let (ldims, labels) = parse_idx(names.1, &raw_labels, 0x0000_0801, 1)?;
+            (ldims, labels.len())
+        };
         if ldims[0] != dims[0] {
             return Err(err(names.1, DataProblem::CountMismatch { images: dims[0], labels: ldims[0] }));
         }
-        if let Some((index, &label)) = labels.iter().enumerate().find(|(_, &l)| l as usize >= CLASSES) {
+        let strip = |v: &mut Vec<u8>, header: usize, len: usize| {
+            v.truncate(header + len);
+            v.drain(..header);
+        };
+        strip(&mut raw, 16, size);
+        strip(&mut raw_labels, 8, count);
+        if let Some((index, &label)) = raw_labels.iter().enumerate().find(|(_, &l)| l as usize >= CLASSES) {
             return Err(err(names.1, DataProblem::BadLabel { index, label }));
         }
-        Ok(Split { pixels: pixels.to_vec(), labels: labels.to_vec() })
+        Ok(Split { pixels: raw, labels: raw_labels })
     }
 
     /// Number of images.

@@ -82,9 +82,13 @@ pub async fn load_mnist(progress: impl Fn(usize, usize)) -> Result<Mnist, String
         progress(i + 1, bytes);
         yield_now().await;
     }
-    let train = Split::from_idx((FILES[0], FILES[1]), &files[0], &files[1]).map_err(|e| e.to_string())?;
+    let mut files = files.into_iter();
+    let mut next = || files.next().unwrap_or_default();
+    let (images, labels) = (next(), next());
+    let train = Split::from_idx((FILES[0], FILES[1]), images, labels).map_err(|e| e.to_string())?;
     yield_now().await;
-    let test = Split::from_idx((FILES[2], FILES[3]), &files[2], &files[3]).map_err(|e| e.to_string())?;
+    let (images, labels) = (next(), next());
+    let test = Split::from_idx((FILES[2], FILES[3]), images, labels).map_err(|e| e.to_string())?;
     Ok(Mnist { train, test })
 }
 

@@ -37,6 +37,13 @@ use wasm_bindgen::prelude::*;
 
 /// Least milliseconds between two redraws of one plot.
 const REDRAW_MS: f64 = 250.0;
+/// The plots are first drawn once MNIST is in the page (or after this long from load, whatever
+/// happens): each plot's first drawing runs code the browser compiles on first use, and during
+/// the start — the page and the CPU worker decompressing MNIST on both cores — that made one
+/// long task of the first frames.
+const FIRST_DRAW_LATEST_MS: f64 = 5000.0;
+/// A frame runs the page's background jobs only when its training tick and drawing took less.
+const BACKGROUND_AFTER_MS: f64 = 16.0;
 
 fn now_ms() -> f64 {
     web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
@@ -84,14 +91,13 @@ fn App() -> impl IntoView {
         let now = now_ms();
         let out = runner::with(|r| {
             r.tick();
-            r.work_lr_grid();
-            r.work_conditioning();
-            r.work_align_sweep();
             let mut times = drawn_at.get();
             let n = plots::PLOTS.len();
             // While an evaluation has the session, the plots that read it keep what they show.
-            let due =
-                |i: usize| r.dirty[i] && now - times[i] >= REDRAW_MS && (!r.lent || !plots::PLOTS[i].reads_session);
+            let started = r.data.is_some() || r.phase == "no data" || now >= FIRST_DRAW_LATEST_MS;
+            let due = |i: usize| {
+                started && r.dirty[i] && now - times[i] >= REDRAW_MS && (!r.lent || !plots::PLOTS[i].reads_session)
+            };
             if let Some(i) = (0..n).map(|k| (next_plot.get() + k) % n).find(|&i| due(i)) {
                 r.dirty[i] = false;
                 times[i] = now;
@@ -100,6 +106,14 @@ fn App() -> impl IntoView {
                 if let Err(e) = plots::draw(i, r) {
                     r.message(Level::Error, e);
                 }
+            }
+            // The page's own background work (κ, the η grid, the alignment sweep) gets what is
+            // left of the frame: after a long drawing (a plot's first, which the browser compiles
+            // as it goes) it waits for the next frame rather than make one long task.
+            if now_ms() - now < BACKGROUND_AFTER_MS {
+                r.work_lr_grid();
+                r.work_conditioning();
+                r.work_align_sweep();
             }
             (r.snapshot(), r.cfg.clone())
         });
@@ -447,29 +461,55 @@ fn install_text_measure() {
         .and_then(|c| c.get_context("2d").ok().flatten())
         .and_then(|c| c.dyn_into::<web_sys::CanvasRenderingContext2d>().ok());
     if let Some(ctx) = ctx {
-        // Setting the font parses it: only when the size changes. Widths are remembered (tick
-        // labels and legends repeat from one drawing to the next).
-        let font = Cell::new(0u32);
-        let known = std::cell::RefCell::new(std::collections::HashMap::<(String, u32), u32>::new());
+        // Every width is measured once, in one font at one size, and scaled to the size asked
+        // for: text widths are proportional to the font size, and each new size a canvas font
+        // is set to costs the browser a font lookup (the first drawings, which try titles at
+        // several sizes, were long tasks for it). Widths are remembered: tick labels and
+        // legends repeat from one drawing to the next.
+        const REFERENCE_PX: f64 = 64.0;
+        ctx.set_font(&format!("{REFERENCE_PX}px sans-serif"));
+        let _ = ctx.measure_text("0123456789.−-+eE%×·abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_ηκμλ()/=,:");
+        let known = std::cell::RefCell::new(std::collections::HashMap::<String, f64>::new());
         crate::charts::set_text_measure(move |text, size| {
             let height = (1.15 * size as f64).ceil() as u32;
-            if let Some(&w) = known.borrow().get(&(text.to_string(), size)) {
-                return (w, height);
-            }
-            if font.get() != size {
-                ctx.set_font(&format!("{size}px sans-serif"));
-                font.set(size);
-            }
-            let w = ctx.measure_text(text).map_or(0.62 * size as f64 * text.chars().count() as f64, |m| m.width());
-            let w = w.ceil() as u32;
-            let mut known = known.borrow_mut();
-            if known.len() > 4096 {
-                known.clear();
-            }
-            known.insert((text.to_string(), size), w);
+            let cached = known.borrow().get(text).copied();
+            let at_reference = cached.unwrap_or_else(|| {
+                let w = ctx.measure_text(text).map_or(0.62 * REFERENCE_PX * text.chars().count() as f64, |m| m.width());
+                let mut known = known.borrow_mut();
+                if known.len() > 4096 {
+                    known.clear();
+                }
+                known.insert(text.to_string(), w);
+                w
+            });
+            let w = (at_reference * size as f64 / REFERENCE_PX).ceil() as u32;
             (w, height)
         });
     }
+}
+
+/// Draws sample text once at each size the plots use (8 px to a little over the page's 13 px, at
+/// the device's pixel ratio), one size a task, before the first plot is drawn: the first text
+/// drawn at a size makes the browser load that font, which in the first drawings made long tasks.
+fn warm_fonts() {
+    let canvas = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.create_element("canvas").ok())
+        .and_then(|c| c.dyn_into::<web_sys::HtmlCanvasElement>().ok());
+    let Some(ctx) = canvas
+        .and_then(|c| c.get_context("2d").ok().flatten())
+        .and_then(|c| c.dyn_into::<web_sys::CanvasRenderingContext2d>().ok())
+    else {
+        return;
+    };
+    let dpr = web_sys::window().map_or(1.0, |w| w.device_pixel_ratio()).clamp(1.0, 4.0);
+    wasm_bindgen_futures::spawn_local(async move {
+        for size in (8.0 * dpr).round() as u32..=(15.0 * dpr).round() as u32 {
+            crate::remote::web::yield_now().await;
+            ctx.set_font(&format!("{size}px sans-serif"));
+            let _ = ctx.fill_text("0123456789 −+.e% layer l iteration E_l ηκμλ", 0.0, size as f64);
+        }
+    });
 }
 
 /// Runs when the wasm module loads: replaces the loading note with the app.
@@ -477,6 +517,7 @@ fn install_text_measure() {
 pub fn start() {
     install_panic_panel();
     install_text_measure();
+    warm_fonts();
     // The page is built in a task of its own, not in the one that instantiated the module.
     set_timeout(
         || {
