@@ -1,6 +1,7 @@
 // Profiles the page's start on the CPU fallback (no WebGPU): a CPU profile of the main thread from
 // navigation to the first drawn plot, printing the long tasks and the heaviest functions in them.
-// Usage: node probe-startup.mjs [--webgpu]
+// Usage: node probe-startup.mjs [--webgpu]; NOPROF=1 without the profiler (its timing as the
+// test sees it); JSFLAGS=… passes V8 flags (e.g. --no-wasm-lazy-compilation).
 import { chromium } from "playwright-core";
 import { serveDist } from "./serve.mjs";
 
@@ -34,7 +35,6 @@ await page.waitForFunction(() => [...document.querySelectorAll("canvas[role=img]
 const { profile } = prof ? await cdp.send("Profiler.stop") : { profile: null };
 const long = await page.evaluate(() => window.__long);
 const phases = await page.evaluate(() => window.__phases);
-const origin = await page.evaluate(() => performance.timeOrigin);
 console.log("long tasks:", JSON.stringify(long));
 for (const [t, s] of phases) console.log(`  ${t} ms  ${s}`);
 if (!prof) { await browser.close(); server.close(); process.exit(0); }
