@@ -1,11 +1,12 @@
-// The pool against one worker in Chromium without WebGPU: ms per iteration, the median of the
-// iterations after the first two, for each network and pool size given (not part of `make test`:
-// a 128-layer network takes seconds per iteration). Usage:
+// The pool against one worker in Chromium without WebGPU: ms per iteration over the iterations
+// after the first two (their total time over their count; the median of single iterations too), for each network and pool size given (not part of `make test`:
+// a 128-layer network takes seconds per iteration). The page is cross-origin isolated (the pool's
+// workers share memory) unless PORTS=1: then the boundary values go by message ports. Usage:
 //   node bench-pool.mjs [depth:width:workers ...]     (defaults: 128:128:1 128:128:2 8:128:1 8:128:2)
 import { chromium } from "playwright-core";
 import { serveDist } from "./serve.mjs";
 
-const { url, server } = await serveDist();
+const { url, server } = await serveDist({ isolated: process.env.PORTS !== "1" });
 const cases = process.argv.slice(2).length ? process.argv.slice(2) : ["128:128:1", "128:128:2", "8:128:1", "8:128:2"];
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
@@ -15,16 +16,17 @@ try {
   for (const c of cases) {
     const [depth, width, workers] = c.split(":").map(Number);
     const page = await browser.newPage();
-    const want = depth >= 64 ? 6 : 40;
+    const want = Number(process.env.ITERATIONS ?? (depth >= 64 ? 6 : 40));
     await page.goto(`${url}?depth=${depth}&width=${width}&T=${depth}&batch=64&rules=mupc&eval_every=100000&workers=${workers}&autoplay=1`);
     const times = [];
-    let last = 0, at = 0;
+    let last = 0, at = 0, from = null;
     const t0 = Date.now();
     while (times.length < want + 2 && Date.now() - t0 < 600000) {
       const it = Number(await page.textContent('[data-testid="iteration"]').catch(() => "0"));
       if (it > last) {
         const now = performance.now();
         if (last > 0) for (let k = last; k < it; k++) times.push((now - at) / (it - last));
+        if (from === null && it >= 3) from = [it, now];
         last = it;
         at = now;
       }
@@ -32,8 +34,10 @@ try {
     }
     const steady = times.slice(2).sort((a, b) => a - b);
     const median = steady[Math.floor(steady.length / 2)];
+    const mean = from && last > from[0] ? (at - from[1]) / (last - from[0]) : NaN;
     const status = await page.textContent('[data-testid="throughput"]');
-    console.log(JSON.stringify({ depth, width, workers, ms_per_iteration: Math.round(median * 10) / 10, iterations: steady.length, status }));
+    const backend = await page.textContent('[data-testid="backend"]');
+    console.log(JSON.stringify({ depth, width, workers, ms_per_iteration: Math.round(mean * 10) / 10, median_ms: Math.round(median * 10) / 10, iterations: steady.length, status, backend }));
     await page.close();
   }
 } finally {

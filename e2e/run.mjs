@@ -69,7 +69,7 @@ await test("the page loads under its Content-Security-Policy, names its WebGPU b
     window.__csp = [];
     document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
   });
-  await page.goto(url);
+  await page.goto(url + "?device=gpu");
   await waitFor(page, "the backend line", () => !document.querySelector('[data-testid="backend"]')?.textContent.startsWith("looking"), null, 30000);
   const backend = await text(page, "backend");
   console.log(`     backend: ${backend}`);
@@ -97,7 +97,7 @@ const longTasksFromLoad = () => {
 };
 const firstPlotDrawn = () => [...document.querySelectorAll("canvas[role=img]")].some((c) => /: (?!nothing)/.test(c.getAttribute("aria-label") ?? ""));
 await test("from load to the first drawn plot no main-thread task takes over 50 ms, on WebGPU and on the CPU fallback", async (page) => {
-  const query = "?depth=4&width=64&rules=sp,mupc,bp_mup&autoplay=1&eval_every=5";
+  const query = "?device=gpu&depth=4&width=64&rules=sp,mupc,bp_mup&autoplay=1&eval_every=5";
   const show = (l) => (l.length ? l.map(([at, d]) => `${d} ms at ${at} ms`).join(", ") : "none");
   // The CPU fallback in a Chromium without WebGPU, then WebGPU, each from a fresh page. This
   // two-core machine is shared: a load that fails gets up to two more tries, all printed — a
@@ -232,10 +232,40 @@ await test("without WebGPU a pool of two workers trains depth 16 width 64 loss f
   }
 });
 
+// device=auto (the default) where the only adapter is a software one (SwiftShader here): the page
+// times the networks on the CPU workers and on the adapter, trains on the faster and says why.
+await test("with only a software adapter, device=auto times it against the CPU workers, trains on the faster and says which and why", async () => {
+  const own = await launch();
+  try {
+    const page = await own.newPage({ viewport: { width: 1400, height: 1000 } });
+    await page.goto(url + "?depth=8&width=64&rules=mupc&eval_every=10&autoplay=1");
+    await waitFor(page, "the backend line", () => !document.querySelector('[data-testid="backend"]')?.textContent.startsWith("looking"), null, 30000);
+    const software = await page.$('[data-testid="software-adapter"], [data-testid="device-pick"]');
+    if (requireGpu) check(software, `PCLAB_REQUIRE_GPU=1 but no software adapter is reported: ${await text(page, "backend")}`);
+    check((await page.inputValue('[data-testid="device"]')) === "auto", "the device control shows auto");
+    const pickText = () => document.querySelector('[data-testid="device-pick"]')?.textContent
+      ?? (document.querySelector('[data-testid="no-webgpu"]')?.textContent.includes("chosen") ? document.querySelector('[data-testid="no-webgpu"]').textContent : null);
+    await waitFor(page, "the timed choice", pickText, null, 180000);
+    const why = await page.evaluate(pickText);
+    const backend = await text(page, "backend");
+    console.log(`     ${why.replace(/^ · /, "")}`);
+    console.log(`     backend: ${backend}`);
+    check(/\d+ ms per iteration/.test(why) && /chosen/.test(why), `the choice does not give its timings: ${why}`);
+    const cpuChosen = /^(the (pool of \d+ )?CPU workers?)/.test(why.replace(/^ · /, ""));
+    check(cpuChosen === backend.startsWith("CPU"), `chose ${cpuChosen ? "the CPU" : "the adapter"} but the backend is: ${backend}`);
+    await waitFor(page, "training on the chosen device", iterationAtLeast(), 5, 180000);
+    await page.selectOption('[data-testid="device"]', "gpu");
+    await waitFor(page, "device=gpu forces the adapter", () => document.querySelector('[data-testid="backend"]')?.textContent.startsWith("WebGPU"), null, 30000);
+    check(!(await page.$('[data-testid="device-pick"]')), "a forced GPU shows no timed choice");
+  } finally {
+    await own.close();
+  }
+});
+
 // Before any other page has left work queued on the software GPU: SwiftShader shares the machine's
 // cores with the page, and a busy one stretches the page's tasks (a closed page's work runs on).
 await test("the page stays responsive while a depth-32 width-128 run trains (long tasks under 50 ms)", async (page) => {
-  await page.goto(url + "?depth=32&width=128&rules=mupc&autoplay=1");
+  await page.goto(url + "?device=gpu&depth=32&width=128&rules=mupc&autoplay=1");
   await waitFor(page, "the first iteration", iterationAtLeast(), 1, 90000);
   await watchLongTasks(page);
   await page.waitForTimeout(20000);
@@ -246,7 +276,7 @@ await test("the page stays responsive while a depth-32 width-128 run trains (lon
 });
 
 await test("a lost GPU device pauses training, says so, and one click resumes from the latest evaluation", async (page) => {
-  await page.goto(url + "?depth=2&width=16&rules=mupc&eval_every=5&autoplay=1");
+  await page.goto(url + "?device=gpu&depth=2&width=16&rules=mupc&eval_every=5&autoplay=1");
   await waitFor(page, "the first evaluation", () => document.querySelector('[data-testid="test-accuracy-mupc"]')?.textContent.includes("%"), null, 120000);
   await waitFor(page, "iteration 7", iterationAtLeast(), 7, 60000);
   // The page's module exports a test hook that destroys its device, as a driver reset would.
@@ -267,7 +297,7 @@ await test("a lost GPU device pauses training, says so, and one click resumes fr
 
 await test("autoplay at depth 4 trains sp, mupc and bp_mup: 50 iterations, μPC above 50 %, a drawn heatmap", async (page) => {
   const t0 = Date.now();
-  await page.goto(url + "?depth=4&width=32&rules=sp,mupc,bp_mup&autoplay=1");
+  await page.goto(url + "?device=gpu&depth=4&width=32&rules=sp,mupc,bp_mup&autoplay=1");
   await waitFor(page, "the first iteration", iterationAtLeast(), 1, 60000);
   console.log(`     page load to first iteration: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   await watchLongTasks(page);
@@ -301,7 +331,7 @@ await test("autoplay at depth 4 trains sp, mupc and bp_mup: 50 iterations, μPC 
 });
 
 await test("the switch restarts every run under the other parameterisation and keeps the old curves", async (page) => {
-  await page.goto(url + "?depth=2&width=16&rules=mupc,bp_mup&autoplay=1&eval_every=10");
+  await page.goto(url + "?device=gpu&depth=2&width=16&rules=mupc,bp_mup&autoplay=1&eval_every=10");
   await waitFor(page, "iteration 12", iterationAtLeast(), 12, 60000);
   await page.click('[data-testid="param-toggle"]');
   await waitFor(page, "the standard-PC run", () => document.querySelector('[data-testid="train-loss-sp"]') && !document.querySelector('[data-testid="train-loss-mupc"]'), null, 10000);
@@ -318,7 +348,7 @@ await test("the switch restarts every run under the other parameterisation and k
 });
 
 await test("a bad query names what is wrong, uses defaults and still trains", async (page) => {
-  await page.goto(url + "?depth=-3&width=abc&rules=mupc");
+  await page.goto(url + "?device=gpu&depth=-3&width=abc&rules=mupc");
   await waitFor(page, "the messages", () => document.querySelector('[data-testid="status"]')?.textContent.includes("width=abc"), null, 10000);
   const status = await text(page, "status");
   check(status.includes("depth=-3 is not allowed") && status.includes("1 to 256"), `status: ${status}`);
@@ -337,7 +367,7 @@ await test("a bad query names what is wrong, uses defaults and still trains", as
 });
 
 await test("stepping inference fills in the layer × step energies one step at a time", async (page) => {
-  await page.goto(url + "?depth=3&width=16&rules=mupc");
+  await page.goto(url + "?device=gpu&depth=3&width=16&rules=mupc");
   await waitFor(page, "the networks", () => document.querySelector(".status-line")?.textContent.includes("paused"), null, 60000);
   await page.click('[data-testid="step-inference"]');
   await waitFor(page, "step 1", () => document.querySelector('[data-testid="inference-state"]')?.textContent.includes("inference step 1 of 3"), null, 30000);
@@ -350,7 +380,7 @@ await test("stepping inference fills in the layer × step energies one step at a
 });
 
 await test("the κ sweep runs against depth with progress, and κ of each PC run is shown", async (page) => {
-  await page.goto(url + "?depth=2&width=16&rules=sp,mupc&act=linear");
+  await page.goto(url + "?device=gpu&depth=2&width=16&rules=sp,mupc&act=linear");
   await waitFor(page, "the networks", () => document.querySelector(".status-line")?.textContent.includes("paused"), null, 60000);
   await waitFor(page, "κ of μPC at initialisation", () => /^\d/.test(document.querySelector('[data-testid="kappa-mupc"]')?.textContent ?? ""), null, 30000);
   console.log(`     κ at initialisation: μPC ${await text(page, "kappa-mupc")}; standard PC ${await text(page, "kappa-sp")}`);
@@ -382,7 +412,7 @@ await test("the κ sweep runs against depth with progress, and κ of each PC run
 });
 
 await test("the WGSL kernels run under the browser's WebGPU and match the CPU reference", async (page) => {
-  await page.goto(url + "?rules=mupc");
+  await page.goto(url + "?device=gpu&rules=mupc");
   await waitFor(page, "the device", () => document.querySelector(".status-line")?.textContent.includes("paused"), null, 60000);
   await page.click('[data-testid="gpu-check-run"]');
   await waitFor(page, "the check", () => ["ok", "failed"].includes(document.querySelector('[data-testid="gpu-check"]')?.dataset.state), null, 120000);
@@ -489,7 +519,7 @@ for (const [w, h] of [[1280, 720], [1920, 1080]]) {
 
 await test("on a 390 × 844 phone nothing is wider than the screen and every button is a 44-pixel target", async (page) => {
   await page.setViewportSize({ width: 390, height: 844 });
-  await page.goto(url + "?depth=4&width=32&rules=mupc,bp_mup&eval_every=5&autoplay=1");
+  await page.goto(url + "?device=gpu&depth=4&width=32&rules=mupc,bp_mup&eval_every=5&autoplay=1");
   await waitFor(page, "iteration 6", iterationAtLeast(), 6, 120000);
   await page.click('[data-testid="play"]');
   await page.waitForTimeout(1000);
@@ -511,12 +541,12 @@ await test("on a 390 × 844 phone nothing is wider than the screen and every but
 });
 
 await test("axe-core finds no violation on the main page, in presentation mode and on the CPU fallback", async (page) => {
-  await page.goto(url + "?depth=4&width=32&rules=sp,mupc,bp_mup&eval_every=5");
+  await page.goto(url + "?device=gpu&depth=4&width=32&rules=sp,mupc,bp_mup&eval_every=5");
   await ready(page);
   await stepTo(page, 5);
   await page.waitForTimeout(800);
   const main = await axeViolations(page);
-  await page.goto(url + "?preset=pc-vs-bp&present=1");
+  await page.goto(url + "?device=gpu&preset=pc-vs-bp&present=1");
   await ready(page);
   const present = await axeViolations(page);
   const cpu = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
@@ -535,7 +565,7 @@ await test("axe-core finds no violation on the main page, in presentation mode a
 });
 
 await test("the preset menu fits its column and ignores arrow keys; only a deliberate choice loads a preset", async (page) => {
-  await page.goto(url + "?preset=pc-vs-bp");
+  await page.goto(url + "?device=gpu&preset=pc-vs-bp");
   await ready(page);
   const fit = await page.evaluate(() => {
     const s = document.querySelector('[data-testid="preset"]').getBoundingClientRect();
@@ -553,7 +583,7 @@ await test("the preset menu fits its column and ignores arrow keys; only a delib
 });
 
 await test("wheel zooms a line plot's x axis, a drag pans it, a double click restores it; the loss can be smoothed", async (page) => {
-  await page.goto(url + "?depth=2&width=16&rules=mupc,bp_mup&autoplay=1&eval_every=5");
+  await page.goto(url + "?device=gpu&depth=2&width=16&rules=mupc,bp_mup&autoplay=1&eval_every=5");
   await waitFor(page, "iteration 20", iterationAtLeast(), 20, 90000);
   await page.click('[data-testid="play"]');
   // Until the last iterations in flight have reported and the plot has its final data.
@@ -591,14 +621,14 @@ await test("wheel zooms a line plot's x axis, a drag pans it, a double click res
 });
 
 await test("the μPC switch shows its state (aria-pressed) and a click changes it", async (page) => {
-  await page.goto(url + "?depth=2&width=16&rules=mupc,bp_mup");
+  await page.goto(url + "?device=gpu&depth=2&width=16&rules=mupc,bp_mup");
   await ready(page);
   const pressed = () => page.getAttribute('[data-testid="param-toggle"]', "aria-pressed");
   check(await pressed() === "true", `μPC in force reads aria-pressed=${await pressed()}`);
   await page.click('[data-testid="param-toggle"]');
   await waitFor(page, "the switch to read off", () => document.querySelector('[data-testid="param-toggle"]')?.getAttribute("aria-pressed") === "false", null, 10000);
   check((await text(page, "param-state")).includes("off"), `the switch reads ${await text(page, "param-state")}`);
-  await page.goto(url + "?depth=2&width=16&rules=sp,mupc");
+  await page.goto(url + "?device=gpu&depth=2&width=16&rules=sp,mupc");
   await ready(page);
   check(await pressed() === "mixed", `both parameterisations read aria-pressed=${await pressed()}`);
   await page.click('[data-testid="param-toggle"]');
@@ -676,7 +706,7 @@ await test("PC against backprop: the alignment views, the digits and the confusi
 });
 
 await test("PC against backprop on WebGPU: the GPU kernels compare an aligned iteration's gradients with backprop's and the layer × step view fills", async (page) => {
-  await page.goto(url + "?depth=4&width=32&rules=mupc&eval_every=10&autoplay=1");
+  await page.goto(url + "?device=gpu&depth=4&width=32&rules=mupc&eval_every=10&autoplay=1");
   await ready(page);
   const backend = await text(page, "backend");
   check(backend.startsWith("WebGPU"), `the run is not on WebGPU: ${backend}`);
@@ -734,7 +764,7 @@ await test("the guided tour steps with PageDown/PageUp (not while typing), a ?to
   await page.setInputFiles('[data-testid="tour-load"]', { name: "mine.json", mimeType: "application/json", buffer: Buffer.from(JSON.stringify(mine)) });
   await waitFor(page, "my tour", () => document.querySelector('[data-testid="tour-title"]')?.textContent === "Shallow first", null, 10000);
   check((await text(page, "tour-step")) === "1 / 2", "my tour has two steps");
-  await page.goto(url + "?tour=my-lecture&step=2&present=1", { waitUntil: "domcontentloaded" });
+  await page.goto(url + "?device=gpu&tour=my-lecture&step=2&present=1", { waitUntil: "domcontentloaded" });
   await waitFor(page, "my step 2 from a link", () => document.querySelector('[data-testid="tour-title"]')?.textContent === "Then deeper", null, 30000);
   check((await page.inputValue('[data-testid="depth"]').catch(() => "")) === "6" || (await text(page, "session")).startsWith(""), "step 2's depth");
   const head = await page.locator('[data-testid="tour-title"]').boundingBox();
@@ -777,7 +807,7 @@ await test("the built-in tour runs end to end: every step builds its networks an
 });
 
 await test("a share link restores the controls, hides what it names, and with the same seed gives the same first 20 losses", async (page) => {
-  await page.goto(url + "?depth=4&width=32&rules=mupc,bp_mup&seed=7&eval_every=1000&lr_mupc=0.05");
+  await page.goto(url + "?device=gpu&depth=4&width=32&rules=mupc,bp_mup&seed=7&eval_every=1000&lr_mupc=0.05");
   await ready(page);
   await stepTo(page, 20);
   const a = await lossesWhenFiled(page, "mupc", 20);
@@ -808,7 +838,7 @@ await test("a share link restores the controls, hides what it names, and with th
 });
 
 await test("keyboard shortcuts drive play, step and reset, and do nothing inside a field", async (page) => {
-  await page.goto(url + "?depth=4&width=32&rules=mupc");
+  await page.goto(url + "?device=gpu&depth=4&width=32&rules=mupc");
   await ready(page);
   await page.keyboard.press("ArrowRight");
   await waitFor(page, "→ to step an iteration", iterationAtLeast(), 1, 30000);
@@ -840,7 +870,7 @@ await test("keyboard shortcuts drive play, step and reset, and do nothing inside
 });
 
 await test("plots export to PNG and SVG, metrics to CSV and JSON, a saved run loads back, every plot explains itself", async (page) => {
-  await page.goto(url + "?depth=4&width=32&rules=sp,mupc&eval_every=5");
+  await page.goto(url + "?device=gpu&depth=4&width=32&rules=sp,mupc&eval_every=5");
   await ready(page);
   await stepTo(page, 6);
   await page.waitForTimeout(600);
@@ -861,7 +891,7 @@ await test("plots export to PNG and SVG, metrics to CSV and JSON, a saved run lo
   const state = JSON.parse(json.bytes.toString());
   check(state.kind === "pclab-run" && state.iteration === 6 && state.runs.length === 2, "the run JSON");
   console.log(`     CSV ${rows.length - 1} rows × ${rows[0].split(",").length} columns; run JSON ${json.bytes.length} bytes; accuracy at 5: ${state.runs[1].accuracy[0][1]} %`);
-  await page.goto(url + "?depth=8&width=16&rules=mupc");
+  await page.goto(url + "?device=gpu&depth=8&width=16&rules=mupc");
   await ready(page);
   await page.setInputFiles('[data-testid="load-run"]', json.path);
   await waitFor(page, "the saved run", () => document.querySelector('[data-testid="status"]')?.textContent.includes("loaded a saved run: 6 iterations"), null, 20000);
@@ -877,7 +907,7 @@ await test("plots export to PNG and SVG, metrics to CSV and JSON, a saved run lo
 });
 
 await test("the learning-rate grid trains every (η_w, η_z) cell at two depths and shows their minimum losses side by side", async (page) => {
-  await page.goto(url + "?depth=4&width=32&rules=mupc");
+  await page.goto(url + "?device=gpu&depth=4&width=32&rules=mupc");
   await ready(page);
   await page.selectOption('[data-testid="lr-grid-depth-a"]', "2");
   await page.selectOption('[data-testid="lr-grid-depth-b"]', "8");
@@ -963,7 +993,7 @@ await test("200 random query strings: the page always renders and names every ba
 // closed page does not cancel it; the browser closes right after.
 await test("each preset loads with its explanation and starts its own networks", async (page) => {
   // From the page's own default setup, so that every preset, the first too, is a change.
-  await page.goto(url + "?autoplay=1");
+  await page.goto(url + "?device=gpu&autoplay=1");
   await waitFor(page, "the default setup to train", iterationAtLeast(), 2, 90000);
   // Those SwiftShader runs in seconds first, then the deep and wide ones: an iteration of those is
   // minutes of work on a software GPU, and work already queued is not cancelled by the next preset.
@@ -1009,7 +1039,7 @@ await test("each preset loads with its explanation and starts its own networks",
 // CPU busy after the page closes, and the presets before it leave paper-size networks queued.
 await relaunch();
 await test("a 128-layer network trains in the page", async (page) => {
-  await page.goto(url + "?depth=128&width=16&rules=mupc&autoplay=1");
+  await page.goto(url + "?device=gpu&depth=128&width=16&rules=mupc&autoplay=1");
   await waitFor(page, "two iterations", iterationAtLeast(), 2, 120000);
   // 128 inference steps per iteration: on SwiftShader about 15 s each, reports two iterations behind.
   await waitFor(page, "a training loss", () => parseFloat(document.querySelector('[data-testid="train-loss-mupc"]')?.textContent) > 0, null, 150000);

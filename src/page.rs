@@ -58,8 +58,9 @@ pub struct PageConfig {
     pub eval_every: usize,
     /// Start training as soon as the page is ready.
     pub autoplay: bool,
-    /// Train on the CPU (in a Web Worker) even when WebGPU is there.
-    pub cpu: bool,
+    /// Where the networks train: the GPU, the CPU workers, or `auto` (the GPU, unless its only
+    /// adapter is a software one and the CPU workers time faster).
+    pub device: DeviceChoice,
     /// CPU workers of the pool (`None`: as many as the machine has cores, less one for the page).
     pub workers: Option<usize>,
     /// The preset this setup started from (its explanation is shown).
@@ -101,6 +102,30 @@ pub const HIDEABLE: [&str; 23] = [
     "lr-grid",
 ];
 
+/// The `device` setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// The GPU when it is a real one; with only a software adapter, whichever of it and the CPU
+    /// workers times faster on the networks in force.
+    #[default]
+    Auto,
+    /// The GPU (WebGPU), even a software adapter.
+    Gpu,
+    /// The CPU workers, even when WebGPU is there.
+    Cpu,
+}
+
+impl DeviceChoice {
+    /// Its value in the address bar and the control.
+    pub fn key(self) -> &'static str {
+        match self {
+            DeviceChoice::Auto => "auto",
+            DeviceChoice::Gpu => "gpu",
+            DeviceChoice::Cpu => "cpu",
+        }
+    }
+}
+
 impl Default for PageConfig {
     fn default() -> Self {
         PageConfig {
@@ -120,7 +145,7 @@ impl Default for PageConfig {
             // Early feedback: a curve after a few seconds even on a software adapter.
             eval_every: 50,
             autoplay: false,
-            cpu: false,
+            device: DeviceChoice::Auto,
             workers: None,
             preset: None,
             hide: Vec::new(),
@@ -271,7 +296,7 @@ impl PageConfig {
     /// and the evaluation interval).
     pub fn needs_reset(&self, next: &PageConfig) -> bool {
         let structural =
-            |c: &PageConfig| (c.depth, c.width, c.act, c.skips, c.rules.clone(), c.batch, c.seed, c.cpu, c.workers);
+            |c: &PageConfig| (c.depth, c.width, c.act, c.skips, c.rules.clone(), c.batch, c.seed, c.device, c.workers);
         structural(self) != structural(next)
     }
 
@@ -500,10 +525,11 @@ impl PageConfig {
                 self.autoplay = flag(v).ok_or_else(|| bad("autoplay is 1 or 0", "0".into()))?;
             }
             "device" => {
-                self.cpu = match v {
-                    "gpu" => false,
-                    "cpu" => true,
-                    _ => return Err(bad("the device is gpu or cpu", "gpu".into())),
+                self.device = match v {
+                    "auto" => DeviceChoice::Auto,
+                    "gpu" => DeviceChoice::Gpu,
+                    "cpu" => DeviceChoice::Cpu,
+                    _ => return Err(bad("the device is auto, gpu or cpu", "auto".into())),
                 }
             }
             "workers" => {
@@ -555,8 +581,8 @@ impl PageConfig {
         parts.push(format!("batch={}", self.batch));
         parts.push(format!("seed={}", self.seed));
         parts.push(format!("eval_every={}", self.eval_every));
-        if self.cpu {
-            parts.push("device=cpu".into());
+        if self.device != DeviceChoice::Auto {
+            parts.push(format!("device={}", self.device.key()));
         }
         if let Some(w) = self.workers {
             parts.push(format!("workers={w}"));
@@ -677,7 +703,7 @@ mod tests {
             seed: 12345678901,
             eval_every: 50,
             autoplay: true,
-            cpu: true,
+            device: DeviceChoice::Cpu,
             workers: Some(3),
             preset: Some(Preset::Explode),
             hide: vec!["width".into(), "controls".into()],
@@ -695,6 +721,23 @@ mod tests {
         let (w, problems) = PageConfig::from_query("workers=99");
         assert!(w.workers.is_none() && problems[0].contains("from 1 to 16"), "{problems:?}");
         assert_eq!((auto_workers(1), auto_workers(2), auto_workers(4), auto_workers(64)), (1, 1, 3, 8));
+    }
+
+    #[test]
+    fn the_device_is_auto_unless_forced_and_a_bad_one_names_the_choices() {
+        assert_eq!(PageConfig::default().device, DeviceChoice::Auto);
+        assert!(!PageConfig::default().to_query().contains("device="), "auto is the default, not written");
+        for d in [DeviceChoice::Auto, DeviceChoice::Gpu, DeviceChoice::Cpu] {
+            let (c, problems) = PageConfig::from_query(&format!("?device={}", d.key()));
+            assert!(problems.is_empty(), "{problems:?}");
+            assert_eq!(c.device, d);
+            assert_eq!(PageConfig::from_query(&c.to_query()).0.device, d);
+        }
+        let (c, problems) = PageConfig::from_query("?device=tpu&depth=5");
+        assert_eq!((c.device, c.depth), (DeviceChoice::Auto, 5), "the default, the rest kept");
+        assert!(problems.len() == 1 && problems[0].contains("auto, gpu or cpu"), "{problems:?}");
+        let forced = PageConfig { device: DeviceChoice::Gpu, ..Default::default() };
+        assert!(PageConfig::default().needs_reset(&forced), "another device builds the networks again");
     }
 
     #[test]

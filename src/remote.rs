@@ -247,6 +247,11 @@ pub struct WorkerHost {
     test_x: Option<Mat<f32>>,
     models: HashMap<u32, Model<f32>>,
     pooled: HashMap<u32, pool::Pooled>,
+    /// Boundary values that came for a pooled model before its `CreateBlocks` (a neighbour
+    /// that is ahead), kept until it comes.
+    early: HashMap<u32, Vec<(usize, crate::pool::BlockMsg<f32>)>>,
+    /// Pooled models dropped here: late boundary values for them are ignored.
+    dropped: std::collections::HashSet<u32>,
     /// Boundary messages for the ring neighbours, from the last messages handled.
     boundary: Vec<(pool::Dir, ToWorker)>,
 }
@@ -260,6 +265,19 @@ impl WorkerHost {
     /// Models alive (each `Create` or `CreateBlocks` adds one, each `Drop` removes one).
     pub fn models(&self) -> usize {
         self.models.len() + self.pooled.len()
+    }
+
+    /// True while a pooled model's block here is in an iteration: it waits for boundary values.
+    pub fn pooled_busy(&self) -> bool {
+        self.pooled.values().any(pool::Pooled::busy)
+    }
+
+    /// Forgets every pooled model (their pool was replaced: their neighbours are gone).
+    pub fn drop_pooled(&mut self) {
+        self.dropped.extend(self.pooled.keys().chain(self.early.keys()).copied());
+        self.pooled.clear();
+        self.early.clear();
+        self.boundary.clear();
     }
 
     /// The boundary messages for the ring neighbours that the messages handled so far produced.
@@ -287,9 +305,12 @@ impl WorkerHost {
                     return vec![FromWorker::Error { id, message }];
                 }
                 match pool::Pooled::new(arch, seed, learning, lr, batch, plan, worker, states) {
-                    Ok(p) => {
-                        self.pooled.insert(id, p);
+                    Ok(mut p) => {
                         page.push(FromWorker::Created { id });
+                        if let Some(early) = self.early.remove(&id) {
+                            p.run(id, early, &mut page, &mut self.boundary);
+                        }
+                        self.pooled.insert(id, p);
                     }
                     Err(message) => page.push(FromWorker::Error { id, message }),
                 }
@@ -311,10 +332,11 @@ impl WorkerHost {
                 let msgs = p.step_messages(iteration, first.then_some(x), last.then_some(y));
                 p.run(id, msgs, &mut page, &mut self.boundary);
             }
-            ToWorker::Boundary { id, block, msg } => {
-                let Some(p) = self.pooled.get_mut(&id) else { return vec![missing(id)] };
-                p.run(id, vec![(block, msg)], &mut page, &mut self.boundary);
-            }
+            ToWorker::Boundary { id, block, msg } => match self.pooled.get_mut(&id) {
+                Some(p) => p.run(id, vec![(block, msg)], &mut page, &mut self.boundary),
+                None if self.dropped.contains(&id) => {}
+                None => self.early.entry(id).or_default().push((block, msg)),
+            },
             ToWorker::BlockStates { id, moments } => match self.pooled.get(&id) {
                 Some(p) => page.push(FromWorker::BlockStates { id, states: p.states(moments) }),
                 None => page.push(missing(id)),
@@ -411,7 +433,9 @@ impl WorkerHost {
             },
             ToWorker::Drop { id } => {
                 self.models.remove(&id);
-                self.pooled.remove(&id);
+                if self.pooled.remove(&id).is_some() || self.early.remove(&id).is_some() {
+                    self.dropped.insert(id);
+                }
                 Vec::new()
             }
         }
@@ -737,6 +761,8 @@ impl Drop for RemoteModel {
 }
 
 pub mod pool;
+#[cfg(target_arch = "wasm32")]
+pub mod shared;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 

@@ -9,7 +9,7 @@ use pclab::pcn::{Network, Param};
 use pclab::pool::Plan;
 use pclab::remote::pool::{PoolModel, Ring};
 use pclab::remote::{RemoteModel, WorkerHost, WorkerLink};
-use pclab::session::{Backend, Device, Event, Session};
+use pclab::session::{Backend, Device, Event, Exchange, Session};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -76,8 +76,12 @@ fn a_pooled_session_is_the_one_worker_session_bit_for_bit() {
     let want = run_to_end(&mut one);
     for workers in [2, 3] {
         let links = ring(workers);
-        let mut pooled = pollster::block_on(Session::create(cfg.clone(), data(), Device::Pool { links, fixed: true }))
-            .expect("pool");
+        let mut pooled = pollster::block_on(Session::create(
+            cfg.clone(),
+            data(),
+            Device::Pool { links, fixed: true, exchange: Exchange::Ports },
+        ))
+        .expect("pool");
         for run in &pooled.runs {
             match (&run.backend, run.settings.rule) {
                 (Backend::Pool(m), Rule::Pc(_)) => {
@@ -136,9 +140,12 @@ fn a_lost_worker_is_reported_and_the_run_resumes_from_the_last_evaluation() {
     let mut one = pollster::block_on(Session::create(cfg.clone(), data(), Device::Worker(one_worker()))).expect("one");
     let want = numbers(&run_to_end(&mut one));
     let links = ring(2);
-    let mut pooled =
-        pollster::block_on(Session::create(cfg.clone(), data(), Device::Pool { links: links.clone(), fixed: true }))
-            .expect("pool");
+    let mut pooled = pollster::block_on(Session::create(
+        cfg.clone(),
+        data(),
+        Device::Pool { links: links.clone(), fixed: true, exchange: Exchange::Ports },
+    ))
+    .expect("pool");
     let mut before = Vec::new();
     for _ in 0..7 {
         before.extend(pooled.step());
@@ -156,7 +163,9 @@ fn a_lost_worker_is_reported_and_the_run_resumes_from_the_last_evaluation() {
     assert!(failed.iter().all(|m| m.contains("worker 1") && m.contains("lost")), "{failed:?}");
     assert!(pooled.runs.iter().all(|r| !r.is_running()));
     // A fresh pool: the runs resume from the evaluation at iteration 5 and train on as before.
-    let at = pollster::block_on(pooled.recover(Device::Pool { links: ring(2), fixed: true })).expect("recovered");
+    let at =
+        pollster::block_on(pooled.recover(Device::Pool { links: ring(2), fixed: true, exchange: Exchange::Ports }))
+            .expect("recovered");
     assert_eq!(at, 5);
     let after = numbers(&run_to_end(&mut pooled));
     let resumed: Vec<_> = want.iter().filter(|(_, it, _)| *it > 5).cloned().collect();
@@ -192,4 +201,63 @@ fn the_plan_spreads_the_wavefront_over_the_workers() {
     let net: Network<f32> = Network::init(cfg.arch(cfg.rules[0].rule), 3);
     let plan = Plan::dealt(9, 4, 2);
     assert_eq!(plan.join(&plan.split(&net)), net.weights);
+}
+
+#[test]
+fn a_boundary_that_comes_before_its_blocks_waits_for_them_and_changes_nothing() {
+    // Through shared memory a neighbour's boundary value can overtake the page's `CreateBlocks`:
+    // worker 0 is asked to build and step first, and its forward pass reaches worker 1 before
+    // worker 1 has its blocks. Worker 1 must keep the value, not refuse it.
+    use pclab::remote::{FromWorker, ToWorker};
+    use std::collections::VecDeque;
+    let cfg = config(6, 16, &[Rule::Pc(Param::Mupc)], 1, 1);
+    let rs = &cfg.rules[0];
+    let (arch, learning) = (cfg.arch(rs.rule), cfg.learning(rs));
+    let plan = Plan::dealt(arch.layers(), 4, 2);
+    let create = |worker| ToWorker::CreateBlocks {
+        id: 7,
+        arch,
+        seed: cfg.seed,
+        learning,
+        lr: rs.lr,
+        batch: cfg.batch,
+        plan: plan.clone(),
+        worker,
+        states: None,
+    };
+    let step = || ToWorker::BlockStep { id: 7, iteration: 1, indices: (0..cfg.batch as u32).collect() };
+    // The page's messages in `order`; boundary values between hosts go first, as they come.
+    let run = |order: Vec<(usize, ToWorker)>| {
+        let mut hosts = [WorkerHost::new(data()), WorkerHost::new(data())];
+        let (mut page, mut wire, mut answers) = (VecDeque::from(order), VecDeque::new(), Vec::new());
+        let mut overtook = false;
+        while let Some((w, msg)) = wire.pop_front().or_else(|| page.pop_front()) {
+            overtook |= matches!(msg, ToWorker::Boundary { .. })
+                && page.iter().any(|(to, m)| *to == w && matches!(m, ToWorker::CreateBlocks { .. }));
+            answers.extend(hosts[w].handle(msg).into_iter().map(|a| (w, a)));
+            for (_, m) in hosts[w].take_boundary() {
+                wire.push_back((1 - w, m));
+            }
+        }
+        (answers, overtook)
+    };
+    let (ordered, overtook) = run(vec![(0, create(0)), (1, create(1)), (0, step()), (1, step())]);
+    assert!(!overtook);
+    let (early, overtook) = run(vec![(0, create(0)), (0, step()), (1, create(1)), (1, step())]);
+    assert!(overtook, "the test must deliver a boundary value before worker 1's blocks exist");
+    let done = |answers: &[(usize, FromWorker)]| -> Vec<String> {
+        let mut v: Vec<String> = answers
+            .iter()
+            .map(|(w, a)| match a {
+                FromWorker::BlockDone { done, .. } => format!("{w} {done:?}"),
+                other => format!("{w} {other:?}"),
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let (a, b) = (done(&ordered), done(&early));
+    assert!(a.iter().all(|s| !s.contains("Error")), "{a:?}");
+    assert_eq!(a.iter().filter(|s| s.contains("BlockDone")).count(), plan.len(), "every block reports");
+    assert_eq!(a, b, "a boundary value before its blocks changes nothing");
 }

@@ -366,6 +366,12 @@ impl<T: Real> Block<T> {
         }));
     }
 
+    /// True while an iteration is under way or waiting its turn: the block still needs (or
+    /// will need) boundary values from its neighbours.
+    pub fn busy(&self) -> bool {
+        self.phase != Phase::Idle || !self.steps_in.is_empty()
+    }
+
     /// The batch size this block was built for.
     pub fn batch(&self) -> usize {
         self.batch

@@ -41,6 +41,9 @@ pub struct Workload {
     pub latency: f64,
 }
 
+/// The most blocks a plan deals each worker.
+pub const MAX_BLOCKS_PER_WORKER: usize = 16;
+
 impl Plan {
     /// `layers` split into `blocks` contiguous blocks as even as they can be (never more blocks
     /// than layers; at least one), one per worker.
@@ -91,23 +94,23 @@ impl Plan {
             .sum()
     }
 
-    /// The fastest plan by [`Plan::modelled_time`] on exactly `workers` workers (1 to 8 blocks
+    /// The fastest plan by [`Plan::modelled_time`] on exactly `workers` workers (1 to [`MAX_BLOCKS_PER_WORKER`] blocks
     /// each; fewer workers only when the network has fewer layers).
     pub fn for_workers(layers: usize, workers: usize, w: &Workload) -> Plan {
         let k = workers.clamp(1, layers.max(1));
-        (1..=8)
+        (1..=MAX_BLOCKS_PER_WORKER)
             .map(|per| Plan::dealt(layers, k * per, k))
             .min_by(|a, b| a.modelled_time(w).total_cmp(&b.modelled_time(w)))
             .unwrap_or_else(|| Plan::even(layers, 1))
     }
 
     /// The fastest plan by [`Plan::modelled_time`] for up to `workers` workers: every worker count
-    /// from 1, each with 1 to 8 blocks per worker (a small network may use fewer workers).
+    /// from 1, each with 1 to [`MAX_BLOCKS_PER_WORKER`] blocks per worker (a small network may use fewer workers).
     pub fn for_pool(layers: usize, workers: usize, w: &Workload) -> Plan {
         let mut best = Plan::even(layers, 1);
         let mut best_time = best.modelled_time(w);
         for k in 2..=workers.max(1) {
-            for per in 1..=8 {
+            for per in 1..=MAX_BLOCKS_PER_WORKER {
                 let plan = Plan::dealt(layers, k * per, k);
                 if plan.blocks.len() < k * per && per > 1 {
                     break;

@@ -75,6 +75,11 @@ impl Pooled {
         Ok(Pooled { plan, worker, blocks, busy: HashMap::new() })
     }
 
+    /// True while one of this worker's blocks is in an iteration (or has one queued).
+    pub(super) fn busy(&self) -> bool {
+        self.blocks.values().any(Block::busy)
+    }
+
     /// Whether this worker holds the block with layer 1 / layer L.
     pub(super) fn holds_ends(&self) -> (bool, bool) {
         (self.blocks.contains_key(&0), self.blocks.contains_key(&(self.plan.len() - 1)))

@@ -98,11 +98,24 @@ thread_local! {
     static HOST: RefCell<WorkerHost> = RefCell::new(WorkerHost::default());
     /// This worker's ports to its ring neighbours in a pool: the next worker's, the previous one's.
     static RING: RefCell<[Option<web_sys::MessagePort>; 2]> = const { RefCell::new([None, None]) };
+    /// This worker's end of the pool's shared exchange, when the page is cross-origin isolated:
+    /// boundary values then go through it rather than through the ports.
+    static SHARED: RefCell<Option<super::shared::Mailbox>> = const { RefCell::new(None) };
 }
 
-/// Handles one message (from the page or from a ring neighbour): the answers go to the page, the
-/// boundary values to the neighbours' ports.
+/// Handles one message (from the page, a ring neighbour or the shared exchange): the answers go
+/// to the page, the boundary values to the neighbours. With a shared exchange the worker then
+/// stays with its pooled models until their blocks have finished what they can (see
+/// [`exchange`]).
 fn dispatch(bytes: &[u8]) {
+    handle(bytes);
+    if SHARED.with(|s| s.borrow().is_some()) {
+        exchange();
+    }
+}
+
+/// Handles one message: answers to the page, boundary values to the neighbours.
+fn handle(bytes: &[u8]) {
     let (answers, boundary) = match decode::<ToWorker>(bytes) {
         Ok(msg) => HOST.with(|h| {
             let mut h = h.borrow_mut();
@@ -113,18 +126,72 @@ fn dispatch(bytes: &[u8]) {
     };
     answers.iter().for_each(post_from_worker);
     for (dir, msg) in boundary {
-        let slot = match dir {
-            super::pool::Dir::Next => 0,
-            super::pool::Dir::Prev => 1,
+        let next = matches!(dir, super::pool::Dir::Next);
+        let sent = match encode(&msg) {
+            Ok(bytes) => SHARED.with(|s| match s.borrow_mut().as_mut() {
+                Some(mailbox) => {
+                    mailbox.queue(next, bytes);
+                    Ok(())
+                }
+                None => RING.with(|r| match &r.borrow()[usize::from(!next)] {
+                    Some(port) => port.post_message(&Uint8Array::from(bytes.as_slice())).map_err(js_err),
+                    None => Err("this worker is not connected to its neighbours in the pool".into()),
+                }),
+            }),
+            Err(e) => Err(e.to_string()),
         };
-        let sent = RING.with(|r| match (&r.borrow()[slot], encode(&msg)) {
-            (Some(port), Ok(bytes)) => port.post_message(&Uint8Array::from(bytes.as_slice())).map_err(js_err),
-            (None, _) => Err("this worker is not connected to its neighbours in the pool".into()),
-            (_, Err(e)) => Err(e.to_string()),
-        });
         if let Err(message) = sent {
             post_from_worker(&FromWorker::Fatal { message: format!("the pool's ring: {message}") });
         }
+    }
+}
+
+/// With a shared exchange: writes this worker's boundary values, reads its neighbours', and
+/// sleeps on its doorbell in between, until no pooled block here is in an iteration and all it
+/// wrote has been read; then the worker goes back to its event loop (the page's next message).
+/// Every worker takes the page's messages in the order the page sent them, and while here serves
+/// every pooled model, so no two workers wait on each other. A poisoned exchange (the pool was
+/// replaced, or a worker lost) ends the wait at once.
+fn exchange() {
+    loop {
+        let round = SHARED.with(|s| {
+            let mut s = s.borrow_mut();
+            let m = s.as_mut()?;
+            let seen = m.doorbell();
+            let wrote = m.send();
+            let got = m.receive();
+            Some((seen, wrote, got, m.poisoned()))
+        });
+        let Some((seen, wrote, got, poisoned)) = round else { return };
+        if poisoned {
+            return;
+        }
+        let received = !got.is_empty();
+        for bytes in got {
+            handle(&bytes);
+        }
+        let busy = HOST.with(|h| h.borrow().pooled_busy());
+        let pending = SHARED.with(|s| s.borrow().as_ref().is_some_and(super::shared::Mailbox::pending));
+        if !busy && !pending {
+            return;
+        }
+        if !wrote && !received {
+            SHARED.with(|s| {
+                if let Some(m) = s.borrow().as_ref() {
+                    m.wait(seen, 50.0);
+                }
+            });
+        }
+    }
+}
+
+/// Takes the pool's shared exchange from the page: this worker is `me` of `n`. The pooled models
+/// of an earlier pool are dropped (their neighbours are gone).
+fn connect_shared(buffer: &js_sys::SharedArrayBuffer, me: usize, n: usize) {
+    HOST.with(|h| h.borrow_mut().drop_pooled());
+    match super::shared::Mailbox::new(buffer, me, n) {
+        Ok(m) => SHARED.with(|s| *s.borrow_mut() = Some(m)),
+        Err(message) => post_from_worker(&FromWorker::Fatal { message: format!("the pool's exchange: {message}") }),
     }
 }
 
@@ -166,7 +233,20 @@ pub fn worker_main() {
             }
             return;
         }
-        dispatch(&Uint8Array::new(&ev.data()).to_vec());
+        // The pool's shared exchange: [buffer, this worker's index, the pool's size].
+        let data = ev.data();
+        if js_sys::Array::is_array(&data) {
+            let parts = js_sys::Array::from(&data);
+            let index = |k: u32| parts.get(k).as_f64().map_or(0, |v| v as usize);
+            match parts.get(0).dyn_into::<js_sys::SharedArrayBuffer>() {
+                Ok(buffer) => connect_shared(&buffer, index(1), index(2)),
+                Err(_) => {
+                    post_from_worker(&FromWorker::Fatal { message: "the pool's exchange is not shared memory".into() })
+                }
+            }
+            return;
+        }
+        dispatch(&Uint8Array::new(&data).to_vec());
     });
     scope.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
     // The worker lives as long as the page: the handler is never removed.
@@ -188,6 +268,28 @@ pub fn worker_main() {
 thread_local! {
     /// The page's workers: slot 0 the CPU worker, slots 1 … the rest of a pool.
     static WORKERS: RefCell<Vec<Option<web_sys::Worker>>> = const { RefCell::new(Vec::new()) };
+    /// The pool's shared exchange, when the page is cross-origin isolated.
+    static EXCHANGE: RefCell<Option<js_sys::SharedArrayBuffer>> = const { RefCell::new(None) };
+}
+
+/// True when the page is cross-origin isolated (served with `Cross-Origin-Opener-Policy:
+/// same-origin` and `Cross-Origin-Embedder-Policy: require-corp`), so that workers may share memory.
+pub fn cross_origin_isolated() -> bool {
+    Reflect::get(&js_sys::global(), &"crossOriginIsolated".into()).ok().and_then(|v| v.as_bool()).unwrap_or(false)
+}
+
+/// True when the pool's boundary values go through shared memory (else through message ports).
+pub fn pool_shares_memory() -> bool {
+    EXCHANGE.with(|e| e.borrow().is_some())
+}
+
+/// Ends the current pool's shared exchange: workers waiting on it stop waiting.
+fn poison_exchange() {
+    EXCHANGE.with(|e| {
+        if let Some(buffer) = e.borrow_mut().take() {
+            super::shared::poison(&buffer);
+        }
+    });
 }
 
 /// Starts the worker at `url` (Trunk's loader for the `pclab-worker` binary) and waits until it
@@ -225,6 +327,18 @@ pub async fn spawn_pool(url: &str, first: Arc<WorkerLink>, n: usize) -> Result<V
         wb.post_message_with_transfer(&"prev".into(), &js_sys::Array::of1(&channel.port2()))
             .map_err(|e| format!("connecting worker {b}: {}", js_err(e)))?;
     }
+    // With cross-origin isolation the boundary values go through shared memory instead; the
+    // ports stay (a worker that has no exchange uses them).
+    poison_exchange();
+    if cross_origin_isolated() && n > 1 {
+        let buffer = super::shared::create(n)?;
+        for a in 0..n {
+            let Some(wa) = worker(a) else { return Err(format!("worker {a} of the pool is gone")) };
+            let message = js_sys::Array::of3(&buffer, &JsValue::from(a as u32), &JsValue::from(n as u32));
+            wa.post_message(&message).map_err(|e| format!("sharing memory with worker {a}: {}", js_err(e)))?;
+        }
+        EXCHANGE.with(|e| *e.borrow_mut() = Some(buffer));
+    }
     Ok(links)
 }
 
@@ -244,6 +358,8 @@ async fn spawn_slot(url: &str, slot: usize) -> Result<Arc<WorkerLink>, String> {
     let onerror = Closure::<dyn Fn(web_sys::ErrorEvent)>::new(move |ev: web_sys::ErrorEvent| {
         ev.prevent_default();
         let what = ev.message();
+        // The pool's other workers must not wait for this one.
+        poison_exchange();
         sink.kill(if what.is_empty() { "its script could not be loaded".into() } else { what });
     });
     worker.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));

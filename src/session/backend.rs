@@ -41,7 +41,44 @@ pub enum Device {
         links: Vec<Arc<WorkerLink>>,
         /// The pool's size was chosen (the `workers` setting), not left to the model.
         fixed: bool,
+        /// How the workers pass boundary values (what the plan's model charges per message).
+        exchange: Exchange,
     },
+}
+
+/// How a pool's workers pass each other boundary values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exchange {
+    /// `MessageChannel` ports between browser workers (the native test ring is modelled alike).
+    Ports,
+    /// One `SharedArrayBuffer` with `Atomics.wait`/`notify` (a cross-origin isolated page).
+    Shared,
+}
+
+impl Exchange {
+    /// Milliseconds one boundary message costs.
+    pub fn message_ms(self) -> f64 {
+        match self {
+            Exchange::Ports => POOL_MESSAGE_MS,
+            Exchange::Shared => SHARED_MESSAGE_MS,
+        }
+    }
+
+    /// Milliseconds an inference step's exchange waits on top of its messages.
+    pub fn step_wait_ms(self) -> f64 {
+        match self {
+            Exchange::Ports => POOL_STEP_WAIT_MS,
+            Exchange::Shared => SHARED_STEP_WAIT_MS,
+        }
+    }
+
+    /// In words, for the page.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Exchange::Ports => "boundary values by message ports",
+            Exchange::Shared => "boundary values through shared memory",
+        }
+    }
 }
 
 /// Milliseconds one boundary message costs between browser workers (posting, the browser's
@@ -53,6 +90,13 @@ pub const POOL_MESSAGE_MS: f64 = 0.4;
 /// Milliseconds an inference step's exchange waits on top of its messages (two hops), measured
 /// with them.
 pub const POOL_STEP_WAIT_MS: f64 = 1.7;
+
+/// Milliseconds one boundary message costs through shared memory (a copy in, a copy out, the
+/// encoding), measured in Chromium on the same machine at B = 64, N = 128.
+pub const SHARED_MESSAGE_MS: f64 = 0.1;
+
+/// Milliseconds an inference step waits on a neighbour through shared memory (a futex wake-up).
+pub const SHARED_STEP_WAIT_MS: f64 = 0.1;
 
 /// A worker's arithmetic rate for the same model, GFLOP/s (wasm SIMD in Chromium: a layer's
 /// step at B = 64, N = 128 took 0.375 ms).
@@ -103,8 +147,8 @@ impl Backend {
                 let model = RemoteModel::create(link.clone(), arch, config.seed, learning, rs.lr)?;
                 Ok(Backend::Remote(Box::new(model)))
             }
-            (BackendKind::Cpu, Device::Pool { links, fixed }) => {
-                let plan = pool_plan(&arch, learning, config.batch, links.len(), *fixed);
+            (BackendKind::Cpu, Device::Pool { links, fixed, exchange }) => {
+                let plan = pool_plan(&arch, learning, config.batch, links.len(), *fixed, *exchange);
                 let Some(first) = links.first() else {
                     return Err(RemoteError::Dead("the pool has no workers".into()).into());
                 };
@@ -150,13 +194,13 @@ impl Backend {
     /// Rebuilds a pooled run from `checkpoint` on the workers `links` (after one was lost).
     pub fn restore_pool(
         links: &[Arc<WorkerLink>],
-        fixed: bool,
+        (fixed, exchange): (bool, Exchange),
         checkpoint: &crate::gpu::Checkpoint,
         config: &RunConfig,
         rs: &RuleSettings,
     ) -> Result<Self, BackendError> {
         let learning = config.learning(rs);
-        let plan = pool_plan(&checkpoint.net.arch, learning, config.batch, links.len(), fixed);
+        let plan = pool_plan(&checkpoint.net.arch, learning, config.batch, links.len(), fixed, exchange);
         let m = PoolModel::restore(links.to_vec(), checkpoint, learning, rs.lr, config.batch, plan)?;
         Ok(Backend::Pool(Box::new(m)))
     }
@@ -344,20 +388,21 @@ impl Backend {
 }
 
 /// The plan a pool of `workers` runs `arch` with (backprop: one worker); with `fixed` on all of
-/// them, else on as many as the plan's model finds worth it.
+/// them, else on as many as the plan's model finds worth it, messages costing what `exchange`'s do.
 pub fn pool_plan(
     arch: &crate::pcn::Arch,
     learning: Learning,
     batch: usize,
     workers: usize,
     fixed: bool,
+    exchange: Exchange,
 ) -> crate::pool::Plan {
     match learning {
         Learning::Pc { steps, .. } => {
             // One layer's step: two (B, N) × (N, N) products.
             let layer_step_ms = 4.0 * (batch * arch.width * arch.width) as f64 / (WORKER_GFLOPS * 1e9) * 1e3;
             let (message, latency) =
-                (POOL_MESSAGE_MS / layer_step_ms.max(1e-9), POOL_STEP_WAIT_MS / layer_step_ms.max(1e-9));
+                (exchange.message_ms() / layer_step_ms.max(1e-9), exchange.step_wait_ms() / layer_step_ms.max(1e-9));
             let w = crate::pool::Workload { hidden: arch.hidden, steps, message, latency };
             if fixed {
                 crate::pool::Plan::for_workers(arch.layers(), workers, &w)

@@ -9,7 +9,7 @@ pub mod run;
 #[allow(clippy::module_inception)]
 pub mod session;
 
-pub use backend::{Backend, BackendError, Device};
+pub use backend::{Backend, BackendError, Device, Exchange};
 pub use history::Series;
 pub use metrics::{AlignmentSample, EvalSample, Event, IterationSample};
 pub use run::{AlignmentPoint, Run, RunStatus};

@@ -259,7 +259,9 @@ impl Session {
             let backend = match (cp, at) {
                 (Some(cp), _) => match &device {
                     Device::Gpu(ctx) => Backend::restore(ctx.clone(), cp, &self.config, &rs).await?,
-                    Device::Pool { links, fixed } => Backend::restore_pool(links, *fixed, cp, &self.config, &rs)?,
+                    Device::Pool { links, fixed, exchange } => {
+                        Backend::restore_pool(links, (*fixed, *exchange), cp, &self.config, &rs)?
+                    }
                     Device::Cpu | Device::Worker(_) => unreachable!("checked above"),
                 },
                 (None, 0) => Backend::create(&self.config, &rs, &device).await?,

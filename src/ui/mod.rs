@@ -194,7 +194,10 @@ fn App() -> impl IntoView {
                <p class="tagline">"Deep residual predictive coding networks — standard PC, μPC and backprop — trained live on MNIST, on your GPU."</p>
                <p class="backend" data-state=move || snap.with(|s| s.backend_state)>
                    <span data-testid="backend">{move || snap.with(|s| s.backend.clone())}</span>
-                   {move || (snap.with(|s| s.backend_state) == "software").then(|| view! {
+                   {move || snap.with(|s| s.pick.clone()).map(|why| view! {
+                       <span class="pick" data-testid="device-pick">" · "{why}</span>
+                   })}
+                   {move || (snap.with(|s| s.backend_state == "software" && s.pick.is_none())).then(|| view! {
                        <span class="warn" data-testid="software-adapter">
                            " ⚠ a software adapter: a CPU pretending to be a GPU. The page's own CPU worker is usually faster here. "
                            <button class="small" data-testid="use-cpu" on:click=move |_| commit(form, "device", "cpu")>"train on the CPU worker instead"</button>
@@ -213,7 +216,7 @@ fn App() -> impl IntoView {
                {move || controls_in.get().then(|| view! { <Controls form /> })}
                <main style=grid_style class:lead3=move || form.with(|c| c.shown_plots().len() == 3)>
                    {move || snap.with(|s| s.on_cpu.clone()).map(|why| view! {
-                       <section class="panel cpu-banner" class:info=move || form.with(|c| c.cpu) data-testid="cpu-banner">
+                       <section class="panel cpu-banner" class:info=move || snap.with(|s| s.no_webgpu.is_none()) data-testid="cpu-banner">
                            <h2>"Training on the CPU"</h2>
                            {snap.with_untracked(|s| s.no_webgpu.is_some()).then(|| view! { <p><strong>"This browser cannot train on the GPU. "</strong></p> })}
                            <p data-testid="no-webgpu">{why}</p>
@@ -269,11 +272,12 @@ fn App() -> impl IntoView {
                                {SPEEDS.iter().map(|s| view! { <option value=s.0>{s.0}</option> }).collect::<Vec<_>>()}
                            </select>
                        </label>
-                       <label class="field inline device" title="where the networks train: the GPU (WebGPU) or the CPU (a Web Worker)">
+                       <label class="field inline device" title="where the networks train: the GPU (WebGPU) or the CPU (Web Workers); auto: the GPU, unless its only adapter is a software one that times slower than the CPU workers">
                            <span>"device"</span>
                            <select data-testid="device" on:change=move |ev| commit(form, "device", &event_target_value(&ev))>
-                               <option value="gpu" disabled=move || !snap.with(|s| s.has_gpu) selected=move || !form.with(|c| c.cpu)>"GPU (WebGPU)"</option>
-                               <option value="cpu" selected=move || form.with(|c| c.cpu) || !snap.with(|s| s.has_gpu)>"CPU (worker)"</option>
+                               <option value="auto" selected=move || form.with(|c| c.device == crate::page::DeviceChoice::Auto)>"auto"</option>
+                               <option value="gpu" disabled=move || !snap.with(|s| s.has_gpu) selected=move || form.with(|c| c.device == crate::page::DeviceChoice::Gpu)>"GPU (WebGPU)"</option>
+                               <option value="cpu" selected=move || form.with(|c| c.device == crate::page::DeviceChoice::Cpu)>"CPU (workers)"</option>
                            </select>
                        </label>
                        <label class="field inline workers" title="CPU workers of the pool: each PC network's layers are split across them (auto: one per core, less one for the page)">

@@ -32,14 +32,14 @@ fn current(form: RwSignal<PageConfig>) -> Option<(Tour, usize)> {
 }
 
 /// Shows step `k` of `tour` (clamped to its steps): its settings, plots and what it starts (on
-/// the CPU worker when the CPU was chosen and the step does not name a device).
+/// the device chosen, unless the step itself names one).
 pub(super) fn show_step(form: RwSignal<PageConfig>, tour: &Tour, k: usize) {
-    let (present, cpu) = form.with_untracked(|c| (c.present, c.cpu));
+    let (present, device) = form.with_untracked(|c| (c.present, c.device));
     let (mut next, problems) = tour.page_config(k, present);
-    // A choice of the CPU stands unless the step itself names the device.
+    // A choice of device stands unless the step itself names one.
     let step_names_device = tour.steps[next.tour.as_ref().map_or(1, |t| t.1) - 1].config.contains("device=");
-    if cpu && !step_names_device {
-        next.cpu = true;
+    if !step_names_device {
+        next.device = device;
     }
     let k = next.tour.as_ref().map_or(1, |t| t.1);
     let run = tour.steps[k - 1].run;

@@ -36,14 +36,14 @@ pub(super) fn commit(form: RwSignal<PageConfig>, key: &str, value: &str) {
         }
         ("preset", _) => {
             // A preset replaces the setup but not how the page is shown.
-            let (hide, present, plots, cpu) = (next.hide.clone(), next.present, next.plots.clone(), next.cpu);
+            let (hide, present, plots, device) = (next.hide.clone(), next.present, next.plots.clone(), next.device);
             // Choosing a preset leaves a guided tour.
             next.tour = None;
             next.set(key, value).map(|()| {
                 next.hide = hide;
                 next.present = present;
                 next.plots = plots;
-                next.cpu = cpu;
+                next.device = device;
             })
         }
         _ => next.set(key, value),

@@ -1,7 +1,38 @@
 //! Where the networks train: the GPU (a new device after a loss, resuming from the latest
-//! checkpoint) or the CPU worker; building a session there.
+//! checkpoint) or the CPU worker; with only a software adapter, whichever of the two times
+//! faster; building a session there.
 
 use super::*;
+use crate::page::DeviceChoice;
+
+/// Iterations timed on each device when `device=auto` has only a software adapter (after one
+/// that warms it up: pipelines compiled, buffers allocated).
+const PICK_ITERATIONS: usize = 2;
+/// The longest the software adapter's warm-up iteration may take before the CPU is chosen
+/// without timing it further, ms.
+const PICK_WARMUP_MS: f64 = 20_000.0;
+
+/// Which of a software adapter and the CPU workers trains a shape of networks faster.
+#[derive(Clone, Debug)]
+pub struct Pick {
+    /// The shape timed ([`Runner::pick_key`]).
+    key: String,
+    /// The CPU workers were faster (or the adapter failed).
+    pub cpu: bool,
+    /// Why, with the two timings, for the banner.
+    pub why: String,
+}
+
+/// How a device did on the timed iterations.
+enum Timing {
+    /// Milliseconds per iteration.
+    Ms(f64),
+    /// Still running when the other device had long finished: slower than this many ms per
+    /// iteration at least.
+    Over(f64),
+    /// It could not train.
+    Failed(String),
+}
 
 /// Work per iteration beyond which the page warns that the CPU will be slow (GFLOP, all rules).
 const CPU_HEAVY_GFLOP: f64 = 20.0;
@@ -67,25 +98,113 @@ impl Runner {
         });
     }
 
-    /// True when training belongs on the CPU: chosen, or there is no GPU device.
+    /// True when training belongs on the CPU: chosen, there is no GPU device, or the only
+    /// adapter is a software one that timed slower than the CPU workers.
     pub fn wants_worker(&self) -> bool {
-        self.cfg.cpu || (self.gpu.is_none() && self.no_webgpu.is_some())
+        match self.cfg.device {
+            DeviceChoice::Cpu => true,
+            _ if self.gpu.is_none() && self.no_webgpu.is_some() => true,
+            DeviceChoice::Auto if self.software_auto() => self.picked().is_some_and(|p| p.cpu),
+            _ => false,
+        }
     }
 
-    /// Where sessions are built now: the GPU unless the CPU is chosen or there is no GPU; `None`
-    /// while that device is not ready. On the CPU: the pool of workers when it has more than one.
+    /// `device=auto` and the GPU device is a software adapter: the two are timed.
+    pub fn software_auto(&self) -> bool {
+        self.cfg.device == DeviceChoice::Auto && self.gpu.is_some() && self.backend.1 == "software"
+    }
+
+    /// The shape of networks a [`Pick`] holds for: what sets the cost of an iteration.
+    fn pick_key(&self) -> String {
+        let c = &self.cfg;
+        format!("{} {} {} {:?} {:?} {} {:?}", c.depth, c.width, c.batch, c.rules, c.act, c.inference_steps(), c.workers)
+    }
+
+    /// The timed choice for the networks in force, if they have been timed.
+    pub fn picked(&self) -> Option<&Pick> {
+        self.pick.as_ref().filter(|p| p.key == self.pick_key())
+    }
+
+    /// Where sessions are built now: the GPU unless the CPU is chosen, there is no GPU, or a
+    /// software adapter timed slower; `None` while that device is not ready or the timing runs.
+    /// On the CPU: the pool of workers when it has more than one.
     pub fn device(&self) -> Option<(Device, BackendKind)> {
+        if self.software_auto() && self.picked().is_none() {
+            return None;
+        }
         if self.wants_worker() {
-            let worker = self.worker.clone()?;
-            match (self.pool_size(), &self.pool) {
-                (1, _) => Some((Device::Worker(worker), BackendKind::Cpu)),
-                (n, Some(p)) if p.len() == n => {
-                    Some((Device::Pool { links: p.clone(), fixed: self.cfg.workers.is_some() }, BackendKind::Cpu))
-                }
-                _ => None,
-            }
+            self.cpu_device().map(|d| (d, BackendKind::Cpu))
         } else {
             self.gpu.clone().map(|g| (Device::Gpu(g), BackendKind::Gpu))
+        }
+    }
+
+    /// The CPU workers as a device: the pool when it has more than one; `None` until started.
+    fn cpu_device(&self) -> Option<Device> {
+        let worker = self.worker.clone()?;
+        match (self.pool_size(), &self.pool) {
+            (1, _) => Some(Device::Worker(worker)),
+            (n, Some(p)) if p.len() == n => Some(Device::Pool {
+                links: p.clone(),
+                fixed: self.cfg.workers.is_some(),
+                exchange: self.pool_exchange(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// `device=auto` with only a software adapter: times a few iterations of the networks in
+    /// force on the CPU workers (started first if need be), then on the adapter, keeps the
+    /// faster for this shape of networks and builds the session there.
+    pub fn start_pick(&mut self) {
+        if self.picking {
+            return;
+        }
+        let (Some(gpu), Some(data)) = (self.gpu.clone(), self.data.clone()) else { return };
+        let Some(cpu) = self.cpu_device() else {
+            self.phase = "starting the CPU workers, to time them against the software adapter…".into();
+            self.start_worker();
+            return;
+        };
+        self.picking = true;
+        let (cfg, key, generation) = (self.cfg.clone(), self.pick_key(), self.generation);
+        let workers = match &cpu {
+            Device::Pool { links, .. } => format!("the pool of {} CPU workers", links.len()),
+            _ => "the CPU worker".to_string(),
+        };
+        let adapter = self.backend.0.trim_start_matches("WebGPU · ").to_string();
+        self.phase = format!("the only GPU is a software adapter: timing {workers} on these networks…");
+        wasm_bindgen_futures::spawn_local(async move {
+            let on_cpu = time_iterations(&cfg, &data, cpu, BackendKind::Cpu, None).await;
+            with(|r| {
+                if r.generation == generation {
+                    r.phase = "timing the software adapter on the same networks…".into();
+                }
+            });
+            // The adapter need not finish once it is clearly the slower (three times the CPU's time).
+            let bound = match on_cpu {
+                Timing::Ms(ms) => Some(3.0 * ms * PICK_ITERATIONS as f64),
+                _ => None,
+            };
+            let on_gpu = time_iterations(&cfg, &data, Device::Gpu(gpu), BackendKind::Gpu, bound).await;
+            let pick = decide(key, &workers, &adapter, on_cpu, on_gpu);
+            with(|r| {
+                r.picking = false;
+                r.message(Level::Info, format!("device=auto: {}", pick.why));
+                r.pick = Some(pick);
+                // A newer reset waited for this (or times its own shape next).
+                r.reset();
+            });
+        });
+    }
+
+    /// How the pool's workers pass boundary values: through shared memory when the page is
+    /// cross-origin isolated, else by message ports.
+    pub fn pool_exchange(&self) -> crate::session::Exchange {
+        if crate::remote::web::pool_shares_memory() {
+            crate::session::Exchange::Shared
+        } else {
+            crate::session::Exchange::Ports
         }
     }
 
@@ -217,4 +336,97 @@ pub fn spawn_build(
             }
         });
     });
+}
+
+/// Builds `cfg`'s networks on `device` and times [`PICK_ITERATIONS`] iterations after a warm-up
+/// one; gives up (as [`Timing::Over`]) once the timed ones pass `bound_ms`.
+async fn time_iterations(
+    cfg: &PageConfig,
+    data: &(Arc<Mnist>, Arc<Mat<f32>>),
+    device: Device,
+    kind: BackendKind,
+    bound_ms: Option<f64>,
+) -> Timing {
+    let mut s = match Session::create(cfg.run_config(kind), data.0.clone(), device).await {
+        Ok(s) => s,
+        Err(e) => return Timing::Failed(e.to_string()),
+    };
+    let warm = now_ms();
+    if let Err(t) = one_iteration(&mut s, warm + PICK_WARMUP_MS).await {
+        return t.unwrap_or(Timing::Over(PICK_WARMUP_MS));
+    }
+    let t0 = now_ms();
+    let deadline = t0 + bound_ms.unwrap_or(f64::INFINITY);
+    for _ in 0..PICK_ITERATIONS {
+        if let Err(t) = one_iteration(&mut s, deadline).await {
+            return t.unwrap_or_else(|| Timing::Over((now_ms() - t0) / PICK_ITERATIONS as f64));
+        }
+    }
+    Timing::Ms((now_ms() - t0) / PICK_ITERATIONS as f64)
+}
+
+/// Submits one iteration of every run and waits (yielding to the page) until all have come
+/// back; `Err(None)` past `deadline`, `Err(Some(..))` when a run failed.
+async fn one_iteration(s: &mut Session, deadline: f64) -> Result<(), Option<Timing>> {
+    let mut events = s.train().0;
+    loop {
+        if let Some(message) = events.iter().find_map(|e| match e {
+            Event::Failed { message, .. } => Some(message.clone()),
+            _ => None,
+        }) {
+            return Err(Some(Timing::Failed(message)));
+        }
+        if s.runs.iter().all(|r| r.backend.in_flight() == 0) {
+            return Ok(());
+        }
+        if now_ms() > deadline {
+            return Err(None);
+        }
+        crate::remote::web::yield_now().await;
+        events = s.poll();
+    }
+}
+
+/// The faster of the two, and why in words.
+fn decide(key: String, workers: &str, adapter: &str, on_cpu: Timing, on_gpu: Timing) -> Pick {
+    let n = PICK_ITERATIONS;
+    let (cpu, why) = match (on_cpu, on_gpu) {
+        (Timing::Ms(c), Timing::Ms(g)) if c <= g => (
+            true,
+            format!(
+                "{workers} chosen over the software adapter ({adapter}): {c:.0} ms per iteration against its {g:.0} ms \
+                 ({n} iterations timed on each)"
+            ),
+        ),
+        (Timing::Ms(c), Timing::Ms(g)) => (
+            false,
+            format!(
+                "the software adapter ({adapter}) chosen over {workers}: {g:.0} ms per iteration against their {c:.0} ms \
+                 ({n} iterations timed on each)"
+            ),
+        ),
+        (Timing::Ms(c), Timing::Over(g)) => (
+            true,
+            format!(
+                "{workers} chosen over the software adapter ({adapter}): {c:.0} ms per iteration, against over {g:.0} ms \
+                 on the adapter (stopped timing it there)"
+            ),
+        ),
+        (Timing::Ms(c), Timing::Failed(e)) => {
+            (true, format!("{workers} chosen ({c:.0} ms per iteration): the software adapter could not train: {e}"))
+        }
+        (Timing::Failed(e), Timing::Ms(g)) => (
+            false,
+            format!("the software adapter ({adapter}) chosen ({g:.0} ms per iteration): the CPU workers could not train: {e}"),
+        ),
+        (c, g) => {
+            let said = |t: Timing| match t {
+                Timing::Ms(ms) => format!("{ms:.0} ms per iteration"),
+                Timing::Over(ms) => format!("over {ms:.0} ms per iteration"),
+                Timing::Failed(e) => e,
+            };
+            (false, format!("neither timed cleanly (CPU: {}; adapter: {}); the software adapter is used", said(c), said(g)))
+        }
+    };
+    Pick { key, cpu, why: format!("{why}. Choose “gpu” or “cpu” under “device” to force either.") }
 }

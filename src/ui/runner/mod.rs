@@ -136,6 +136,11 @@ pub struct Runner {
     pool_starting: bool,
     /// The pool could not start: train on the one worker.
     pool_failed: bool,
+    /// `device=auto` with only a software adapter: which of it and the CPU workers timed faster,
+    /// for the networks' shape it was timed on.
+    pick: Option<device::Pick>,
+    /// Timing the two is under way.
+    picking: bool,
     /// The session, when built and not lent to an asynchronous task.
     pub session: Option<Session>,
     /// What is happening, in words.
@@ -229,6 +234,8 @@ pub fn install(cfg: PageConfig, problems: Vec<String>) {
         pool: None,
         pool_starting: false,
         pool_failed: false,
+        pick: None,
+        picking: false,
         session: None,
         phase: "starting".into(),
         generation: 0,
@@ -368,6 +375,7 @@ impl Runner {
                 spawn_build(self.generation, self.cfg.clone(), data, device, kind);
             }
             None if self.wants_worker() => self.start_worker(),
+            None if self.software_auto() => self.start_pick(),
             None => {}
         }
     }

@@ -96,6 +96,8 @@ pub struct Snapshot {
     pub on_cpu: Option<String>,
     /// A GPU device exists (the device choice can offer it).
     pub has_gpu: bool,
+    /// `device=auto` with only a software adapter: which it chose and why (the two timings).
+    pub pick: Option<String>,
     /// The inference stepper's state, in words.
     pub inference: String,
     /// The PC rule whose energies are shown.
@@ -277,7 +279,11 @@ impl Runner {
             rules,
             backend: if self.wants_worker() {
                 match self.pool.as_ref().filter(|p| p.len() > 1 && self.pool_size() == p.len()) {
-                    Some(p) => format!("CPU · WebAssembly (SIMD) in a pool of {} Web Workers", p.len()),
+                    Some(p) => format!(
+                        "CPU · WebAssembly (SIMD) in a pool of {} Web Workers, {}",
+                        p.len(),
+                        self.pool_exchange().describe()
+                    ),
                     None => "CPU · WebAssembly (SIMD) in a Web Worker".into(),
                 }
             } else {
@@ -285,14 +291,16 @@ impl Runner {
             },
             backend_state: if self.wants_worker() { "cpu" } else { self.backend.1 },
             device_lost: self.device_lost.clone(),
-            on_cpu: self.wants_worker().then(|| match (&self.no_webgpu, self.cfg.cpu) {
-                (_, true) => {
-                    "You chose the CPU (device=cpu). Choose GPU under “device” to train with WebGPU.".to_string()
+            on_cpu: self.wants_worker().then(|| match (&self.no_webgpu, self.cfg.device) {
+                (_, crate::page::DeviceChoice::Cpu) => {
+                    "You chose the CPU (device=cpu). Choose GPU or auto under “device” to train with WebGPU."
+                        .to_string()
                 }
-                (Some(why), false) => why.clone(),
-                (None, false) => String::new(),
+                (Some(why), _) => why.clone(),
+                (None, _) => self.picked().map_or_else(String::new, |p| p.why.clone()),
             }),
             has_gpu: self.gpu.is_some(),
+            pick: self.software_auto().then(|| self.picked().map(|p| p.why.clone())).flatten(),
             throughput: self.throughput.text.clone(),
             memory,
             messages: self.messages.clone(),
