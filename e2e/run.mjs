@@ -207,13 +207,17 @@ await test("without WebGPU a pool of two workers trains depth 16 width 64 loss f
       await waitFor(page, "the first iteration", iterationAtLeast(), 1, 120000);
       if (workers === 2) await watchLongTasks(page);
       await waitFor(page, "iteration 20", iterationAtLeast(), 20, 240000);
+      // The status line while it trains (paused, it says nothing of speed).
+      if (workers === 2) {
+        await waitFor(page, "the per-worker load in the status", () => /pool workers: mupc on \d+ blocks/.test(document.querySelector('[data-testid="throughput"]')?.textContent ?? ""), null, 30000);
+      }
+      const throughput = await text(page, "throughput");
       await page.click('[data-testid="play"]');
       losses[workers] = (await lossesWhenFiled(page, "mupc", 20)).slice(0, 20);
       const backend = await text(page, "backend");
-      console.log(`     workers=${workers}: ${backend} · ${await text(page, "throughput")}`);
+      console.log(`     workers=${workers}: ${backend} · ${throughput}`);
       if (workers === 2) {
         check(/pool of 2 Web Workers/.test(backend), `the banner does not name the pool: ${backend}`);
-        check(/pool workers: mupc on \d+ blocks/.test(await text(page, "throughput")), "no per-worker load in the status");
         // Reported, not checked: on this two-core machine two busy workers leave the page's thread
         // no core of its own (which is why `auto` gives it one); its tasks stretch past 50 ms now
         // and then.
@@ -227,6 +231,36 @@ await test("without WebGPU a pool of two workers trains depth 16 width 64 loss f
     const differ = losses[1].findIndex((l, i) => l[0] !== losses[2][i][0] || l[1] !== losses[2][i][1]);
     check(differ < 0, `iteration ${differ + 1}: one worker ${losses[1][differ]}, the pool ${losses[2][differ]}`);
     console.log(`     20 losses equal, the last ${losses[2][19][1]}`);
+  } finally {
+    await plain.close();
+  }
+});
+
+await test("without WebGPU a pool worker lost mid-run is reported, and a new pool resumes the runs from the latest evaluation", async () => {
+  const plain = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-features=WebGPU,Vulkan", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+  });
+  try {
+    const page = await plain.newPage({ viewport: { width: 1400, height: 1000 } });
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(url + "?depth=8&width=32&rules=mupc,bp_mup&eval_every=5&workers=2&autoplay=1");
+    await waitFor(page, "iteration 7 on the pool", iterationAtLeast(), 7, 120000);
+    check(/pool of 2 Web Workers/.test(await text(page, "backend")), `not on the pool: ${await text(page, "backend")}`);
+    const lost = await page.evaluate(async () => (await import(document.querySelector("script[data-pclab-js]").dataset.pclabJs)).pclab_simulate_worker_loss(1));
+    check(lost, "the page had no worker 1 to stop");
+    await waitFor(page, "the loss reported", () => /worker 1 of the CPU pool was lost/.test(document.querySelector('[data-testid="status"]')?.textContent ?? ""), null, 30000);
+    await waitFor(page, "the runs resumed", () => /a new CPU pool: training resumed from iteration \d+/.test(document.querySelector('[data-testid="status"]')?.textContent ?? ""), null, 120000);
+    const status = await text(page, "status");
+    const at = parseInt(status.match(/resumed from iteration (\d+)/)[1]);
+    check(at > 0 && at % 5 === 0, `resumed from iteration ${at}, not an evaluation's`);
+    await waitFor(page, "training on after the loss", iterationAtLeast(), at + 6, 120000);
+    check(/pool of 2 Web Workers/.test(await text(page, "backend")), `after the loss not on a pool: ${await text(page, "backend")}`);
+    const rows = (await lossesWhenFiled(page, "bp_mup", at + 6)).map(([i]) => i);
+    check(rows.slice(0, at + 6).every((it, k) => it === k + 1), `backprop's iterations after the resume: ${rows.slice(0, at + 8).join(",")}`);
+    console.log(`     worker 1 stopped at iteration ≥ 7; resumed from iteration ${at}; training on at ${await text(page, "iteration")}`);
+    if (errors.length) throw new Error(`errors on the page: ${errors.join("; ")}`);
   } finally {
     await plain.close();
   }

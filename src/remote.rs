@@ -11,7 +11,7 @@
 use crate::data::Evaluation;
 use crate::data::Mnist;
 use crate::pcn::forward::predict;
-use crate::pcn::learn::AdamConfig;
+use crate::pcn::learn::{Adam, AdamConfig};
 use crate::pcn::train::{IterationReport, Learning, Model};
 use crate::pcn::{Arch, Mat, Network};
 use crate::pool::{BlockDone, BlockMsg, BlockState, Plan};
@@ -127,6 +127,28 @@ pub enum ToWorker {
         /// Its weights.
         net: Box<Network<f32>>,
     },
+    /// The model's training state: weights, Adam's step count and (with `moments`) its moments.
+    Checkpoint {
+        /// The model.
+        id: u32,
+        /// With Adam's moments.
+        moments: bool,
+    },
+    /// Keep a model under `id` resumed from a checkpoint (after a pool lost a worker).
+    Restore {
+        /// The model's number, chosen by the page.
+        id: u32,
+        /// The weights.
+        net: Box<Network<f32>>,
+        /// Adam's moments, or `None` to start them at zero.
+        moments: Option<crate::gpu::Moments>,
+        /// Adam updates applied so far.
+        updates: u64,
+        /// PC or BP, with η_z and `T`.
+        learning: Learning,
+        /// η_w (Adam).
+        lr: f64,
+    },
 }
 
 /// What the worker answers.
@@ -200,6 +222,17 @@ pub enum FromWorker {
         /// One entry per block.
         states: Vec<(usize, BlockState<f32>, Vec<Mat<f32>>)>,
     },
+    /// A model's training state (the answer to [`ToWorker::Checkpoint`]).
+    Checkpoint {
+        /// The model.
+        id: u32,
+        /// The weights.
+        net: Box<Network<f32>>,
+        /// Adam's moments, when asked for.
+        moments: Option<crate::gpu::Moments>,
+        /// Adam updates applied.
+        updates: u64,
+    },
 }
 
 impl FromWorker {
@@ -212,7 +245,8 @@ impl FromWorker {
             | FromWorker::Snapshot { id, .. }
             | FromWorker::Error { id, .. }
             | FromWorker::BlockDone { id, .. }
-            | FromWorker::BlockStates { id, .. } => Some(*id),
+            | FromWorker::BlockStates { id, .. }
+            | FromWorker::Checkpoint { id, .. } => Some(*id),
             FromWorker::Ready { .. } | FromWorker::Fatal { .. } => None,
         }
     }
@@ -265,6 +299,24 @@ impl WorkerHost {
     /// Models alive (each `Create` or `CreateBlocks` adds one, each `Drop` removes one).
     pub fn models(&self) -> usize {
         self.models.len() + self.pooled.len()
+    }
+
+    /// Whether a model of `arch` fits beside the others this worker holds (`id` replaced).
+    fn fits(&self, id: u32, arch: &Arch) -> Result<(), String> {
+        let weights = arch.parameter_count();
+        let held: usize =
+            self.models.iter().filter(|(k, _)| **k != id).map(|(_, m)| m.net.arch.parameter_count()).sum();
+        if arch.hidden == 0 || held + weights > MAX_WEIGHTS {
+            return Err(format!(
+                "H={}, N={} has {:.1} M weights and the worker already holds {:.1} M; the CPU worker holds at most {} M (about 1 GB with Adam's state): choose a smaller width or depth",
+                arch.hidden,
+                arch.width,
+                weights as f64 / 1e6,
+                held as f64 / 1e6,
+                MAX_WEIGHTS >> 20
+            ));
+        }
+        Ok(())
     }
 
     /// True while a pooled model's block here is in an iteration: it waits for boundary values.
@@ -369,19 +421,33 @@ impl WorkerHost {
                 }
                 Vec::new()
             }
+            ToWorker::Checkpoint { id, moments } => {
+                let Some(model) = self.models.get(&id) else { return vec![missing(id)] };
+                let moments = moments.then(|| {
+                    let (m, v) = model.adam.moments();
+                    (m.to_vec(), v.to_vec())
+                });
+                vec![FromWorker::Checkpoint {
+                    id,
+                    net: Box::new(model.net.clone()),
+                    moments,
+                    updates: model.adam.steps,
+                }]
+            }
+            ToWorker::Restore { id, net, moments, updates, learning, lr } => {
+                if let Err(message) = self.fits(id, &net.arch) {
+                    return vec![FromWorker::Error { id, message }];
+                }
+                let mut model = Model::new(*net, learning, lr, AdamConfig::default());
+                match moments {
+                    Some((m, v)) => model.adam = Adam::resume(lr, AdamConfig::default(), updates, m, v),
+                    None => model.adam.steps = updates,
+                }
+                self.models.insert(id, model);
+                vec![FromWorker::Created { id }]
+            }
             ToWorker::Create { id, arch, seed, learning, lr } => {
-                let weights = arch.parameter_count();
-                let held: usize =
-                    self.models.iter().filter(|(k, _)| **k != id).map(|(_, m)| m.net.arch.parameter_count()).sum();
-                if arch.hidden == 0 || held + weights > MAX_WEIGHTS {
-                    let message = format!(
-                        "H={}, N={} has {:.1} M weights and the worker already holds {:.1} M; the CPU worker holds at most {} M (about 1 GB with Adam's state): choose a smaller width or depth",
-                        arch.hidden,
-                        arch.width,
-                        weights as f64 / 1e6,
-                        held as f64 / 1e6,
-                        MAX_WEIGHTS >> 20
-                    );
+                if let Err(message) = self.fits(id, &arch) {
                     return vec![FromWorker::Error { id, message }];
                 }
                 let net = Network::init(arch, seed);
@@ -644,6 +710,30 @@ impl RemoteModel {
         let id = link.next_id();
         link.send(ToWorker::Create { id, arch, seed, learning, lr })?;
         Ok(RemoteModel { link, id, submitted: 0, completed: 0, ready: Vec::new(), recent_ms: VecDeque::new() })
+    }
+
+    /// Builds a model in the worker from `cp` (weights, Adam's state where kept).
+    pub fn restore(
+        link: Arc<WorkerLink>,
+        cp: &crate::gpu::Checkpoint,
+        learning: Learning,
+        lr: f64,
+    ) -> Result<Self, RemoteError> {
+        let id = link.next_id();
+        let (net, moments, updates) = (Box::new(cp.net.clone()), cp.moments.clone(), cp.updates as u64);
+        link.send(ToWorker::Restore { id, net, moments, updates, learning, lr })?;
+        Ok(RemoteModel { link, id, submitted: 0, completed: 0, ready: Vec::new(), recent_ms: VecDeque::new() })
+    }
+
+    /// The training state: weights, Adam's moments and step count (as a pooled model's).
+    pub async fn checkpoint(&mut self) -> Result<crate::gpu::Checkpoint, RemoteError> {
+        self.ask(ToWorker::Checkpoint { id: self.id, moments: true }, |m| match m {
+            FromWorker::Checkpoint { net, moments, updates, .. } => {
+                Some(crate::gpu::Checkpoint { net: *net, moments, updates: updates as usize })
+            }
+            _ => None,
+        })
+        .await
     }
 
     /// The model's number in the worker.

@@ -136,43 +136,49 @@ fn odd_depths_one_layer_blocks_and_more_workers_than_layers_train_as_one_worker(
 
 #[test]
 fn a_lost_worker_is_reported_and_the_run_resumes_from_the_last_evaluation() {
-    let cfg = config(8, 32, &[Rule::Pc(Param::Mupc), Rule::Pc(Param::Sp)], 12, 5);
-    let mut one = pollster::block_on(Session::create(cfg.clone(), data(), Device::Worker(one_worker()))).expect("one");
-    let want = numbers(&run_to_end(&mut one));
-    let links = ring(2);
-    let mut pooled = pollster::block_on(Session::create(
-        cfg.clone(),
-        data(),
-        Device::Pool { links: links.clone(), fixed: true, exchange: Exchange::Ports },
-    ))
-    .expect("pool");
-    let mut before = Vec::new();
-    for _ in 0..7 {
-        before.extend(pooled.step());
+    // Both PC rules pooled; then μPC pooled beside backprop on the first worker, which the new
+    // pool rebuilds from its own checkpoint (weights and Adam's state).
+    for rules in [[Rule::Pc(Param::Mupc), Rule::Pc(Param::Sp)], [Rule::Pc(Param::Mupc), Rule::Bp(Param::Mupc)]] {
+        let pooled_rules = rules.iter().filter(|r| r.is_pc()).count();
+        let cfg = config(8, 32, &rules, 12, 5);
+        let mut one =
+            pollster::block_on(Session::create(cfg.clone(), data(), Device::Worker(one_worker()))).expect("one");
+        let want = numbers(&run_to_end(&mut one));
+        let links = ring(2);
+        let mut pooled = pollster::block_on(Session::create(
+            cfg.clone(),
+            data(),
+            Device::Pool { links: links.clone(), fixed: true, exchange: Exchange::Ports },
+        ))
+        .expect("pool");
+        let mut before = Vec::new();
+        for _ in 0..7 {
+            before.extend(pooled.step());
+        }
+        Ring::lose(&links, 1);
+        let failed: Vec<String> = pooled
+            .step()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Failed { message, .. } => Some(message),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(failed.len(), pooled_rules, "{rules:?}: every pooled run fails: {failed:?}");
+        assert!(failed.iter().all(|m| m.contains("worker 1") && m.contains("lost")), "{failed:?}");
+        assert_eq!(pooled.runs.iter().filter(|r| r.is_running()).count(), rules.len() - pooled_rules);
+        // A fresh pool: the runs resume from the evaluation at iteration 5 and train on as before.
+        let at =
+            pollster::block_on(pooled.recover(Device::Pool { links: ring(2), fixed: true, exchange: Exchange::Ports }))
+                .expect("recovered");
+        assert_eq!(at, 5);
+        let after = numbers(&run_to_end(&mut pooled));
+        let resumed: Vec<_> = want.iter().filter(|(_, it, _)| *it > 5).cloned().collect();
+        assert_eq!(after, resumed, "{rules:?}: after the loss the runs continue exactly as an unbroken session");
+        let kept: Vec<_> = numbers(&before).into_iter().filter(|(_, it, _)| *it <= 5).collect();
+        let first: Vec<_> = want.iter().filter(|(_, it, _)| *it <= 5).cloned().collect();
+        assert_eq!(kept, first);
     }
-    Ring::lose(&links, 1);
-    let failed: Vec<String> = pooled
-        .step()
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Failed { message, .. } => Some(message),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(failed.len(), 2, "both pooled runs fail: {failed:?}");
-    assert!(failed.iter().all(|m| m.contains("worker 1") && m.contains("lost")), "{failed:?}");
-    assert!(pooled.runs.iter().all(|r| !r.is_running()));
-    // A fresh pool: the runs resume from the evaluation at iteration 5 and train on as before.
-    let at =
-        pollster::block_on(pooled.recover(Device::Pool { links: ring(2), fixed: true, exchange: Exchange::Ports }))
-            .expect("recovered");
-    assert_eq!(at, 5);
-    let after = numbers(&run_to_end(&mut pooled));
-    let resumed: Vec<_> = want.iter().filter(|(_, it, _)| *it > 5).cloned().collect();
-    assert_eq!(after, resumed, "after the loss the runs continue exactly as an unbroken one-worker session");
-    let kept: Vec<_> = numbers(&before).into_iter().filter(|(_, it, _)| *it <= 5).collect();
-    let first: Vec<_> = want.iter().filter(|(_, it, _)| *it <= 5).cloned().collect();
-    assert_eq!(kept, first);
 }
 
 #[test]

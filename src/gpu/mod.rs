@@ -24,7 +24,7 @@ pub use error::GpuError;
 pub use hvp::GpuHvp;
 pub use kernels::{binding, Kernel, Kernels, ELEMENTWISE_WG};
 pub use lanczos::{GpuLanczos, CHECK_EVERY};
-pub use model::{Checkpoint, GpuModel, CHECKPOINT_MOMENTS_UP_TO, DISPATCHES_PER_INFERENCE_STEP};
+pub use model::{Checkpoint, GpuModel, Moments, CHECKPOINT_MOMENTS_UP_TO, DISPATCHES_PER_INFERENCE_STEP};
 pub use profile::KernelTime;
 
 /// One μPC iteration of a small seeded network on the GPU and on the CPU reference, compared:

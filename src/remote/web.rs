@@ -342,6 +342,15 @@ pub async fn spawn_pool(url: &str, first: Arc<WorkerLink>, n: usize) -> Result<V
     Ok(links)
 }
 
+/// Stops worker `slot` as a crash would (for tests and demonstrations of recovery): its
+/// neighbours stop waiting on it; `false` when there is no such worker.
+pub fn terminate(slot: usize) -> bool {
+    let Some(worker) = WORKERS.with(|w| w.borrow().get(slot).cloned().flatten()) else { return false };
+    worker.terminate();
+    poison_exchange();
+    true
+}
+
 async fn spawn_slot(url: &str, slot: usize) -> Result<Arc<WorkerLink>, String> {
     let worker = web_sys::Worker::new(url).map_err(|e| format!("the CPU worker could not start: {}", js_err(e)))?;
     let link = Arc::new(WorkerLink::posting(move |bytes| {

@@ -201,6 +201,13 @@ impl Backend {
     ) -> Result<Self, BackendError> {
         let learning = config.learning(rs);
         let plan = pool_plan(&checkpoint.net.arch, learning, config.batch, links.len(), fixed, exchange);
+        if plan.workers <= 1 {
+            // As `create` builds it: on the first worker alone (backprop; a network too small to split).
+            let Some(first) = links.first() else {
+                return Err(RemoteError::Dead("the pool has no workers".into()).into());
+            };
+            return Ok(Backend::Remote(Box::new(RemoteModel::restore(first.clone(), checkpoint, learning, rs.lr)?)));
+        }
         let m = PoolModel::restore(links.to_vec(), checkpoint, learning, rs.lr, config.batch, plan)?;
         Ok(Backend::Pool(Box::new(m)))
     }
@@ -358,6 +365,11 @@ impl Backend {
         Ok(())
     }
 
+    /// The run's layers are split across a pool of workers.
+    pub fn is_pool(&self) -> bool {
+        matches!(self, Backend::Pool(_))
+    }
+
     /// Iterations the device has not finished yet (always 0 on the CPU).
     pub fn in_flight(&self) -> usize {
         match self {
@@ -368,12 +380,15 @@ impl Backend {
         }
     }
 
-    /// A GPU run's training state on the CPU side (`None` for the others: their state already
-    /// lives on the CPU, and a lost GPU is the failure this guards against).
-    pub async fn checkpoint(&mut self) -> Option<Result<crate::gpu::Checkpoint, BackendError>> {
+    /// A GPU or pooled run's training state on the page's side, and with `worker` a worker
+    /// run's too (a pooled session's backprop on the pool's first worker, which a new pool
+    /// rebuilds with the rest); `None` for the others: their state lives where a loss does not
+    /// reach it, or recovery would start them afresh anyway.
+    pub async fn checkpoint(&mut self, worker: bool) -> Option<Result<crate::gpu::Checkpoint, BackendError>> {
         match self {
             Backend::Gpu(m) => Some(m.checkpoint().await.map_err(Into::into)),
             Backend::Pool(m) => Some(m.checkpoint().await.map_err(Into::into)),
+            Backend::Remote(m) if worker => Some(m.checkpoint().await.map_err(Into::into)),
             Backend::Cpu(_) | Backend::Remote(_) => None,
         }
     }

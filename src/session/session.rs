@@ -213,13 +213,15 @@ impl Session {
     /// Keeps every live GPU run's state on the CPU side (after an evaluation); a failed download
     /// keeps the previous checkpoint.
     async fn take_checkpoint(&mut self) {
+        // A pooled session's runs on the first worker alone are rebuilt with the rest after a loss.
+        let pooled = self.runs.iter().any(|r| matches!(r.backend, Backend::Pool(_)));
         let mut cps = Vec::with_capacity(self.runs.len());
         for run in &mut self.runs {
             if !run.is_running() {
                 cps.push(None);
                 continue;
             }
-            cps.push(match run.backend.checkpoint().await {
+            cps.push(match run.backend.checkpoint(pooled).await {
                 Some(Ok(cp)) => Some(cp),
                 Some(Err(_)) => return,
                 None => None,

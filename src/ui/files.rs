@@ -45,8 +45,22 @@ pub(super) fn download(name: &str, mime: &str, text: &str) -> Result<(), String>
     done
 }
 
-/// Exports the metrics (CSV) or the whole run state (JSON, loadable).
+/// Exports the metrics (CSV) or the whole run state (JSON, loadable); while an evaluation holds
+/// the session, as soon as it hands it back (up to half a minute).
 pub(super) fn export_metrics(csv: bool) {
+    if !runner::with(|r| r.lent).unwrap_or(false) {
+        return export_now(csv);
+    }
+    wasm_bindgen_futures::spawn_local(async move {
+        let t0 = js_sys::Date::now();
+        while runner::with(|r| r.lent).unwrap_or(false) && js_sys::Date::now() - t0 < 30_000.0 {
+            crate::remote::web::yield_now().await;
+        }
+        export_now(csv);
+    });
+}
+
+fn export_now(csv: bool) {
     let state = runner::with(|r| r.run_state()).flatten();
     let done = match state {
         None => Err("there is no run yet".to_string()),

@@ -455,6 +455,18 @@ pub fn pclab_simulate_device_loss() -> bool {
     runner::with(|r| r.gpu.as_ref().map(|g| g.simulate_loss()).is_some()).unwrap_or(false)
 }
 
+/// Stops worker `k` of the CPU pool, as a crash would (for tests and demonstrations of
+/// recovery): `false` when the pool has no such worker.
+#[wasm_bindgen]
+pub fn pclab_simulate_worker_loss(k: usize) -> bool {
+    let Some(link) = runner::with(|r| r.pool.as_ref().and_then(|p| p.get(k).cloned())).flatten() else { return false };
+    if !crate::remote::web::terminate(k) {
+        return false;
+    }
+    link.kill("it was stopped (a simulated crash)".into());
+    true
+}
+
 /// Chart text is measured on a canvas that is never shown: `measureText` needs no layout of the
 /// page, where plotters' own measure appends a span to the page and reads its size.
 fn install_text_measure() {

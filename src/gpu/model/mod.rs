@@ -37,7 +37,7 @@ use readback::Pending;
 
 pub(super) use buffers::{bind_group, bytes_f32, matrix_sizes, new_buffer, write_matrices, READBACK, STORAGE, UNIFORM};
 
-pub use checkpoint::{Checkpoint, CHECKPOINT_MOMENTS_UP_TO};
+pub use checkpoint::{Checkpoint, Moments, CHECKPOINT_MOMENTS_UP_TO};
 pub(super) use encode::{pack_params, Dispatch};
 
 pub(super) use readback::read_mapped;

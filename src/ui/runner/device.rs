@@ -153,6 +153,81 @@ impl Runner {
         }
     }
 
+    /// A worker of the pool was lost mid-run (`why`): a new pool is started, and the session
+    /// resumes on it from its latest evaluation, as after a lost GPU device.
+    pub fn pool_worker_lost(&mut self, why: String) {
+        if self.pool_lost.is_some() {
+            return;
+        }
+        let lost = self.pool.as_ref().and_then(|p| p.iter().position(|l| l.dead().is_some())).unwrap_or(0);
+        self.message(
+            Level::Warn,
+            format!("worker {lost} of the CPU pool was lost ({why}): starting a new pool to resume from the latest evaluation"),
+        );
+        self.pool_lost = Some(why);
+        self.playing = false;
+        if self.worker.as_ref().is_some_and(|w| w.dead().is_some()) {
+            self.worker = None;
+        }
+        self.pool = None;
+        self.start_worker();
+    }
+
+    /// The CPU workers asked for are ready: resume a session that lost a pool worker, else
+    /// build the networks afresh.
+    fn workers_ready(&mut self) {
+        if self.pool_lost.is_none() {
+            self.reset();
+            return;
+        }
+        let device = match self.cpu_device() {
+            // The new pool is still to start (after a new first worker).
+            None => return self.start_worker(),
+            Some(d @ Device::Pool { .. }) => d,
+            Some(_) => {
+                self.pool_lost = None;
+                self.message(Level::Warn, "the CPU pool did not start again: the networks start afresh on one worker");
+                return self.reset();
+            }
+        };
+        let Some(mut session) = self.session.take() else {
+            self.pool_lost = None;
+            return self.reset();
+        };
+        self.lent = true;
+        self.phase = "resuming on the new CPU pool from the latest evaluation…".into();
+        let generation = self.generation;
+        wasm_bindgen_futures::spawn_local(async move {
+            let resumed = session.recover(device).await.map_err(|e| e.to_string());
+            with(|r| {
+                if r.generation != generation {
+                    return;
+                }
+                r.lent = false;
+                r.pool_lost = None;
+                r.session = Some(session);
+                r.phase = "ready".into();
+                match resumed {
+                    Ok(at) => {
+                        r.shown_iteration = at;
+                        r.kappa.iter_mut().for_each(|k| k.1.retain(|p| p.0 <= at));
+                        r.kappa_jobs.clear();
+                        r.playing = true;
+                        r.message(
+                            Level::Info,
+                            format!("a new CPU pool: training resumed from iteration {at}, the latest evaluation"),
+                        );
+                        r.touch();
+                    }
+                    Err(e) => r.message(
+                        Level::Error,
+                        format!("the new CPU pool could not resume the runs ({e}); reset to start again"),
+                    ),
+                }
+            });
+        });
+    }
+
     /// `device=auto` with only a software adapter: times a few iterations of the networks in
     /// force on the CPU workers (started first if need be), then on the adapter, keeps the
     /// faster for this shape of networks and builds the session there.
@@ -245,7 +320,7 @@ impl Runner {
                         r.message(Level::Warn, format!("the CPU pool could not start ({e}): training on one worker"));
                     }
                 }
-                r.reset();
+                r.workers_ready();
             });
         });
     }
@@ -274,7 +349,7 @@ impl Runner {
                             Level::Info,
                             "the CPU worker is ready: training runs in the background, off the page's thread",
                         );
-                        r.reset();
+                        r.workers_ready();
                     }
                     Err(e) => {
                         r.playing = false;

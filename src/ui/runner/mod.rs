@@ -141,6 +141,8 @@ pub struct Runner {
     pick: Option<device::Pick>,
     /// Timing the two is under way.
     picking: bool,
+    /// A pool worker was lost mid-run (what was said): a new pool is starting, to resume on.
+    pool_lost: Option<String>,
     /// The session, when built and not lent to an asynchronous task.
     pub session: Option<Session>,
     /// What is happening, in words.
@@ -236,6 +238,7 @@ pub fn install(cfg: PageConfig, problems: Vec<String>) {
         pool_failed: false,
         pick: None,
         picking: false,
+        pool_lost: None,
         session: None,
         phase: "starting".into(),
         generation: 0,
@@ -336,6 +339,7 @@ impl Runner {
     /// Starts over from the seed with the settings in force (networks rebuilt on the device).
     pub fn reset(&mut self) {
         self.generation += 1;
+        self.pool_lost = None;
         self.lent = false;
         self.switch_pending = false;
         self.capture_pending = false;
@@ -515,6 +519,7 @@ impl Runner {
             return;
         }
         self.touch();
+        let mut lost_worker = None;
         for e in events {
             match e {
                 Event::Iteration(s) => {
@@ -533,11 +538,18 @@ impl Runner {
                         self.playing = false;
                         self.device_lost.get_or_insert(message.clone());
                     }
+                    let pooled = self.session.as_ref().is_some_and(|s| s.runs.iter().any(|r| r.backend.is_pool()));
+                    if pooled && self.pool.as_ref().is_some_and(|p| p.iter().any(|l| l.dead().is_some())) {
+                        lost_worker.get_or_insert(message.clone());
+                    }
                     self.message(Level::Error, format!("{rule} stopped at iteration {iteration}: {message}"))
                 }
                 Event::Eval(_) => {}
                 Event::Alignment(_) => {}
             }
+        }
+        if let Some(why) = lost_worker {
+            self.pool_worker_lost(why);
         }
     }
 
