@@ -155,7 +155,11 @@ impl Mailbox {
                 let len = self.load(self.word(slot, 1)).max(0) as usize;
                 let more = self.load(self.word(slot, 2)) != 0;
                 let at = (slot_offset(self.n, slot) + CONTROL) as u32;
-                self.partial[k].extend_from_slice(&self.bytes.subarray(at, at + len.min(CHUNK) as u32).to_vec());
+                // Straight from shared memory into the message (no chunk-sized copy in between).
+                let (part, len) = (&mut self.partial[k], len.min(CHUNK));
+                let old = part.len();
+                part.resize(old + len, 0);
+                self.bytes.subarray(at, at + len as u32).copy_to(&mut part[old..]);
                 let _ = Atomics::store(&self.ints, self.word(slot, 0), 0);
                 self.ring(sender);
                 if !more {

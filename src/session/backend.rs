@@ -149,11 +149,8 @@ impl Backend {
             }
             (BackendKind::Cpu, Device::Pool { links, fixed, exchange }) => {
                 let plan = pool_plan(&arch, learning, config.batch, links.len(), *fixed, *exchange);
-                let Some(first) = links.first() else {
-                    return Err(RemoteError::Dead("the pool has no workers".into()).into());
-                };
                 if plan.workers <= 1 {
-                    let model = RemoteModel::create(first.clone(), arch, config.seed, learning, rs.lr)?;
+                    let model = RemoteModel::create(first_worker(links)?, arch, config.seed, learning, rs.lr)?;
                     return Ok(Backend::Remote(Box::new(model)));
                 }
                 let model = PoolModel::create(links.clone(), arch, config.seed, learning, rs.lr, config.batch, plan)?;
@@ -203,10 +200,8 @@ impl Backend {
         let plan = pool_plan(&checkpoint.net.arch, learning, config.batch, links.len(), fixed, exchange);
         if plan.workers <= 1 {
             // As `create` builds it: on the first worker alone (backprop; a network too small to split).
-            let Some(first) = links.first() else {
-                return Err(RemoteError::Dead("the pool has no workers".into()).into());
-            };
-            return Ok(Backend::Remote(Box::new(RemoteModel::restore(first.clone(), checkpoint, learning, rs.lr)?)));
+            let model = RemoteModel::restore(first_worker(links)?, checkpoint, learning, rs.lr)?;
+            return Ok(Backend::Remote(Box::new(model)));
         }
         let m = PoolModel::restore(links.to_vec(), checkpoint, learning, rs.lr, config.batch, plan)?;
         Ok(Backend::Pool(Box::new(m)))
@@ -427,6 +422,11 @@ pub fn pool_plan(
         }
         Learning::Bp => crate::pool::Plan::even(arch.layers(), 1),
     }
+}
+
+/// The pool's first worker, where runs that are not split go.
+fn first_worker(links: &[Arc<WorkerLink>]) -> Result<Arc<WorkerLink>, RemoteError> {
+    links.first().cloned().ok_or_else(|| RemoteError::Dead("the pool has no workers".into()))
 }
 
 fn steps_of(learning: Learning) -> usize {
