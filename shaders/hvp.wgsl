@@ -21,20 +21,19 @@ fn jvp_tile(l: u32, lid: vec3<u32>, wid: vec3<u32>) -> array<vec4<f32>, 4> {
     let odim = out_dim(l);
     var acc: array<vec4<f32>, 4>;
     for (var k0 = 0u; k0 < p.n; k0 += TK) {
-        for (var q = 0u; q < (TM * TK) / ((TM / 4u) * (TM / 4u)); q++) {
-            let idx = t + q * (TM / 4u) * (TM / 4u);
-            let kk = idx % TK;
-            let rr = idx / TK;
-            let k = k0 + kk;
+        for (var q = 0u; q < slab_loads(); q++) {
+            // Both operands run along k (as the prediction's).
+            let s = slab_k(t + q * threads());
+            let k = k0 + s.x;
             var av = 0.0;
-            if (r0 + rr < p.batch && k < p.n) {
-                let i = zoff(l - 2u) + (r0 + rr) * p.n + k;
+            if (r0 + s.y < p.batch && k < p.n) {
+                let i = zoff(l - 2u) + (r0 + s.y) * p.n + k;
                 av = dphi(p.act, z[i]) * hv_v[i];
             }
-            sa[kk * TM + rr] = av;
+            sa[s.x * sp() + s.y] = av;
             var bv = 0.0;
-            if (c0 + rr < odim && k < p.n) { bv = w_at(l, c0 + rr, k); }
-            sb[kk * TM + rr] = bv;
+            if (c0 + s.y < odim && k < p.n) { bv = w_at(l, c0 + s.y, k); }
+            sb[s.x * sp() + s.y] = bv;
         }
         workgroupBarrier();
         fma_tile(&acc, lid);
@@ -50,16 +49,16 @@ fn hvp_u(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
     if (wid.x * TM >= out_dim(l)) { return; }
     if (l == 1u) {
         for (var q = 0u; q < 16u; q++) {
-            let row = wid.y * TM + lid.y * 4u + q / 4u;
-            let col = wid.x * TM + lid.x * 4u + q % 4u;
+            let row = tile_row(wid, lid, q);
+            let col = tile_col(wid, lid, q);
             if (row < p.batch && col < p.n) { e[row * p.n + col] = hv_v[row * p.n + col]; }
         }
         return;
     }
     let acc = jvp_tile(l, lid, wid);
     for (var q = 0u; q < 16u; q++) {
-        let row = wid.y * TM + lid.y * 4u + q / 4u;
-        let col = wid.x * TM + lid.x * 4u + q % 4u;
+        let row = tile_row(wid, lid, q);
+        let col = tile_col(wid, lid, q);
         if (row >= p.batch || col >= out_dim(l)) { continue; }
         let jv = scale(l) * acc[q / 4u][q % 4u];
         if (l == big_l()) {

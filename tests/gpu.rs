@@ -242,7 +242,8 @@ fn every_fixture_matches_on_the_gpu() {
 }
 
 /// Negative controls: kernels with a planted defect — φ returning NaN for ReLU, Adam that never
-/// writes the weights, the output layer's weight gradient zeroed — compiled on a device of their
+/// writes the weights, the output layer's weight gradient zeroed, the errors' per-tile energy sums
+/// halved, the fused activity update skipping the top hidden layer — compiled on a device of their
 /// own and run through the same fixture and parity suites, which must report each.
 #[test]
 fn planted_kernel_defects_are_caught_by_the_fixture_and_parity_suites() {
@@ -275,6 +276,16 @@ fn planted_kernel_defects_are_caught_by_the_fixture_and_parity_suites() {
             "∂F/∂W_L zeroed (pc.wgsl weight_grad)",
             plant("pc", "go[orow * p.n + icol] = s * acc[q / 4u][q % 4u];", "go[orow * p.n + icol] = 0.0;"),
             "weight grads",
+        ),
+        (
+            "energy tile sums halved (pc.wgsl errors)",
+            plant("pc", "+ wid.y * nwg.x + wid.x] = total;", "+ wid.y * nwg.x + wid.x] = 0.5 * total;"),
+            "energies",
+        ),
+        (
+            "the fused update leaves z_H alone (pc.wgsl back_update)",
+            plant("pc", "        z[zi] = zv - step * g;", "        if (k < p.h) { z[zi] = zv - step * g; }"),
+            "final activities",
         ),
     ];
     for (what, modules, expect) in defects {
@@ -313,6 +324,7 @@ fn dispatches_per_inference_step_do_not_depend_on_depth() {
         let learning = Learning::Pc { eta_z: 0.5, steps: h };
         let g = block(GpuModel::new(ctx.clone(), &net, 8, learning, 0.1, AdamConfig::default())).expect("model");
         let (total, steps) = g.count_dispatches();
+        assert_eq!(total, h + 2 * h + 10, "H={h}, T=H, with the metrics: H + 2T + 10");
         // Pipelined iterations never have more than two metrics readbacks in flight.
         let mut g = g;
         let (x, y) = batch(&arch, 8, 1);
@@ -326,6 +338,15 @@ fn dispatches_per_inference_step_do_not_depend_on_depth() {
         assert_eq!(g.readbacks_in_flight(), 0);
         let iterations: Vec<usize> = reports.iter().map(|(it, _)| *it).collect();
         assert_eq!(iterations, [1, 2, 3, 4, 5, 6], "every iteration's metrics arrive, in order");
+        // An iteration whose metrics are not read leaves out the activation RMS, the energy table
+        // and the update norms (5 dispatches); the next one that is read has them again.
+        g.set_metrics_every(2);
+        g.submit_step(7, &x, &y).expect("submit");
+        assert_eq!(g.dispatches_last_iteration, h + 2 * h + 5, "H={h}: an iteration without metrics");
+        g.submit_step(8, &x, &y).expect("submit");
+        assert_eq!(g.dispatches_last_iteration, total, "H={h}: an iteration with metrics");
+        let later: Vec<usize> = g.ready_reports(true).expect("reports").iter().map(|(it, _)| *it).collect();
+        assert_eq!(later, [8], "only the iteration whose metrics were due reports");
         assert_eq!(steps.len(), h, "one count per inference step");
         assert!(steps.iter().all(|&s| s == DISPATCHES_PER_INFERENCE_STEP), "H={h}: {steps:?}");
         println!("H={h}: {} dispatches per inference step, {total} per iteration", steps[0]);

@@ -352,25 +352,67 @@ fn check_errors(ctx: &GpuContext, st: &mut State) -> Verdict {
         st.weights(&mut d);
         let poisoned = nan(h * bn + b * o);
         d.insert(binding::E, poisoned.clone());
-        let p = Params { from_layer: from as u32, ..st.params() };
-        let got = run(ctx, &ctx.kernels().errors, p, &d, [tiles(n.max(o)), tiles(b), h + 1]);
+        // Step 1 of T = 2: its rows of tile sums are written, the others stay.
+        let (steps, step, big_l) = (2, 1, h + 1);
+        let (tx, ty) = (tiles(n.max(o)), tiles(b));
+        let per_layer = tx * ty;
+        let sums = nan((steps + 1) * big_l * per_layer);
+        d.insert(binding::EPART, sums.clone());
+        let p = Params { from_layer: from as u32, step: step as u32, ..st.params() };
+        // The grid covers layers from … L only.
+        let got = run(ctx, &ctx.kernels().errors, p, &d, [tx, ty, h + 2 - from]);
         let mut ws = Workspace::new(&st.net64, b);
         ws.drive = cast(&st.drive);
         errors_into(&st.net64, &cast(&st.y), &st.z64(), &mut ws, false, from);
-        for l in 1..=h + 1 {
+        let mut written = Vec::new();
+        for l in 1..=big_l {
             let at = (l - 1) * bn;
-            let len = ws.layers[l - 1].e.data.len();
+            let e = &ws.layers[l - 1].e;
+            let len = e.data.len();
+            let label = format!("errors (from {from}) e_{l}");
             if l >= from {
-                v.close(
-                    &format!("errors (from {from}) e_{l}"),
-                    &got[&binding::E][at..at + len],
-                    &ws.layers[l - 1].e.data,
-                );
+                v.close(&label, &got[&binding::E][at..at + len], &e.data);
+                // Each output tile's Σ e² (tiles past a narrow layer's width are not written).
+                for (yy, xx) in (0..ty).flat_map(|yy| (0..tx).map(move |xx| (yy, xx))) {
+                    if xx * TILE >= e.cols {
+                        continue;
+                    }
+                    let mut want = 0.0;
+                    for r in yy * TILE..((yy + 1) * TILE).min(b) {
+                        for c in xx * TILE..((xx + 1) * TILE).min(e.cols) {
+                            want += e.data[r * e.cols + c].powi(2);
+                        }
+                    }
+                    let i = (step * big_l + l - 1) * per_layer + yy * tx + xx;
+                    v.close(&format!("{label} tile ({yy}, {xx}) Σe²"), &got[&binding::EPART][i..i + 1], &[want]);
+                    written.push(i);
+                }
             } else {
-                v.untouched(&format!("errors (from {from}) e_{l}"), &got[&binding::E], &poisoned, at..at + len);
+                v.untouched(&label, &got[&binding::E], &poisoned, at..at + len);
             }
         }
+        for i in (0..sums.len()).filter(|i| !written.contains(i)) {
+            v.untouched(&format!("errors (from {from}) other tile sums"), &got[&binding::EPART], &sums, i..i + 1);
+        }
     }
+    v
+}
+
+fn check_energies(ctx: &GpuContext, st: &mut State) -> Verdict {
+    let (b, h) = (st.b, st.arch.hidden);
+    let (steps, per_layer) = (3, 5);
+    let table = (steps + 1) * (h + 1);
+    let mut v = Verdict::default();
+    let sums = st.random(table * per_layer, 2.0).iter().map(|x| x.abs()).collect::<Vec<f32>>();
+    let mut d = Data::new();
+    d.insert(binding::EPART, sums.clone());
+    d.insert(binding::ENERGY, nan(table));
+    let p = Params { step: steps as u32, count: per_layer as u32, ..st.params() };
+    let got = run(ctx, &ctx.kernels().energies, p, &d, [table.div_ceil(ELEMENTWISE_WG as usize), 1, 1]);
+    let want: Vec<f64> =
+        sums.chunks(per_layer).map(|c| 0.5 * c.iter().map(|&x| x as f64).sum::<f64>() / b as f64).collect();
+    v.close("energies E_l per step", &got[&binding::ENERGY], &want);
+    v.untouched("energies (tile sums)", &got[&binding::EPART], &sums, 0..sums.len());
     v
 }
 
@@ -403,34 +445,36 @@ fn check_back_project(ctx: &GpuContext, st: &mut State) -> Verdict {
     v
 }
 
-fn check_update(ctx: &GpuContext, st: &mut State) -> Verdict {
-    let (b, h) = (st.b, st.arch.hidden);
-    let (bn, big_l, steps, step) = (st.bn(), h + 1, 2, 1);
+fn check_back_update(ctx: &GpuContext, st: &mut State) -> Verdict {
+    let (b, n, h) = (st.b, st.arch.width, st.arch.hidden);
+    let bn = st.bn();
     let eta_z = 0.3;
     let mut v = Verdict::default();
     let (e, flat) = st.random_errors();
-    let back: Vec<Mat<f32>> = (0..h).map(|_| Mat { rows: b, cols: st.arch.width, data: st.random(bn, 0.3) }).collect();
-    let ws = st.workspace(&e, Some(&back));
+    // The back-projections e_l W_l in float64, as `errors_into` forms them with `with_back`.
+    let mut ws = st.workspace(&e, None);
+    for l in 2..=h + 1 {
+        let mut back = vec![0.0; bn];
+        gemm(1.0, cast::<f32, f64>(&e[l - 1]).view(), st.net64.weights[l - 1].view(), 0.0, &mut back);
+        ws.layers[l - 1].back = Mat { rows: b, cols: n, data: back };
+    }
     let z64 = st.z64();
     let mut grads = z64.clone();
     activity_grads_into(&st.net64, &z64, &ws, &mut grads);
-    for (from, update) in [(1, true), (h, true), (1, false)] {
+    for from in [1, 2, h + 1] {
         let mut d = Data::new();
+        st.weights(&mut d);
         let zb = st.z_buffer();
         d.insert(binding::Z, zb.clone());
         d.insert(binding::E, flat.clone());
-        d.insert(binding::BACK, concat(&back));
-        let energy = nan((steps + 1) * big_l);
-        d.insert(binding::ENERGY, energy.clone());
-        let p = Params { from_layer: from as u32, step, update: update as u32, eta_z, ..st.params() };
-        let groups = bn.div_ceil(ELEMENTWISE_WG as usize).min(2);
-        let got = run(ctx, &ctx.kernels().update, p, &d, [groups, 1, 2 * h + 1]);
-        let label = format!("update (from {from}, update {update})");
-        // z_k ← z_k − η_z ∂F/∂z_k for the layers that move (k + 1 ≥ from), the rest stay.
-        let lowest_moving = from.saturating_sub(1).max(1);
+        // The layers that move (∂F/∂z_k needs e_k or e_{k+1}: k + 1 ≥ from); the grid covers them only.
+        let lowest = from.saturating_sub(1).max(1);
+        let p = Params { from_layer: from as u32, layer: lowest as u32, eta_z, ..st.params() };
+        let got = run(ctx, &ctx.kernels().back_update, p, &d, [tiles(n), tiles(b), h + 1 - lowest]);
+        let label = format!("back_update (from {from})");
         for k in 1..=h {
             let range = (k - 1) * bn..k * bn;
-            if update && k >= lowest_moving {
+            if k >= lowest {
                 let want: Vec<f64> =
                     z64[k - 1].data.iter().zip(&grads[k - 1].data).map(|(z, g)| z - eta_z as f64 * g).collect();
                 v.close(&format!("{label} z_{k}"), &got[&binding::Z][range], &want);
@@ -439,12 +483,7 @@ fn check_update(ctx: &GpuContext, st: &mut State) -> Verdict {
             }
         }
         v.untouched(&format!("{label} drive"), &got[&binding::Z], &zb, h * bn..(h + 1) * bn);
-        // E_l = ½‖e_l‖²/B into row `step`, as `errors_into` forms it; other rows stay.
-        let want: Vec<f64> = ws.layers.iter().map(|l| l.e.sum_sq() * 0.5 / b as f64).collect();
-        let row = step as usize * big_l;
-        v.close(&format!("{label} energies"), &got[&binding::ENERGY][row..row + big_l], &want);
-        v.untouched(&format!("{label} other energy rows"), &got[&binding::ENERGY], &energy, 0..row);
-        v.untouched(&format!("{label} other energy rows"), &got[&binding::ENERGY], &energy, row + big_l..energy.len());
+        v.untouched(&format!("{label} e"), &got[&binding::E], &flat, 0..flat.len());
     }
     v
 }
@@ -796,7 +835,8 @@ fn every_kernel(ctx: &GpuContext) -> Vec<(String, Verdict)> {
         rows.push((tag("forward"), check_forward(ctx, &mut st)));
         rows.push((tag("errors"), check_errors(ctx, &mut st)));
         rows.push((tag("back_project"), check_back_project(ctx, &mut st)));
-        rows.push((tag("update"), check_update(ctx, &mut st)));
+        rows.push((tag("back_update"), check_back_update(ctx, &mut st)));
+        rows.push((tag("energies"), check_energies(ctx, &mut st)));
         rows.push((tag("weight_grad"), check_weight_grad(ctx, &mut st)));
         rows.push((tag("bp_back"), check_bp_back(ctx, &mut st)));
         let h = st.arch.hidden;
@@ -867,6 +907,29 @@ fn a_planted_defect_fails_the_kernel_it_is_in() {
             &["back_project ["][..],
         ),
         ("lz_norm forgets the square root", plant("lanczos", "= sqrt(total); }", "= total; }"), &["lz_norm ["][..]),
+        (
+            "back_update drops the skip's τ e_{k+1}",
+            plant("pc", "let g = e[eoff(k) + idx] - t * e[ea + idx]", "let g = e[eoff(k) + idx] - 0.0 * e[ea + idx]"),
+            &["back_update ["][..],
+        ),
+        (
+            "errors leaves the batch's last row out (its e and its tile sums)",
+            plant(
+                "pc",
+                "            if (row < p.batch && col < out_dim(l)) {",
+                "            if (row + 1u < p.batch && col < out_dim(l)) {",
+            ),
+            &["errors ["][..],
+        ),
+        (
+            "energies skip the first tile sum",
+            plant(
+                "pc",
+                "for (var j = 0u; j < p.count; j++) { s += epart",
+                "for (var j = 1u; j < p.count; j++) { s += epart",
+            ),
+            &["energies ["][..],
+        ),
     ];
     for (what, modules, expect) in cases {
         let ctx = block(GpuContext::with_shaders(&modules)).expect("a device with the planted kernel");

@@ -17,6 +17,17 @@ pub const TILE: u32 = 32;
 /// `TILE`, `TILE·TILE_K` must be a multiple of `(TILE/4)²`.
 pub const TILE_K: u32 = 16;
 
+/// Words added to each staged slab row (`override PAD` in `pc.wgsl`) so that a warp's 32 stores of
+/// an operand staged k-fastest fall in 32 different banks: `32/TK`, or 1 from `TK = 32` up (see the
+/// comment at `PAD` in the shader).
+pub fn slab_pad(tile_k: u32) -> u32 {
+    if tile_k < 32 && 32 % tile_k == 0 {
+        32 / tile_k
+    } else {
+        1
+    }
+}
+
 /// Storage bindings of `pc.wgsl` (see the buffer list at the top of that file).
 pub mod binding {
     /// x then y.
@@ -31,7 +42,7 @@ pub mod binding {
     pub const WO: u32 = 5;
     /// e_1 … e_H, e_L.
     pub const E: u32 = 6;
-    /// e_{k+1} W_{k+1}.
+    /// e_{k+1} W_{k+1} (the Hessian product's; training never writes it).
     pub const BACK: u32 = 7;
     /// Energy table.
     pub const ENERGY: u32 = 8;
@@ -70,6 +81,8 @@ pub mod binding {
     pub const GBO: u32 = 24;
     /// Per compared step and layer: `⟨g, g_bp⟩`, `‖g‖²`, `‖g_bp‖²`.
     pub const ALIGN: u32 = 25;
+    /// Per step, layer and output tile of `errors`: the tile's Σ e².
+    pub const EPART: u32 = 26;
 
     /// `adam.wgsl`'s own bindings (a module of its own, over one weight buffer at a time).
     pub mod adam {
@@ -108,10 +121,13 @@ pub struct Kernels {
     pub forward: Kernel,
     /// Errors of all layers.
     pub errors: Kernel,
-    /// Back-projections of all layers.
+    /// Back-projections of all layers (the Hessian product's middle stage).
     pub back_project: Kernel,
-    /// Gradient + update of all hidden layers, energies of all layers.
-    pub update: Kernel,
+    /// Back-projection with the activity update in its epilogue: one inference step's update of
+    /// every hidden layer the wavefront has reached.
+    pub back_update: Kernel,
+    /// The energy table from the errors' per-tile sums (iterations whose metrics are read).
+    pub energies: Kernel,
     /// Weight gradients of all layers.
     pub weight_grad: Kernel,
     /// One layer of backprop's backward pass.
@@ -232,7 +248,12 @@ impl Kernels {
         }
         let [pc, adam_module, hvp, lz] = [&compiled[0], &compiled[1], &compiled[2], &compiled[3]];
         let (tile, tile_k) = tile_sizes();
-        let pc_consts: &[(&str, f64)] = &[("WG", ELEMENTWISE_WG as f64), ("TM", tile as f64), ("TK", tile_k as f64)];
+        let pc_consts: &[(&str, f64)] = &[
+            ("WG", ELEMENTWISE_WG as f64),
+            ("TM", tile as f64),
+            ("TK", tile_k as f64),
+            ("PAD", slab_pad(tile_k) as f64),
+        ];
         let wg_consts: &[(&str, f64)] = &[("WG", ELEMENTWISE_WG as f64)];
         // One error scope per pipeline, so a failure names its kernel.
         let k = |module: &'static str,
@@ -252,9 +273,10 @@ impl Kernels {
         Ok(Kernels {
             tile,
             forward: k("pc", pc, pc_consts, "forward", &[IO, Z, W1, WH, WO, YHAT]).await?,
-            errors: k("pc", pc, pc_consts, "errors", &[IO, Z, W1, WH, WO, E]).await?,
+            errors: k("pc", pc, pc_consts, "errors", &[IO, Z, W1, WH, WO, E, EPART]).await?,
             back_project: k("pc", pc, pc_consts, "back_project", &[W1, WH, WO, E, BACK]).await?,
-            update: k("pc", pc, pc_consts, "update", &[Z, E, BACK, ENERGY]).await?,
+            back_update: k("pc", pc, pc_consts, "back_update", &[Z, W1, WH, WO, E]).await?,
+            energies: k("pc", pc, pc_consts, "energies", &[EPART, ENERGY]).await?,
             weight_grad: k("pc", pc, pc_consts, "weight_grad", &[IO, Z, E, G1, GH, GO]).await?,
             bp_back: k("pc", pc, pc_consts, "bp_back", &[Z, W1, WH, WO, E]).await?,
             act_rms: k("pc", pc, pc_consts, "act_rms", &[Z, STATS]).await?,

@@ -3,8 +3,8 @@
 //!
 //! The plan that makes deep networks fast: PC inference updates every layer from the previous
 //! step's values, so each stage covers **all layers in one dispatch** (workgroup grid z = layer).
-//! One inference step is three dispatches whatever the depth (errors, back-projections, gradient
-//! and update with the energy reductions), and a whole training iteration — feedforward, `T`
+//! One inference step is two dispatches whatever the depth (errors with per-tile energy sums, and
+//! the back-projection with the activity update in its epilogue), and a whole training iteration — feedforward, `T`
 //! steps, weight gradients, Adam — is one command encoder and one submit. Weights are created by
 //! [`crate::pcn::network`] and uploaded, so CPU and GPU runs from one seed are comparable step by
 //! step.
@@ -22,7 +22,7 @@ pub mod shaders;
 pub use context::GpuContext;
 pub use error::GpuError;
 pub use hvp::GpuHvp;
-pub use kernels::{binding, Kernel, Kernels, ELEMENTWISE_WG};
+pub use kernels::{binding, slab_pad, Kernel, Kernels, ELEMENTWISE_WG, TILE, TILE_K};
 pub use lanczos::{GpuLanczos, CHECK_EVERY};
 pub use model::{Checkpoint, GpuModel, Moments, CHECKPOINT_MOMENTS_UP_TO, DISPATCHES_PER_INFERENCE_STEP};
 pub use profile::KernelTime;

@@ -41,7 +41,7 @@ impl KernelTime {
 const MAX_QUERIES: usize = 4096;
 
 /// `(FLOPs, bytes)` of one dispatch of an iteration of `(arch, B, T, bp)`.
-fn cost(d: &Dispatch<'_>, (a, b, t, bp): (Arch, usize, usize, bool)) -> (f64, f64) {
+fn cost(d: &Dispatch<'_>, (a, b, t, bp): (Arch, usize, usize, bool), tile: u32) -> (f64, f64) {
     let (h, n, o, dd) = (a.hidden, a.width, a.output, a.input);
     let big_l = h + 1;
     let in_dim = |l: usize| if l == 1 { dd } else { n } as f64;
@@ -56,19 +56,22 @@ fn cost(d: &Dispatch<'_>, (a, b, t, bp): (Arch, usize, usize, bool)) -> (f64, f6
             (2.0 * b * in_dim(l) * out_dim(l), f4(b * in_dim(l) + out_dim(l) * in_dim(l) + 2.0 * b * out_dim(l)))
         }
         "act_rms" => (2.0 * h as f64 * b * nf, f4(h as f64 * b * nf)),
+        // Prediction, error and its square summed: operands, the target, the error written.
         "errors" => (from(d.slot)..=big_l).fold((0.0, 0.0), |(f, by), l| {
             (
-                f + 2.0 * b * in_dim(l) * out_dim(l) + 3.0 * b * out_dim(l),
+                f + 2.0 * b * in_dim(l) * out_dim(l) + 5.0 * b * out_dim(l),
                 by + f4(b * in_dim(l) + out_dim(l) * in_dim(l) + 3.0 * b * out_dim(l)),
             )
         }),
-        "back_project" => (from(d.slot).max(2)..=big_l).fold((0.0, 0.0), |(f, by), l| {
-            (f + 2.0 * b * out_dim(l) * nf, by + f4(b * out_dim(l) + out_dim(l) * nf + b * nf))
+        // e_{k+1} W_{k+1} for each moving layer k, then the update: e_k, e_{k+1}, z_k read, z_k written.
+        "back_update" => (from(d.slot).saturating_sub(1).max(1)..=h).fold((0.0, 0.0), |(f, by), k| {
+            let l = k + 1;
+            (f + 2.0 * b * out_dim(l) * nf + 8.0 * b * nf, by + f4(b * out_dim(l) + out_dim(l) * nf + 4.0 * b * nf))
         }),
-        "update" => {
-            let moving = (1..=h).filter(|&k| k + 1 >= from(d.slot)).count() as f64;
-            let energies: f64 = (1..=big_l).map(out_dim).sum::<f64>() * b;
-            (8.0 * moving * b * nf + 2.0 * energies, f4(5.0 * moving * b * nf + energies))
+        "energies" => {
+            let tiles = super::model::error_tiles(&a, b as usize, tile) as f64;
+            let table = ((t + 1) * big_l) as f64;
+            (table * (tiles + 2.0), f4(table * (tiles + 1.0)))
         }
         "weight_grad" => (1..=big_l).fold((0.0, 0.0), |(f, by), l| {
             (f + 2.0 * out_dim(l) * b * in_dim(l), by + f4(b * out_dim(l) + b * in_dim(l) + out_dim(l) * in_dim(l)))
@@ -154,7 +157,7 @@ impl GpuModel {
             for (i, d) in chunk.iter().enumerate() {
                 let (start, end) = (ticks[2 * i], ticks[2 * i + 1]);
                 let ms = end.saturating_sub(start) as f64 * period_ns / 1e6;
-                let (flops, bytes) = cost(d, shape);
+                let (flops, bytes) = cost(d, shape, self.kernels().tile);
                 match by_kernel.iter_mut().find(|k| k.name == d.kernel.name) {
                     Some(k) => {
                         k.dispatches += 1;

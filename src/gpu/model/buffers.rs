@@ -17,6 +17,8 @@ pub(super) struct Buffers {
     pub(super) e: wgpu::Buffer,
     pub(super) back: wgpu::Buffer,
     pub(super) energy: wgpu::Buffer,
+    /// Per step, layer and output tile of `errors`, the tile's Σ e² (cleared each iteration).
+    pub(super) epart: wgpu::Buffer,
     pub(super) yhat: wgpu::Buffer,
     pub(super) stats: wgpu::Buffer,
     /// Staging ring for the energy table followed by the stats (and an aligned iteration's sums):
@@ -29,13 +31,18 @@ pub(super) struct Buffers {
 pub(super) struct BindGroups {
     pub(super) forward: wgpu::BindGroup,
     pub(super) errors: wgpu::BindGroup,
-    pub(super) back_project: wgpu::BindGroup,
-    pub(super) update: wgpu::BindGroup,
+    pub(super) back_update: wgpu::BindGroup,
+    pub(super) energies: wgpu::BindGroup,
     pub(super) weight_grad: wgpu::BindGroup,
     pub(super) bp_back: wgpu::BindGroup,
     pub(super) act_rms: wgpu::BindGroup,
     pub(super) adam: [wgpu::BindGroup; 3],
     pub(super) adam_stats: [wgpu::BindGroup; 3],
+}
+
+/// Output tiles per layer of an `errors` dispatch (its grid's x·y): the tile sums per energy.
+pub(in crate::gpu) fn error_tiles(a: &Arch, batch: usize, tile: u32) -> usize {
+    a.width.max(a.output).div_ceil(tile as usize) * batch.div_ceil(tile as usize)
 }
 
 pub(in crate::gpu) fn bytes_f32(n: usize) -> u64 {
@@ -109,6 +116,7 @@ impl GpuModel {
                 E => &b.e,
                 BACK => &b.back,
                 ENERGY => &b.energy,
+                EPART => &b.epart,
                 G1 => &b.g[0],
                 GH => &b.g[1],
                 GO => &b.g[2],
@@ -136,8 +144,8 @@ impl GpuModel {
         BindGroups {
             forward: bind_group(dev, &b.params, &k.forward, &pc_buffer),
             errors: bind_group(dev, &b.params, &k.errors, &pc_buffer),
-            back_project: bind_group(dev, &b.params, &k.back_project, &pc_buffer),
-            update: bind_group(dev, &b.params, &k.update, &pc_buffer),
+            back_update: bind_group(dev, &b.params, &k.back_update, &pc_buffer),
+            energies: bind_group(dev, &b.params, &k.energies, &pc_buffer),
             weight_grad: bind_group(dev, &b.params, &k.weight_grad, &pc_buffer),
             bp_back: bind_group(dev, &b.params, &k.bp_back, &pc_buffer),
             act_rms: bind_group(dev, &b.params, &k.act_rms, &pc_buffer),
@@ -146,10 +154,17 @@ impl GpuModel {
         }
     }
 
-    /// The buffers whose size depends on `T`: the params table, the energy table and the two
-    /// metrics staging buffers (room for an aligned iteration's sums after the stats).
-    pub(super) fn step_buffers(dev: &wgpu::Device, a: &Arch, steps: usize) -> [wgpu::Buffer; 4] {
-        let slots = (a.hidden + steps + 8 + align::ALIGN_COLUMNS) as u64;
+    /// The buffers whose size depends on `T`: the params table, the energy table, the errors'
+    /// per-tile sums and the two metrics staging buffers (room for an aligned iteration's sums
+    /// after the stats).
+    pub(super) fn step_buffers(
+        dev: &wgpu::Device,
+        a: &Arch,
+        batch: usize,
+        tile: u32,
+        steps: usize,
+    ) -> [wgpu::Buffer; 5] {
+        let slots = (a.hidden + steps + 9 + align::ALIGN_COLUMNS) as u64;
         let energy_len = (steps + 1) * (a.hidden + 1);
         let read = |i: usize| {
             let len = energy_len + stats_len(a) + align::align_len(a);
@@ -158,6 +173,7 @@ impl GpuModel {
         [
             new_buffer(dev, "params", slots * PARAMS_STRIDE, UNIFORM),
             new_buffer(dev, "energy", bytes_f32(energy_len), STORAGE),
+            new_buffer(dev, "energy tile sums", bytes_f32(energy_len * error_tiles(a, batch, tile)), STORAGE),
             read(0),
             read(1),
         ]

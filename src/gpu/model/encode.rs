@@ -52,18 +52,24 @@ impl GpuModel {
 
     /// The parameter table of one iteration: slots `0 … H` the forward layers `1 … L` (also the
     /// backward layers of BP), `H+1 … H+1+T` the inference steps, then three Adam slots, three
-    /// Adam-stats slots and [`align::ALIGN_COLUMNS`] alignment columns ([`GpuModel::align_slot`]).
+    /// Adam-stats slots, [`align::ALIGN_COLUMNS`] alignment columns ([`GpuModel::align_slot`]) and
+    /// the energy table's slot ([`GpuModel::energies_slot`]).
     pub(super) fn params_table(&self) -> Vec<u8> {
         let (h, t) = (self.arch.hidden, self.steps);
         let base = self.base_params();
         let mut slots: Vec<Params> = (1..=h).map(|l| Params { layer: l as u32, ..base }).collect();
         slots.push(Params { layer: h as u32 + 1, ..base });
         // BP: its one "step" computes the output error ê_L = y − ŷ and E_L, nothing moves.
-        slots.extend((0..=t).map(|step| Params {
-            from_layer: if self.bp { h as u32 + 1 } else { first_active_layer(h, step) as u32 },
-            step: step as u32,
-            update: (step < t) as u32,
-            ..base
+        slots.extend((0..=t).map(|step| {
+            let from = self.lowest_error_layer(step);
+            Params {
+                from_layer: from as u32,
+                // The lowest hidden layer the step moves (∂F/∂z_k needs e_k or e_{k+1}).
+                layer: from.saturating_sub(1).max(1) as u32,
+                step: step as u32,
+                update: (step < t) as u32,
+                ..base
+            }
         }));
         // Adam over each buffer, then its per-matrix stats (first matrix index, size of one matrix).
         let [w1, wh, wo] = matrix_sizes(&self.arch);
@@ -75,7 +81,18 @@ impl GpuModel {
             ..base
         }));
         slots.extend((0..align::ALIGN_COLUMNS).map(|c| Params { step: c as u32, ..base }));
+        let tiles = error_tiles(&self.arch, self.batch, self.kernels.tile);
+        slots.push(Params { step: t as u32, count: tiles as u32, ..base });
         pack_params(&slots)
+    }
+
+    /// The lowest layer with an error at inference step `step` (BP: only the output's).
+    fn lowest_error_layer(&self, step: usize) -> usize {
+        if self.bp {
+            self.arch.hidden + 1
+        } else {
+            first_active_layer(self.arch.hidden, step)
+        }
     }
 
     pub(in crate::gpu) fn dispatch(
@@ -97,9 +114,15 @@ impl GpuModel {
         self.arch.hidden + 1 + self.steps + 7 + c
     }
 
-    /// Every dispatch of one training iteration, in order, and how many each inference step takes.
+    /// The `Params` slot of the energy table's dispatch.
+    fn energies_slot(&self) -> usize {
+        self.align_slot(align::ALIGN_COLUMNS)
+    }
+
+    /// Every dispatch of one training iteration whose metrics are read, in order, and how many
+    /// each inference step takes.
     pub(in crate::gpu) fn dispatches(&self) -> (Vec<Dispatch<'_>>, Vec<usize>) {
-        let (list, per_step, _) = self.dispatches_with(None);
+        let (list, per_step, _) = self.dispatches_with(None, true);
         (list, per_step)
     }
 
@@ -107,11 +130,14 @@ impl GpuModel {
     /// forward pass backprop's backward pass and its gradients into `align`'s buffers, and PC's
     /// gradient with its sums after each compared step. The errors and back-projections must be
     /// cleared before the dispatch at the returned index (backprop's errors are not inference's);
-    /// it is the list's length without `align`.
+    /// it is the list's length without `align`. Without `metrics` (an iteration whose metrics are
+    /// not read) the activation RMS, the energy table and the update norms are left out.
     pub(super) fn dispatches_with<'a>(
         &'a self,
         align: Option<&'a AlignBuffers>,
+        metrics: bool,
     ) -> (Vec<Dispatch<'a>>, Vec<usize>, usize) {
+        let metrics = metrics || align.is_some();
         let (h, t) = (self.arch.hidden, self.steps);
         let (b, n, o, d) = (self.batch, self.arch.width, self.arch.output, self.arch.input);
         let (k, g) = (&self.kernels, &self.groups);
@@ -121,26 +147,31 @@ impl GpuModel {
         for l in 1..=h {
             push(&k.forward, &g.forward, l - 1, [tiles(n), tiles(b), 1]);
         }
-        push(&k.act_rms, &g.act_rms, 0, [1, 1, h]);
+        if metrics {
+            push(&k.act_rms, &g.act_rms, 0, [1, 1, h]);
+        }
         let compared = if align.is_some() { align::compared_steps(t) } else { Vec::new() };
         let sums_dims = [1, 1, h + 1];
         if let Some(al) = align {
             // ê_L = y − ŷ (the first step's slot: from layer L), backprop's errors down to layer 1,
             // and ∂ℓ̃/∂W_l (grad_scale 1: ℓ̃ is on the energy's scale) into the second gradients.
-            push(&k.errors, &g.errors, h + 1, [tiles(n.max(o)), tiles(b), h + 1]);
+            push(&k.errors, &g.errors, h + 1, [tiles(n.max(o)), tiles(b), 1]);
             for l in (2..=h + 1).rev() {
                 push(&k.bp_back, &g.bp_back, l - 1, [tiles(n), tiles(b), 1]);
             }
             push(&k.weight_grad, &al.weight_grad, h + 1 + t, [tiles(d.max(n)), tiles(n.max(o)), h + 1]);
         }
         // The forward pass and the activation RMS, then backprop's errors, backward pass and gradients.
-        let split = h + 1 + if align.is_some() { h + 2 } else { 0 };
+        let split = h + usize::from(metrics) + if align.is_some() { h + 2 } else { 0 };
         let mut per_step = Vec::with_capacity(t);
         let mut count = split;
         for step in 0..=t {
             let before = count;
             let slot = h + 1 + step;
-            push(&k.errors, &g.errors, slot, [tiles(n.max(o)), tiles(b), h + 1]);
+            // Grids over the layers the wavefront has reached: from `from` (errors), from the
+            // lowest that moves (back_update).
+            let from = self.lowest_error_layer(step);
+            push(&k.errors, &g.errors, slot, [tiles(n.max(o)), tiles(b), h + 2 - from]);
             count += 1;
             if let (Some(al), Some(c)) = (align, compared.iter().position(|&s| s == step)) {
                 if step < t {
@@ -151,14 +182,9 @@ impl GpuModel {
                 }
             }
             if step < t {
-                push(&k.back_project, &g.back_project, slot, [tiles(n), tiles(b), h]);
+                let lowest = from.saturating_sub(1).max(1);
+                push(&k.back_update, &g.back_update, slot, [tiles(n), tiles(b), h + 1 - lowest]);
                 count += 1;
-            }
-            // A few workgroups per layer, each striding over its layer's B·N entries.
-            let elems = (b * n).div_ceil(ELEMENTWISE_WG as usize).min(UPDATE_GROUPS_PER_LAYER);
-            push(&k.update, &g.update, slot, [elems, 1, 2 * h + 1]);
-            count += 1;
-            if step < t {
                 per_step.push(count - before);
             }
         }
@@ -177,10 +203,18 @@ impl GpuModel {
             let groups = c.div_ceil(ELEMENTWISE_WG as usize).clamp(1, ADAM_GROUPS);
             push(&k.adam, &g.adam[i], last + 1 + i, [groups, 1, 1]);
         }
-        for (i, matrices) in [1, h - 1, 1].into_iter().enumerate() {
-            if matrices > 0 {
-                push(&k.adam_stats, &g.adam_stats[i], last + 4 + i, [1, 1, matrices]);
+        if metrics {
+            for (i, matrices) in [1, h - 1, 1].into_iter().enumerate() {
+                if matrices > 0 {
+                    push(&k.adam_stats, &g.adam_stats[i], last + 4 + i, [1, 1, matrices]);
+                }
             }
+            push(
+                &k.energies,
+                &g.energies,
+                self.energies_slot(),
+                [((t + 1) * (h + 1)).div_ceil(ELEMENTWISE_WG as usize), 1, 1],
+            );
         }
         (list, per_step, split)
     }
@@ -196,21 +230,32 @@ impl GpuModel {
         q.write_buffer(&self.bufs.io, (x.data.len() * 4) as u64, bytemuck::cast_slice(&y.data));
     }
 
+    /// The compiled kernels this model dispatches.
+    pub(in crate::gpu) fn kernels(&self) -> &Kernels {
+        &self.kernels
+    }
+
     /// `(architecture, B, T, backprop?)`.
     pub(in crate::gpu) fn shape(&self) -> (Arch, usize, usize, bool) {
         (self.arch, self.batch, self.steps, self.bp)
     }
 
-    /// Clears what an iteration accumulates into (before its first dispatch).
+    /// Clears what an iteration accumulates into (before its first dispatch): the errors (the
+    /// layers the wavefront has not reached keep e = 0) and their per-tile energy sums.
     pub(in crate::gpu) fn clear_accumulators(&self, enc: &mut wgpu::CommandEncoder) {
         enc.clear_buffer(&self.bufs.e, 0, None);
-        enc.clear_buffer(&self.bufs.back, 0, None);
+        enc.clear_buffer(&self.bufs.epart, 0, None);
     }
 
-    /// Records one training iteration (aligned with `align`); returns how many dispatches it
-    /// took and how many each inference step took.
-    pub(super) fn record(&self, enc: &mut wgpu::CommandEncoder, align: Option<&AlignBuffers>) -> (usize, Vec<usize>) {
-        let (list, per_step, split) = self.dispatches_with(align);
+    /// Records one training iteration (aligned with `align`, its metrics computed with
+    /// `metrics`); returns how many dispatches it took and how many each inference step took.
+    pub(super) fn record(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        align: Option<&AlignBuffers>,
+        metrics: bool,
+    ) -> (usize, Vec<usize>) {
+        let (list, per_step, split) = self.dispatches_with(align, metrics);
         self.clear_accumulators(enc);
         let mut count = 0;
         let parts = [(&list[..split], "pc iteration"), (&list[split..], "pc inference after backprop")];
@@ -231,10 +276,11 @@ impl GpuModel {
         (count, per_step)
     }
 
-    /// Records one iteration into a throwaway encoder and counts its dispatches (total, per step).
+    /// Records one iteration whose metrics are read into a throwaway encoder and counts its
+    /// dispatches (total, per step).
     pub fn count_dispatches(&self) -> (usize, Vec<usize>) {
         let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("count") });
-        self.record(&mut enc, None)
+        self.record(&mut enc, None, true)
     }
 
     /// Submits one training iteration on `(x, y)`: one encoder, one submit, nothing waited for.
@@ -283,7 +329,9 @@ impl GpuModel {
         if align && self.align.is_none() {
             self.align = Some(AlignBuffers::new(&self.ctx.device, &self.kernels, &self.bufs, &self.arch));
         }
-        let (count, _) = self.record(&mut enc, self.align.as_ref().filter(|_| align));
+        // Metrics that cannot be read back (no free staging buffer) need not be computed.
+        let metrics = want_metrics && slot.is_some();
+        let (count, _) = self.record(&mut enc, self.align.as_ref().filter(|_| align), metrics);
         self.dispatches_last_iteration = count;
         if let (true, Some(slot)) = (want_metrics, slot) {
             let energy_bytes = self.bufs.energy.size();

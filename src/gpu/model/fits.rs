@@ -56,6 +56,7 @@ impl GpuModel {
             ("activities", bytes_f32((h + 1) * b * n)),
             ("errors", bytes_f32(h * b * n + b * o)),
             ("energy table", bytes_f32((steps + 1) * (h + 1))),
+            ("energy tile sums", bytes_f32((steps + 1) * (h + 1) * error_tiles(a, b, ctx.kernels.tile))),
         ];
         let lim = &ctx.limits;
         let max = lim.max_storage_buffer_binding_size.min(lim.max_buffer_size);
@@ -67,7 +68,7 @@ impl GpuModel {
             ));
         }
         let wg_limit = lim.max_compute_workgroups_per_dimension as usize;
-        if b.div_ceil(ctx.kernels.tile as usize).max(2 * h + 1) > wg_limit {
+        if b.div_ceil(ctx.kernels.tile as usize).max(h + 1) > wg_limit {
             return Some(format!("B={b}, H={h} needs more than {wg_limit} workgroups per dimension"));
         }
         None

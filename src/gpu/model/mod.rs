@@ -2,14 +2,16 @@
 //! command encoder and submitted once.
 //!
 //! PC, per iteration: `H` forward dispatches (the forward pass is sequential in depth), then per
-//! inference step three dispatches whatever the depth — errors (all layers), back-projections (all
-//! layers), gradient + update with the energy reductions (all layers) — then two at the final
-//! activities (errors, energies), the activation RMS, one weight-gradient dispatch, three Adam
-//! dispatches and three for the update norms (two when `H = 1`): `H + 3T + 10`.
+//! inference step two dispatches whatever the depth — errors with their per-tile energy sums, and
+//! the back-projection with the activity update in its epilogue, each over the layers the
+//! wavefront has reached — then the errors at the final activities, one weight-gradient dispatch
+//! and three Adam dispatches: `H + 2T + 5`. An iteration whose metrics are read adds the
+//! activation RMS, the energy table and three dispatches of update norms (two when `H = 1`):
+//! `H + 2T + 10`.
 //!
-//! Backprop is sequential in depth: `H` forward dispatches, the output error and its energy (2),
-//! one backward dispatch per layer (`H`), the activation RMS, the weight gradients, Adam and the
-//! update norms: `2H + 10`.
+//! Backprop is sequential in depth: `H` forward dispatches, the output error with its energy sum,
+//! one backward dispatch per layer (`H`), the weight gradients and Adam: `2H + 5`, or `2H + 10`
+//! with the metrics.
 
 use super::context::GpuContext;
 use super::kernels::{binding, Kernel, Kernels, ELEMENTWISE_WG};
@@ -35,15 +37,14 @@ use buffers::{stats_len, BindGroups, Buffers};
 use eval::EvalBuffers;
 use readback::Pending;
 
-pub(super) use buffers::{bind_group, bytes_f32, matrix_sizes, new_buffer, write_matrices, READBACK, STORAGE, UNIFORM};
+pub(super) use buffers::{
+    bind_group, bytes_f32, error_tiles, matrix_sizes, new_buffer, write_matrices, READBACK, STORAGE, UNIFORM,
+};
 
 pub use checkpoint::{Checkpoint, Moments, CHECKPOINT_MOMENTS_UP_TO};
 pub(super) use encode::{pack_params, Dispatch};
 
 pub(super) use readback::read_mapped;
-
-/// Workgroups per hidden layer in the update dispatch (each strides over the layer).
-const UPDATE_GROUPS_PER_LAYER: usize = 16;
 
 /// Workgroups of an Adam dispatch (each strides over the buffer).
 const ADAM_GROUPS: usize = 256;
@@ -51,8 +52,9 @@ const ADAM_GROUPS: usize = 256;
 /// Metrics readbacks that may be in flight at once.
 pub const MAX_READBACKS_IN_FLIGHT: usize = 2;
 
-/// Dispatches of one inference step (errors, back-projections, gradient + update), for any depth.
-pub const DISPATCHES_PER_INFERENCE_STEP: usize = 3;
+/// Dispatches of one inference step (errors with their energy sums, back-projection with the
+/// update), for any depth.
+pub const DISPATCHES_PER_INFERENCE_STEP: usize = 2;
 
 /// A PC network, its Adam state and the buffers of one batch size, on the GPU.
 #[derive(Debug)]
@@ -115,7 +117,7 @@ impl GpuModel {
             let names = ["W_1", "W_2..W_H", "W_L"];
             [0, 1, 2].map(|i| buf(&format!("{prefix} {}", names[i]), bytes_f32(shapes[i]), STORAGE))
         };
-        let [params, energy, read0, read1] = Self::step_buffers(dev, &a, steps);
+        let [params, energy, epart, read0, read1] = Self::step_buffers(dev, &a, b, kernels.tile, steps);
         let bufs = Buffers {
             params,
             io: buf("x, y", bytes_f32(b * (d + o)), STORAGE),
@@ -127,17 +129,19 @@ impl GpuModel {
             e: buf("e", bytes_f32(h * b * n + b * o), STORAGE),
             back: buf("back", bytes_f32(h * b * n), STORAGE),
             energy,
+            epart,
             yhat: buf("yhat", bytes_f32(b * o), STORAGE),
             stats: buf("stats", bytes_f32(stats_len(&a)), STORAGE),
             read: [read0, read1],
         };
         let groups = Self::bind_groups(dev, &kernels, &bufs);
         if let Some(e) = oom.pop().await {
-            let total: u64 = [&bufs.io, &bufs.z, &bufs.e, &bufs.back, &bufs.energy, &bufs.yhat, &bufs.stats]
-                .iter()
-                .map(|b| b.size())
-                .chain([&bufs.w, &bufs.g, &bufs.m, &bufs.v].iter().flat_map(|t| t.iter().map(|b| b.size())))
-                .sum();
+            let total: u64 =
+                [&bufs.io, &bufs.z, &bufs.e, &bufs.back, &bufs.energy, &bufs.epart, &bufs.yhat, &bufs.stats]
+                    .iter()
+                    .map(|b| b.size())
+                    .chain([&bufs.w, &bufs.g, &bufs.m, &bufs.v].iter().flat_map(|t| t.iter().map(|b| b.size())))
+                    .sum();
             let smaller = Arch { hidden: (h / 2).max(1), ..a };
             return Err(GpuError::TooLarge(format!(
                 "the GPU could not allocate the {:.1} MB this network needs (N={n}, H={h}, B={b}): {e}; try H={} or a smaller width",
@@ -182,13 +186,15 @@ impl GpuModel {
         self.eta_z = eta_z;
         if steps != self.steps {
             Self::check_fits(&self.ctx, &self.arch, self.batch, steps)?;
-            let [params, energy, read0, read1] = Self::step_buffers(&self.ctx.device, &self.arch, steps);
+            let [params, energy, epart, read0, read1] =
+                Self::step_buffers(&self.ctx.device, &self.arch, self.batch, self.kernels.tile, steps);
             // Keep the metrics that have come back (natively: all of them); the rest are dropped.
             #[cfg(not(target_arch = "wasm32"))]
             self.ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Readback(e.to_string()))?;
             self.collect_landed()?;
             self.pending.clear();
-            (self.bufs.params, self.bufs.energy, self.bufs.read) = (params, energy, [read0, read1]);
+            (self.bufs.params, self.bufs.energy, self.bufs.epart, self.bufs.read) =
+                (params, energy, epart, [read0, read1]);
             self.groups = Self::bind_groups(&self.ctx.device, &self.kernels, &self.bufs);
             if let Some(al) = &mut self.align {
                 al.rebind(&self.ctx.device, &self.kernels, &self.bufs);

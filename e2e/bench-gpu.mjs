@@ -1,0 +1,48 @@
+// The page's WebGPU backend in Chromium (SwiftShader here, the adapter the browser offers
+// elsewhere): ms per iteration of μPC (B = 64, T = H) for each network given, over the
+// iterations after the first two (their total time over their count; the median of single
+// iterations too). Not part of `make test`: on a software adapter a 128-layer network takes
+// seconds per iteration. DIST=<folder> benchmarks another build of the page. Usage:
+//   node bench-gpu.mjs [depth:width ...]     (defaults: 32:128 128:128)
+import { chromium } from "playwright-core";
+import { serveDist } from "./serve.mjs";
+
+const { url, server } = await serveDist();
+const cases = process.argv.slice(2).length ? process.argv.slice(2) : ["32:128", "128:128"];
+try {
+  for (const c of cases) {
+    const [depth, width] = c.split(":").map(Number);
+    // A fresh browser per case: a closed page's GPU work stays queued in its GPU process.
+    const browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+      args: ["--no-sandbox", "--enable-unsafe-webgpu", "--disable-background-networking", "--no-first-run"],
+    });
+    const page = await browser.newPage();
+    const want = Number(process.env.ITERATIONS ?? (depth >= 64 ? 4 : 12));
+    await page.goto(`${url}?depth=${depth}&width=${width}&T=${depth}&batch=64&rules=mupc&eval_every=100000&device=gpu&autoplay=1`);
+    const times = [];
+    let last = 0, at = 0, from = null;
+    const t0 = Date.now();
+    while (times.length < want + 2 && Date.now() - t0 < 900000) {
+      const it = Number(await page.textContent('[data-testid="iteration"]').catch(() => "0"));
+      if (it > last) {
+        const now = performance.now();
+        if (last > 0) for (let k = last; k < it; k++) times.push((now - at) / (it - last));
+        if (from === null && it >= 3) from = [it, now];
+        last = it;
+        at = now;
+      }
+      await page.waitForTimeout(20);
+    }
+    const steady = times.slice(2).sort((a, b) => a - b);
+    const median = steady[Math.floor(steady.length / 2)];
+    const mean = from && last > from[0] ? (at - from[1]) / (last - from[0]) : NaN;
+    const backend = await page.textContent('[data-testid="backend"]');
+    const shown = await page.$('[data-testid="kernel-times"]');
+    const kernels = shown ? await shown.textContent() : null;
+    console.log(JSON.stringify({ depth, width, ms_per_iteration: Math.round(mean * 10) / 10, median_ms: Math.round(median * 10) / 10, iterations: steady.length, backend, kernels }));
+    await browser.close();
+  }
+} finally {
+  server.close();
+}
