@@ -2,7 +2,8 @@
 // elsewhere): ms per iteration of μPC (B = 64, T = H) for each network given, over the
 // iterations after the first two (their total time over their count; the median of single
 // iterations too). Not part of `make test`: on a software adapter a 128-layer network takes
-// seconds per iteration. DIST=<folder> benchmarks another build of the page. Usage:
+// seconds per iteration. DIST=<folder> benchmarks another build of the page; ITERATIONS=K times K
+// iterations after SKIP=S (default 2) untimed ones. Usage:
 //   node bench-gpu.mjs [depth:width ...]     (defaults: 32:128 128:128)
 import { chromium } from "playwright-core";
 import { serveDist } from "./serve.mjs";
@@ -23,24 +24,27 @@ try {
     const times = [];
     let last = 0, at = 0, from = null;
     const t0 = Date.now();
-    while (times.length < want + 2 && Date.now() - t0 < 900000) {
+    const skip = Number(process.env.SKIP ?? 2);
+    while (times.length < want + skip && Date.now() - t0 < 1800000) {
       const it = Number(await page.textContent('[data-testid="iteration"]').catch(() => "0"));
       if (it > last) {
         const now = performance.now();
         if (last > 0) for (let k = last; k < it; k++) times.push((now - at) / (it - last));
-        if (from === null && it >= 3) from = [it, now];
+        if (from === null && it >= skip + 1) from = [it, now];
         last = it;
         at = now;
       }
       await page.waitForTimeout(20);
     }
-    const steady = times.slice(2).sort((a, b) => a - b);
+    const steady = times.slice(skip).sort((a, b) => a - b);
     const median = steady[Math.floor(steady.length / 2)];
     const mean = from && last > from[0] ? (at - from[1]) / (last - from[0]) : NaN;
     const backend = await page.textContent('[data-testid="backend"]');
     const shown = await page.$('[data-testid="kernel-times"]');
     const kernels = shown ? await shown.textContent() : null;
-    console.log(JSON.stringify({ depth, width, ms_per_iteration: Math.round(mean * 10) / 10, median_ms: Math.round(median * 10) / 10, iterations: steady.length, backend, kernels }));
+    // A page that lost its device trains on the CPU worker instead: that is not a GPU figure.
+    if (!backend.startsWith("WebGPU")) console.log(JSON.stringify({ depth, width, invalid: `the page trained on: ${backend}` }));
+    else console.log(JSON.stringify({ depth, width, ms_per_iteration: Math.round(mean * 10) / 10, median_ms: Math.round(median * 10) / 10, iterations: steady.length, backend, kernels }));
     await browser.close();
   }
 } finally {

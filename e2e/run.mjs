@@ -296,6 +296,33 @@ await test("with only a software adapter, device=auto times it against the CPU w
   }
 });
 
+await test("with only a software adapter and a CPU worker that cannot start, device=auto trains on the adapter and says why", async () => {
+  const own = await launch();
+  try {
+    // The worker's script never loads, as on a page whose worker is blocked (routed for the
+    // whole context: a worker's requests are not the page's).
+    const context = await own.newContext({ viewport: { width: 1400, height: 1000 } });
+    let blocked = 0;
+    await context.route("**/pclab-worker*", (r) => { blocked++; return r.abort(); });
+    const page = await context.newPage();
+    await page.goto(url + "?depth=4&width=32&rules=mupc&eval_every=10&autoplay=1");
+    await waitFor(page, "the backend line", () => !document.querySelector('[data-testid="backend"]')?.textContent.startsWith("looking"), null, 30000);
+    if (await page.$('[data-testid="software-adapter"], [data-testid="device-pick"]')) {
+      await waitFor(page, "the fallback's reason", () => document.querySelector('[data-testid="device-pick"]')?.textContent.includes("could not start"), null, 60000)
+        .catch(async (e) => { throw new Error(`${e.message}; worker requests blocked: ${blocked}; pick: ${await page.textContent('[data-testid="device-pick"]').catch(() => "none")}`); });
+      console.log(`     ${(await text(page, "device-pick")).replace(/^ · /, "")}`);
+    } else {
+      check(!requireGpu, "PCLAB_REQUIRE_GPU=1 but no software adapter is reported");
+    }
+    // Either way the page trains on WebGPU and does not say it cannot train.
+    await waitFor(page, "training on the adapter", iterationAtLeast(), 3, 180000);
+    check((await text(page, "backend")).startsWith("WebGPU"), `the backend is: ${await text(page, "backend")}`);
+    check(!(await text(page, "phase")).includes("cannot train"), `the phase says: ${await text(page, "phase")}`);
+  } finally {
+    await own.close();
+  }
+});
+
 // Before any other page has left work queued on the software GPU: SwiftShader shares the machine's
 // cores with the page, and a busy one stretches the page's tasks (a closed page's work runs on).
 await test("the page stays responsive while a depth-32 width-128 run trains (long tasks under 50 ms)", async (page) => {
@@ -453,6 +480,28 @@ await test("the WGSL kernels run under the browser's WebGPU and match the CPU re
   const t = await text(page, "gpu-check");
   console.log(`     ${t}`);
   check((await page.getAttribute('[data-testid="gpu-check"]', "data-state")) === "ok", t);
+});
+
+await test("the status area times every GPU kernel of one iteration with timestamp queries, or says the adapter has none", async (page) => {
+  await page.goto(url + "?device=gpu&rules=mupc&depth=4&width=64");
+  await waitFor(page, "the device", () => document.querySelector(".status-line")?.textContent.includes("paused"), null, 60000);
+  await page.click('[data-testid="time-kernels"]');
+  const done = () => { const t = document.querySelector('[data-testid="kernel-times"]')?.textContent ?? ""; return t !== "" && !t.startsWith("timing"); };
+  await waitFor(page, "the kernel timing", done, null, 120000);
+  const t = await text(page, "kernel-times");
+  console.log(`     ${t}`);
+  const hasTimestamps = await page.evaluate(async () => (await navigator.gpu.requestAdapter())?.features.has("timestamp-query") ?? false);
+  if (hasTimestamps) {
+    // Every training kernel named with its time, and the dispatch count of an iteration whose
+    // metrics are read: H + 2T + 10 = 22 at H = T = 4.
+    for (const k of ["errors", "back_update", "forward", "weight_grad", "adam", "energies"]) check(new RegExp(`\\b${k} [0-9.]+ ms`).test(t), `${k} is not timed: ${t}`);
+    check(/ in 22 dispatches/.test(t), `an iteration at H = T = 4 is 22 dispatches: ${t}`);
+    check(!/NaN|undefined/.test(t), t);
+  } else {
+    check(/offers no timestamp queries/.test(t), `the adapter has no timestamp-query, and the page must say so: ${t}`);
+  }
+  // The runs were not touched: the page is still paused at iteration 0.
+  check((await text(page, "iteration")) === "0", "timing the kernels trained the page's runs");
 });
 
 

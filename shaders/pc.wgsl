@@ -46,7 +46,7 @@
 @group(0) @binding(26) var<storage, read_write> epart: array<f32>;
 
 // Matrix kernels: a workgroup of (TM/4)×(TM/4) threads computes a TM×TM output tile, each
-// thread a 4×4 block, stepping through the summed dimension TK at a time via workgroup memory.
+// thread 4×4 of its outputs (strided: see tile_row), stepping through the summed dimension TK at a time via workgroup memory.
 // Overridable per pipeline; the host sets all three (src/gpu/kernels.rs: TILE, TILE_K, and PAD
 // from them).
 override TM: u32 = 32u;

@@ -16,6 +16,7 @@ mod kernels;
 mod lanczos;
 pub mod layout;
 mod model;
+pub mod predict;
 mod profile;
 pub mod shaders;
 
@@ -25,7 +26,7 @@ pub use hvp::GpuHvp;
 pub use kernels::{binding, slab_pad, Kernel, Kernels, ELEMENTWISE_WG, TILE, TILE_K};
 pub use lanczos::{GpuLanczos, CHECK_EVERY};
 pub use model::{Checkpoint, GpuModel, Moments, CHECKPOINT_MOMENTS_UP_TO, DISPATCHES_PER_INFERENCE_STEP};
-pub use profile::KernelTime;
+pub use profile::{kernel_summary, KernelTime};
 
 /// One μPC iteration of a small seeded network on the GPU and on the CPU reference, compared:
 /// `Ok(text)` describes the agreement, `Err` says what failed or differed. The web page runs this

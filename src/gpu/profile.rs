@@ -173,3 +173,17 @@ impl GpuModel {
         Ok(by_kernel)
     }
 }
+
+/// One line for a page: the adapter's time per kernel of one iteration, slowest first, with its
+/// share and achieved GFLOP/s, and the total.
+pub fn kernel_summary(times: &[KernelTime]) -> String {
+    let total: f64 = times.iter().map(|k| k.ms).sum();
+    let dispatches: usize = times.iter().map(|k| k.dispatches).sum();
+    let parts: Vec<String> = times
+        .iter()
+        .map(|k| {
+            format!("{} {:.1} ms ({:.0} %, {:.1} GFLOP/s)", k.name, k.ms, 100.0 * k.ms / total.max(1e-12), k.gflops())
+        })
+        .collect();
+    format!("{total:.1} ms of GPU time in {dispatches} dispatches — {}", parts.join(" · "))
+}

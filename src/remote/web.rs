@@ -364,9 +364,11 @@ async fn spawn_slot(url: &str, slot: usize) -> Result<Arc<WorkerLink>, String> {
         sink.deliver(&Uint8Array::new(&ev.data()).to_vec());
     });
     let sink = link.clone();
-    let onerror = Closure::<dyn Fn(web_sys::ErrorEvent)>::new(move |ev: web_sys::ErrorEvent| {
+    // An error inside the worker comes as an ErrorEvent; a script that cannot be loaded as a
+    // plain Event (which has no message).
+    let onerror = Closure::<dyn Fn(web_sys::Event)>::new(move |ev: web_sys::Event| {
         ev.prevent_default();
-        let what = ev.message();
+        let what = ev.dyn_ref::<web_sys::ErrorEvent>().map(|e| e.message()).unwrap_or_default();
         // The pool's other workers must not wait for this one.
         poison_exchange();
         sink.kill(if what.is_empty() { "its script could not be loaded".into() } else { what });

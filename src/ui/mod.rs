@@ -351,6 +351,13 @@ fn App() -> impl IntoView {
                        <span data-testid="throughput">{move || snap.with(|s| s.throughput.clone())}</span>
                        <span data-testid="memory">{move || snap.with(|s| s.memory.clone())}</span>
                    </div>
+                   <Show when=move || snap.with(|s| s.has_gpu)>
+                       <div class="kernel-times">
+                           <button data-testid="time-kernels" title="One PC iteration of the networks' shape on a network of its own, every dispatch timed by the GPU's timestamp queries"
+                               on:click=move |_| { runner::with(|r| r.start_kernel_timing()); }>"time the GPU kernels"</button>
+                           <span data-testid="kernel-times">{move || snap.with(|s| s.kernel_times.clone())}</span>
+                       </div>
+                   </Show>
                    <details class="capabilities">
                        <summary>"GPU capabilities"</summary>
                        <span data-testid="capabilities">{move || snap.with(|s| s.capabilities.clone())}</span>

@@ -26,6 +26,10 @@ pub(crate) struct BenchArgs {
     /// Print one JSON object per rule instead of text
     #[arg(long)]
     pub(crate) json: bool,
+    /// Run nothing: print the throughput model's per-kernel time of one PC iteration of this
+    /// network on an H200-class GPU, for the kernels before conflict-free staging and today's
+    #[arg(long)]
+    pub(crate) predict: bool,
     /// PC rules: also time training that compares its gradients with backprop's every K
     /// iterations, in blocks of K alternating with blocks without (the --reps median of each)
     #[arg(long, value_name = "K")]
@@ -52,6 +56,9 @@ pub(crate) fn bench(a: BenchArgs) -> Result<(), String> {
     }
     let data = load_data(&a.net.data)?;
     let mut c = build_config(&a.net, data.train.len())?;
+    if a.predict {
+        return predict_table(&c, a.json);
+    }
     c.iterations = a.warmup + a.reps;
     c.validate(data.train.len()).map_err(|e| e.to_string())?;
     let indices: Vec<usize> = (0..c.batch).collect();
@@ -237,5 +244,71 @@ pub(crate) fn kernel_table(
         );
     }
     println!("  {:<14} {:>10} {total:>10.3}", "total", "");
+    Ok(())
+}
+
+/// `bench --predict`: the throughput model's table, before and after, for the first PC rule.
+fn predict_table(c: &pclab::config::RunConfig, json: bool) -> Result<(), String> {
+    use pclab::gpu::predict::{predict, Kernels, H200};
+    let Some(rs) = c.rules.iter().find(|r| r.rule.is_pc()) else {
+        return Err("--predict models PC's kernels: name a PC rule (mupc or sp)".into());
+    };
+    let arch = c.arch(rs.rule);
+    let t = c.inference_steps();
+    let before = predict(&arch, c.batch, t, Kernels::Before, &H200);
+    let after = predict(&arch, c.batch, t, Kernels::After, &H200);
+    let total = |v: &[pclab::gpu::predict::Predicted]| v.iter().map(|p| p.ms).sum::<f64>();
+    let (tb, ta) = (total(&before), total(&after));
+    if json {
+        for (which, v) in [("before", &before), ("after", &after)] {
+            for p in v.iter() {
+                println!(
+                    "{}",
+                    json!({"kind": "predicted", "kernels": which, "gpu": H200.name, "kernel": p.name,
+                           "dispatches": p.dispatches, "ms": p.ms, "bound": p.bound.name()})
+                );
+            }
+        }
+        return Ok(());
+    }
+    println!(
+        "{}: modelled GPU time per kernel, one iteration, H={} N={} T={t} B={} on an {} (a model, not a measurement)",
+        rs.rule.name(),
+        c.depth,
+        c.width,
+        c.batch,
+        H200.name
+    );
+    println!(
+        "  {:<14} {:>20} {:>10}   {:<14} {:>10}   {:<14}",
+        "kernel", "dispatches (b → a)", "before ms", "bound", "after ms", "bound"
+    );
+    let mut names: Vec<&str> = before.iter().chain(after.iter()).map(|p| p.name).collect();
+    names.dedup();
+    let mut seen = Vec::new();
+    for name in names {
+        if seen.contains(&name) {
+            continue;
+        }
+        seen.push(name);
+        let b = before.iter().find(|p| p.name == name);
+        let a = after.iter().find(|p| p.name == name);
+        let cell = |p: Option<&pclab::gpu::predict::Predicted>| {
+            p.map_or(("–".to_string(), "–".to_string(), "".to_string()), |p| {
+                (p.dispatches.to_string(), format!("{:.3}", p.ms), p.bound.name().to_string())
+            })
+        };
+        let (bd, bm, bb) = cell(b);
+        let (ad, am, ab) = cell(a);
+        println!("  {name:<14} {:>20} {bm:>10}   {bb:<14} {am:>10}   {ab:<14}", format!("{bd} → {ad}"));
+    }
+    println!("  {:<14} {:>20} {tb:>10.3}   {:<14} {ta:>10.3}", "total", "", "");
+    println!(
+        "  one epoch of 60 000 / B = {} iterations: {:.1} s before, {:.1} s after ({:.2}× faster)",
+        60_000 / c.batch,
+        tb * (60_000 / c.batch) as f64 / 1e3,
+        ta * (60_000 / c.batch) as f64 / 1e3,
+        tb / ta
+    );
     Ok(())
 }

@@ -351,6 +351,14 @@ impl Runner {
                         );
                         r.workers_ready();
                     }
+                    Err(e) if r.software_auto() => {
+                        // device=auto was to time the worker against the software adapter: with no
+                        // worker the adapter is the one device there is.
+                        let why = format!("the CPU worker could not start ({e}), so the software adapter trains");
+                        r.message(Level::Warn, format!("device=auto: {why}"));
+                        r.pick = Some(Pick { key: r.pick_key(), cpu: false, why });
+                        r.reset();
+                    }
                     Err(e) => {
                         r.playing = false;
                         r.phase = "cannot train here".into();

@@ -25,6 +25,7 @@ mod alignment;
 mod device;
 mod grid;
 mod kappa;
+mod kernels;
 mod saved;
 mod snapshot;
 mod sweep;
@@ -169,6 +170,10 @@ pub struct Runner {
     pub lr_grid_id: u64,
     /// The GPU's capability report (adapter, limits), once the device exists.
     pub capabilities: String,
+    /// The last timing of the GPU kernels, in words.
+    pub kernel_times: String,
+    /// Timing the kernels is under way.
+    kernel_timing: bool,
     pub ghosts: Vec<Ghost>,
     /// The loss plot also shows a moving average (over [`SMOOTH_WINDOW`] iterations).
     pub smooth_loss: bool,
@@ -250,6 +255,8 @@ pub fn install(cfg: PageConfig, problems: Vec<String>) {
         ghosts: Vec::new(),
         smooth_loss: false,
         capabilities: String::new(),
+        kernel_times: String::new(),
+        kernel_timing: false,
         sweep_on_load: false,
         lr_grid: None,
         lr_choice: Default::default(),

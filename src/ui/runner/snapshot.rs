@@ -118,6 +118,8 @@ pub struct Snapshot {
     pub lr_grid: String,
     /// The GPU's capability report.
     pub capabilities: String,
+    /// The last timing of the GPU kernels, in words (empty before the first).
+    pub kernel_times: String,
     /// The learning-rate grid has work left.
     pub lr_running: bool,
     /// The alignment sweep's progress, in words.
@@ -320,6 +322,7 @@ impl Runner {
             lr_grid: self.lr_grid.as_ref().map_or_else(|| "not run yet".into(), |g| g.progress()),
             lr_running: self.lr_grid.as_ref().is_some_and(|g| g.running()),
             capabilities: self.capabilities.clone(),
+            kernel_times: self.kernel_times.clone(),
             align_sweep: self.align_sweep_text(),
             align_sweep_running: self.align_sweep_running(),
             teaching: self.teaching(),
