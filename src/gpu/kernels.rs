@@ -203,9 +203,16 @@ fn kernel(
     Kernel { pipeline, layout, bindings, name: entry }
 }
 
+/// Workgroup memory a matrix kernel of tile `(tm, tk)` takes: its two padded slabs and the
+/// 256-entry scratch of the tile sums (`errors`).
+pub fn tile_workgroup_bytes(tm: u32, tk: u32) -> u32 {
+    2 * (tm + slab_pad(tk)) * tk * 4 + 256 * 4
+}
+
 /// The matrix tile sizes: [`TILE`] and [`TILE_K`], or `PCLAB_GPU_TILE=TM,TK` for tuning on a
-/// given adapter (TM a multiple of 4 up to 64, TK up to 64; anything else is ignored).
-fn tile_sizes() -> (u32, u32) {
+/// given adapter (TM a multiple of 4 up to 64, TK up to 64, within the device's workgroup
+/// memory; anything else is ignored, with a warning natively).
+fn tile_sizes(workgroup_bytes: u32) -> (u32, u32) {
     let parsed = std::env::var("PCLAB_GPU_TILE").ok().and_then(|v| {
         let (a, b) = v.split_once(',')?;
         Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?))
@@ -215,11 +222,26 @@ fn tile_sizes() -> (u32, u32) {
             if tm % 4 == 0
                 && (4..=64).contains(&tm)
                 && (1..=64).contains(&tk)
-                && (tm * tk) % ((tm / 4) * (tm / 4)) == 0 =>
+                && (tm * tk) % ((tm / 4) * (tm / 4)) == 0
+                && tile_workgroup_bytes(tm, tk) <= workgroup_bytes =>
         {
             (tm, tk)
         }
-        _ => (TILE, TILE_K),
+        Some((tm, tk)) => {
+            let why = format!(
+                "warning: PCLAB_GPU_TILE={tm},{tk} ignored: TM must be a multiple of 4 up to 64, TK up to 64, \
+                 TM·TK a multiple of (TM/4)², and the slabs ({} bytes) within the device's {workgroup_bytes} \
+                 bytes of workgroup memory; using {TILE},{TILE_K}",
+                tile_workgroup_bytes(tm, tk)
+            );
+            // (The page has no environment: only the command line gets here.)
+            #[cfg(not(target_arch = "wasm32"))]
+            eprintln!("{why}");
+            #[cfg(target_arch = "wasm32")]
+            drop(why);
+            (TILE, TILE_K)
+        }
+        None => (TILE, TILE_K),
     }
 }
 
@@ -247,7 +269,7 @@ impl Kernels {
             compiled.push(module);
         }
         let [pc, adam_module, hvp, lz] = [&compiled[0], &compiled[1], &compiled[2], &compiled[3]];
-        let (tile, tile_k) = tile_sizes();
+        let (tile, tile_k) = tile_sizes(device.limits().max_compute_workgroup_storage_size);
         let pc_consts: &[(&str, f64)] = &[
             ("WG", ELEMENTWISE_WG as f64),
             ("TM", tile as f64),

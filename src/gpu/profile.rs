@@ -57,7 +57,11 @@ fn cost(d: &Dispatch<'_>, (a, b, t, bp): (Arch, usize, usize, bool), tile: u32) 
         }
         "act_rms" => (2.0 * h as f64 * b * nf, f4(h as f64 * b * nf)),
         // Prediction, error and its square summed: operands, the target, the error written.
+        // (Layer 1 has no product: e_1 = z_1 − drive.)
         "errors" => (from(d.slot)..=big_l).fold((0.0, 0.0), |(f, by), l| {
+            if l == 1 {
+                return (f + 3.0 * b * nf, by + f4(3.0 * b * nf));
+            }
             (
                 f + 2.0 * b * in_dim(l) * out_dim(l) + 5.0 * b * out_dim(l),
                 by + f4(b * in_dim(l) + out_dim(l) * in_dim(l) + 3.0 * b * out_dim(l)),

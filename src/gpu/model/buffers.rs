@@ -3,8 +3,9 @@
 use super::*;
 
 /// Every buffer of one model: the `Params` table, inputs and targets, activities, the three
-/// weight buffers with their gradients and Adam moments, errors, back-projections, energies, the
-/// output, the stats, and the staging ring.
+/// weight buffers with their gradients and Adam moments, errors, energies and their tile sums, the
+/// output, the stats, and the staging ring (the back-projections never leave the fused update's
+/// registers).
 #[derive(Debug)]
 pub(super) struct Buffers {
     pub(super) params: wgpu::Buffer,
@@ -15,7 +16,6 @@ pub(super) struct Buffers {
     pub(super) m: [wgpu::Buffer; 3],
     pub(super) v: [wgpu::Buffer; 3],
     pub(super) e: wgpu::Buffer,
-    pub(super) back: wgpu::Buffer,
     pub(super) energy: wgpu::Buffer,
     /// Per step, layer and output tile of `errors`, the tile's Σ e² (cleared each iteration).
     pub(super) epart: wgpu::Buffer,
@@ -114,7 +114,6 @@ impl GpuModel {
                 WH => &b.w[1],
                 WO => &b.w[2],
                 E => &b.e,
-                BACK => &b.back,
                 ENERGY => &b.energy,
                 EPART => &b.epart,
                 G1 => &b.g[0],

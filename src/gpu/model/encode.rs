@@ -128,9 +128,10 @@ impl GpuModel {
 
     /// [`GpuModel::dispatches`], and with `align` those of an aligned iteration: after the
     /// forward pass backprop's backward pass and its gradients into `align`'s buffers, and PC's
-    /// gradient with its sums after each compared step. The errors and back-projections must be
-    /// cleared before the dispatch at the returned index (backprop's errors are not inference's);
-    /// it is the list's length without `align`. Without `metrics` (an iteration whose metrics are
+    /// gradient with its sums after each compared step. The returned index is where inference
+    /// begins (after the forward pass, and with `align` after backprop's); with `align` the errors
+    /// and their tile sums must be cleared again there (backprop's errors are not inference's).
+    /// Without `metrics` (an iteration whose metrics are
     /// not read) the activation RMS, the energy table and the update norms are left out.
     pub(super) fn dispatches_with<'a>(
         &'a self,
@@ -263,7 +264,7 @@ impl GpuModel {
             if part.is_empty() {
                 continue;
             }
-            if i > 0 {
+            if i > 0 && align.is_some() {
                 // Backprop's errors are not inference's starting point.
                 self.clear_accumulators(enc);
             }

@@ -127,7 +127,6 @@ impl GpuModel {
             m: trio("adam m"),
             v: trio("adam v"),
             e: buf("e", bytes_f32(h * b * n + b * o), STORAGE),
-            back: buf("back", bytes_f32(h * b * n), STORAGE),
             energy,
             epart,
             yhat: buf("yhat", bytes_f32(b * o), STORAGE),
@@ -136,12 +135,11 @@ impl GpuModel {
         };
         let groups = Self::bind_groups(dev, &kernels, &bufs);
         if let Some(e) = oom.pop().await {
-            let total: u64 =
-                [&bufs.io, &bufs.z, &bufs.e, &bufs.back, &bufs.energy, &bufs.epart, &bufs.yhat, &bufs.stats]
-                    .iter()
-                    .map(|b| b.size())
-                    .chain([&bufs.w, &bufs.g, &bufs.m, &bufs.v].iter().flat_map(|t| t.iter().map(|b| b.size())))
-                    .sum();
+            let total: u64 = [&bufs.io, &bufs.z, &bufs.e, &bufs.energy, &bufs.epart, &bufs.yhat, &bufs.stats]
+                .iter()
+                .map(|b| b.size())
+                .chain([&bufs.w, &bufs.g, &bufs.m, &bufs.v].iter().flat_map(|t| t.iter().map(|b| b.size())))
+                .sum();
             let smaller = Arch { hidden: (h / 2).max(1), ..a };
             return Err(GpuError::TooLarge(format!(
                 "the GPU could not allocate the {:.1} MB this network needs (N={n}, H={h}, B={b}): {e}; try H={} or a smaller width",
@@ -218,7 +216,7 @@ impl GpuModel {
     /// Bytes of every buffer this model holds on the device.
     pub fn memory_bytes(&self) -> u64 {
         let b = &self.bufs;
-        let fixed = [&b.params, &b.io, &b.z, &b.e, &b.back, &b.energy, &b.yhat, &b.stats, &b.read[0], &b.read[1]];
+        let fixed = [&b.params, &b.io, &b.z, &b.e, &b.energy, &b.epart, &b.yhat, &b.stats, &b.read[0], &b.read[1]];
         let trios = [&b.w, &b.g, &b.m, &b.v];
         let eval = self.eval.as_ref().map_or(0, |e| {
             let a = &self.arch;
