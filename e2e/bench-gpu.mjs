@@ -7,6 +7,7 @@
 //   node bench-gpu.mjs [depth:width ...]     (defaults: 32:128 128:128)
 import { chromium } from "playwright-core";
 import { serveDist } from "./serve.mjs";
+import { timeIterations } from "./timing.mjs";
 
 const { url, server } = await serveDist();
 const cases = process.argv.slice(2).length ? process.argv.slice(2) : ["32:128", "128:128"];
@@ -21,30 +22,11 @@ try {
     const page = await browser.newPage();
     const want = Number(process.env.ITERATIONS ?? (depth >= 64 ? 4 : 12));
     await page.goto(`${url}?depth=${depth}&width=${width}&T=${depth}&batch=64&rules=mupc&eval_every=100000&device=gpu&autoplay=1`);
-    const times = [];
-    let last = 0, at = 0, from = null;
-    const t0 = Date.now();
-    const skip = Number(process.env.SKIP ?? 2);
-    while (times.length < want + skip && Date.now() - t0 < 1800000) {
-      const it = Number(await page.textContent('[data-testid="iteration"]').catch(() => "0"));
-      if (it > last) {
-        const now = performance.now();
-        if (last > 0) for (let k = last; k < it; k++) times.push((now - at) / (it - last));
-        if (from === null && it >= skip + 1) from = [it, now];
-        last = it;
-        at = now;
-      }
-      await page.waitForTimeout(20);
-    }
-    const steady = times.slice(skip).sort((a, b) => a - b);
-    const median = steady[Math.floor(steady.length / 2)];
-    const mean = from && last > from[0] ? (at - from[1]) / (last - from[0]) : NaN;
+    const timed = await timeIterations(page, { want, skip: Number(process.env.SKIP ?? 2), limitMs: 1800000 });
     const backend = await page.textContent('[data-testid="backend"]');
-    const shown = await page.$('[data-testid="kernel-times"]');
-    const kernels = shown ? await shown.textContent() : null;
     // A page that lost its device trains on the CPU worker instead: that is not a GPU figure.
     if (!backend.startsWith("WebGPU")) console.log(JSON.stringify({ depth, width, invalid: `the page trained on: ${backend}` }));
-    else console.log(JSON.stringify({ depth, width, ms_per_iteration: Math.round(mean * 10) / 10, median_ms: Math.round(median * 10) / 10, iterations: steady.length, backend, kernels }));
+    else console.log(JSON.stringify({ depth, width, ...timed, backend }));
     await browser.close();
   }
 } finally {

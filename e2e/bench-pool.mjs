@@ -5,6 +5,7 @@
 //   node bench-pool.mjs [depth:width:workers ...]     (defaults: 128:128:1 128:128:2 8:128:1 8:128:2)
 import { chromium } from "playwright-core";
 import { serveDist } from "./serve.mjs";
+import { timeIterations } from "./timing.mjs";
 
 const { url, server } = await serveDist({ isolated: process.env.PORTS !== "1" });
 const cases = process.argv.slice(2).length ? process.argv.slice(2) : ["128:128:1", "128:128:2", "8:128:1", "8:128:2"];
@@ -18,26 +19,10 @@ try {
     const page = await browser.newPage();
     const want = Number(process.env.ITERATIONS ?? (depth >= 64 ? 6 : 40));
     await page.goto(`${url}?depth=${depth}&width=${width}&T=${depth}&batch=64&rules=mupc&eval_every=100000&workers=${workers}&autoplay=1`);
-    const times = [];
-    let last = 0, at = 0, from = null;
-    const t0 = Date.now();
-    while (times.length < want + 2 && Date.now() - t0 < 600000) {
-      const it = Number(await page.textContent('[data-testid="iteration"]').catch(() => "0"));
-      if (it > last) {
-        const now = performance.now();
-        if (last > 0) for (let k = last; k < it; k++) times.push((now - at) / (it - last));
-        if (from === null && it >= 3) from = [it, now];
-        last = it;
-        at = now;
-      }
-      await page.waitForTimeout(20);
-    }
-    const steady = times.slice(2).sort((a, b) => a - b);
-    const median = steady[Math.floor(steady.length / 2)];
-    const mean = from && last > from[0] ? (at - from[1]) / (last - from[0]) : NaN;
+    const timed = await timeIterations(page, { want });
     const status = await page.textContent('[data-testid="throughput"]');
     const backend = await page.textContent('[data-testid="backend"]');
-    console.log(JSON.stringify({ depth, width, workers, ms_per_iteration: Math.round(mean * 10) / 10, median_ms: Math.round(median * 10) / 10, iterations: steady.length, status, backend }));
+    console.log(JSON.stringify({ depth, width, workers, ...timed, status, backend }));
     await page.close();
   }
 } finally {

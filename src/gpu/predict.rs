@@ -9,7 +9,7 @@
 //! for the energies every step); [`Kernels::After`] is today's. Both read the metrics every
 //! iteration. It is a model: timestamps (`pclab bench --kernels`) overrule it.
 
-use crate::pcn::infer::first_active_layer;
+use crate::pcn::infer::{first_active_layer, lowest_moving_layer};
 use crate::pcn::Arch;
 
 /// The peaks of a GPU the model charges against.
@@ -218,7 +218,7 @@ pub fn predict(arch: &Arch, b: usize, t: usize, which: Kernels, g: &Peaks) -> Ve
         // Epilogue: z_l, z_{l−1} read, e_l written (y for the output layer).
         let epilogue = errors.len() as f64 * bf * n * 12.0;
         rows.push(("errors", matrix(g, &errors, coalesced, epilogue, empty)));
-        let lowest = from.saturating_sub(1).max(1);
+        let lowest = lowest_moving_layer(from);
         let moving = if step < t { h + 1 - lowest } else { 0 };
         // back_k = e_{k+1} W_{k+1}: (B × out_{k+1}) · (out_{k+1} × N).
         let backs: Vec<_> = (lowest..lowest + moving).map(|k| (bf, n, out_dim(k + 1))).collect();

@@ -8,7 +8,7 @@
 
 use super::model::{new_buffer, read_mapped, Dispatch, GpuModel, READBACK};
 use super::GpuError;
-use crate::pcn::infer::first_active_layer;
+use crate::pcn::infer::{first_active_layer, lowest_moving_layer};
 use crate::pcn::{Arch, Mat};
 
 /// One kernel's share of an iteration.
@@ -68,7 +68,7 @@ fn cost(d: &Dispatch<'_>, (a, b, t, bp): (Arch, usize, usize, bool), tile: u32) 
             )
         }),
         // e_{k+1} W_{k+1} for each moving layer k, then the update: e_k, e_{k+1}, z_k read, z_k written.
-        "back_update" => (from(d.slot).saturating_sub(1).max(1)..=h).fold((0.0, 0.0), |(f, by), k| {
+        "back_update" => (lowest_moving_layer(from(d.slot))..=h).fold((0.0, 0.0), |(f, by), k| {
             let l = k + 1;
             (f + 2.0 * b * out_dim(l) * nf + 8.0 * b * nf, by + f4(b * out_dim(l) + out_dim(l) * nf + 4.0 * b * nf))
         }),

@@ -65,7 +65,7 @@ impl GpuModel {
             Params {
                 from_layer: from as u32,
                 // The lowest hidden layer the step moves (∂F/∂z_k needs e_k or e_{k+1}).
-                layer: from.saturating_sub(1).max(1) as u32,
+                layer: lowest_moving_layer(from) as u32,
                 step: step as u32,
                 update: (step < t) as u32,
                 ..base
@@ -183,7 +183,7 @@ impl GpuModel {
                 }
             }
             if step < t {
-                let lowest = from.saturating_sub(1).max(1);
+                let lowest = lowest_moving_layer(from);
                 push(&k.back_update, &g.back_update, slot, [tiles(n), tiles(b), h + 1 - lowest]);
                 count += 1;
                 per_step.push(count - before);

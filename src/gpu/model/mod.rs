@@ -18,7 +18,7 @@ use super::kernels::{binding, Kernel, Kernels, ELEMENTWISE_WG};
 use super::layout::{Params, PARAMS_STRIDE};
 use super::GpuError;
 use crate::data::{digit_sample, guess, Evaluation};
-use crate::pcn::infer::first_active_layer;
+use crate::pcn::infer::{first_active_layer, lowest_moving_layer};
 use crate::pcn::learn::AdamConfig;
 use crate::pcn::train::{IterationReport, Learning};
 use crate::pcn::{Arch, Mat, Network, Scalings};
