@@ -288,6 +288,9 @@ pub struct WorkerHost {
     dropped: std::collections::HashSet<u32>,
     /// Boundary messages for the ring neighbours, from the last messages handled.
     boundary: Vec<(pool::Dir, ToWorker)>,
+    /// Whether pooled blocks stop at their first value for a neighbour (see
+    /// [`WorkerHost::set_streaming`]).
+    streaming: bool,
 }
 
 impl WorkerHost {
@@ -332,6 +335,48 @@ impl WorkerHost {
         self.boundary.clear();
     }
 
+    /// With `on`, a message for a pooled model runs its blocks only until one has a value for a
+    /// neighbour (in [`WorkerHost::take_boundary`]); the caller sends it and goes on with
+    /// [`WorkerHost::pump`] while [`WorkerHost::runnable`]. Without, every message runs the
+    /// blocks as far as they can go.
+    pub fn set_streaming(&mut self, on: bool) {
+        self.streaming = on;
+    }
+
+    /// True when a pooled block here can go on without a new message (streaming).
+    pub fn runnable(&self) -> bool {
+        self.pooled.values().any(pool::Pooled::runnable)
+    }
+
+    /// Runs pooled blocks until one has a value for a neighbour or none can go on; the answers
+    /// for the page.
+    pub fn pump(&mut self) -> Vec<FromWorker> {
+        let mut page = Vec::new();
+        let mut ids: Vec<u32> = self.pooled.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            if let Some(p) = self.pooled.get_mut(&id) {
+                p.pump(id, &mut page, &mut self.boundary);
+            }
+            if !self.boundary.is_empty() {
+                break;
+            }
+        }
+        page
+    }
+
+    /// Gives `msgs` to pooled model `id`'s blocks and runs them (as far as they go, or streaming
+    /// until their first value for a neighbour).
+    fn run_pooled(&mut self, id: u32, msgs: Vec<(usize, crate::pool::BlockMsg<f32>)>, page: &mut Vec<FromWorker>) {
+        let Some(p) = self.pooled.get_mut(&id) else { return };
+        if self.streaming {
+            p.deliver(id, msgs, page);
+            p.pump(id, page, &mut self.boundary);
+        } else {
+            p.run(id, msgs, page, &mut self.boundary);
+        }
+    }
+
     /// The boundary messages for the ring neighbours that the messages handled so far produced.
     pub fn take_boundary(&mut self) -> Vec<(pool::Dir, ToWorker)> {
         std::mem::take(&mut self.boundary)
@@ -357,12 +402,12 @@ impl WorkerHost {
                     return vec![FromWorker::Error { id, message }];
                 }
                 match pool::Pooled::new(arch, seed, learning, lr, batch, plan, worker, states) {
-                    Ok(mut p) => {
+                    Ok(p) => {
                         page.push(FromWorker::Created { id });
-                        if let Some(early) = self.early.remove(&id) {
-                            p.run(id, early, &mut page, &mut self.boundary);
-                        }
                         self.pooled.insert(id, p);
+                        if let Some(early) = self.early.remove(&id) {
+                            self.run_pooled(id, early, &mut page);
+                        }
                     }
                     Err(message) => page.push(FromWorker::Error { id, message }),
                 }
@@ -382,10 +427,10 @@ impl WorkerHost {
                 let (x, y) =
                     if first || last { data.train.batch::<f32>(&idx) } else { (Mat::zeros(0, 0), Mat::zeros(0, 0)) };
                 let msgs = p.step_messages(iteration, first.then_some(x), last.then_some(y));
-                p.run(id, msgs, &mut page, &mut self.boundary);
+                self.run_pooled(id, msgs, &mut page);
             }
-            ToWorker::Boundary { id, block, msg } => match self.pooled.get_mut(&id) {
-                Some(p) => p.run(id, vec![(block, msg)], &mut page, &mut self.boundary),
+            ToWorker::Boundary { id, block, msg } => match self.pooled.get(&id) {
+                Some(_) => self.run_pooled(id, vec![(block, msg)], &mut page),
                 None if self.dropped.contains(&id) => {}
                 None => self.early.entry(id).or_default().push((block, msg)),
             },

@@ -107,8 +107,12 @@ pub struct BlockState<T> {
 enum Phase {
     Idle,
     Forward,
-    Errors(usize),
-    Update(usize),
+    /// Step `t`'s errors; `true` once the layers above the edge are done (while the block
+    /// waited for the value from below).
+    Errors(usize, bool),
+    /// Step `t`'s update; `true` once the layers below the edge are done (while the block
+    /// waited for the error from above).
+    Update(usize, bool),
 }
 
 /// Layers `lo … hi` of one network.
@@ -251,6 +255,14 @@ impl<T: Real> Block<T> {
 
     /// Takes one message and runs as far as the messages received allow; returns what to send.
     pub fn handle(&mut self, msg: BlockMsg<T>) -> Vec<Out<T>> {
+        self.accept(msg);
+        let mut out = Vec::new();
+        while self.advance(&mut out) {}
+        out
+    }
+
+    /// Keeps one message for when the block gets to it.
+    pub fn accept(&mut self, msg: BlockMsg<T>) {
         match msg {
             BlockMsg::Step { iteration, x, y } => self.steps_in.push_back((iteration, x, y)),
             BlockMsg::Up { iteration, step, z } => {
@@ -260,8 +272,13 @@ impl<T: Real> Block<T> {
                 self.downs.insert((iteration, step), (e, back));
             }
         }
+    }
+
+    /// Runs until the block has something to send (returned at once, so that a neighbour waiting
+    /// for it can start while this block goes on) or can go no further (nothing returned).
+    pub fn poll(&mut self) -> Vec<Out<T>> {
         let mut out = Vec::new();
-        while self.advance(&mut out) {}
+        while out.is_empty() && self.advance(&mut out) {}
         out
     }
 
@@ -304,19 +321,27 @@ impl<T: Real> Block<T> {
                 if hi < big_l {
                     out.push(Out::Up(BlockMsg::Up { iteration: it, step: 0, z: self.z[hi - 1].data.clone() }));
                 }
-                self.phase = Phase::Errors(0);
+                self.phase = Phase::Errors(0, false);
             }
-            Phase::Errors(t) => {
+            Phase::Errors(t, inner_done) => {
                 let from = first_active_layer(h, t);
                 // z_{lo−1} moved at step t − 1 (so the block below sent it) when lo − 1 ≥ the lowest
                 // layer that step moved.
-                if t > 0 && lo > 1 && lo > lowest_moving_layer(first_active_layer(h, t - 1)) {
-                    let Some(z) = self.ups.remove(&(it, t)) else { return false };
+                let needs_up = t > 0 && lo > 1 && lo > lowest_moving_layer(first_active_layer(h, t - 1));
+                if needs_up && !self.ups.contains_key(&(it, t)) {
+                    // Waiting for the block below: the layers above lo need nothing from it.
+                    if inner_done || lo == hi {
+                        return false;
+                    }
+                    errors_layers(&self.net, &self.y, &self.z, &mut self.ws, true, from, lo + 1, hi);
+                    self.phase = Phase::Errors(t, true);
+                    return true;
+                }
+                if let Some(z) = self.ups.remove(&(it, t)).filter(|_| needs_up) {
                     self.z[lo - 2].data = z;
                 }
-                errors_layers(&self.net, &self.y, &self.z, &mut self.ws, true, from, lo, hi);
-                self.products += (from.max(lo).max(2)..=hi).count() * 2;
-                self.trace.push((lo..=hi).map(|l| self.ws.layers[l - 1].energy.f64()).collect());
+                // The edge layer first: its error is what the block below waits for.
+                errors_layers(&self.net, &self.y, &self.z, &mut self.ws, true, from, lo, lo);
                 if lo > 1 && lo >= from {
                     let b = &self.ws.layers[lo - 1];
                     out.push(Out::Down(BlockMsg::Down {
@@ -326,25 +351,49 @@ impl<T: Real> Block<T> {
                         back: b.back.data.clone(),
                     }));
                 }
+                if !inner_done && lo < hi {
+                    errors_layers(&self.net, &self.y, &self.z, &mut self.ws, true, from, lo + 1, hi);
+                }
+                self.products += (from.max(lo).max(2)..=hi).count() * 2;
+                self.trace.push((lo..=hi).map(|l| self.ws.layers[l - 1].energy.f64()).collect());
                 if t == self.steps {
                     self.finish(out);
                     self.phase = Phase::Idle;
                 } else {
-                    self.phase = Phase::Update(t);
+                    self.phase = Phase::Update(t, false);
                 }
             }
-            Phase::Update(t) => {
+            Phase::Update(t, inner_done) => {
                 let from = first_active_layer(h, t);
-                if hi < big_l && hi + 1 >= from {
-                    let Some((e, back)) = self.downs.remove(&(it, t)) else { return false };
-                    let n = &mut self.ws.layers[hi];
-                    (n.e.data, n.back.data) = (e, back);
+                let eta = T::of(self.eta_z);
+                // The top hidden layer of the block (z_hi, hi ≤ H) needs the error from above.
+                let needs_down = hi < big_l && hi + 1 >= from;
+                if needs_down && !self.downs.contains_key(&(it, t)) {
+                    if inner_done || lo == hi {
+                        return false;
+                    }
+                    update_layers(&self.net, &mut self.z, &self.ws, eta, from, lo, hi - 1);
+                    self.phase = Phase::Update(t, true);
+                    return true;
                 }
-                update_layers(&self.net, &mut self.z, &self.ws, T::of(self.eta_z), from, lo, hi.min(h));
+                if needs_down {
+                    if let Some((e, back)) = self.downs.remove(&(it, t)) {
+                        let n = &mut self.ws.layers[hi];
+                        (n.e.data, n.back.data) = (e, back);
+                    }
+                }
+                let top = hi.min(h);
+                // The edge layer first: its activity is what the block above waits for.
+                if top >= lo {
+                    update_layers(&self.net, &mut self.z, &self.ws, eta, from, top, top);
+                }
                 if hi < big_l && hi >= lowest_moving_layer(from) {
                     out.push(Out::Up(BlockMsg::Up { iteration: it, step: t + 1, z: self.z[hi - 1].data.clone() }));
                 }
-                self.phase = Phase::Errors(t + 1);
+                if !inner_done && lo < top {
+                    update_layers(&self.net, &mut self.z, &self.ws, eta, from, lo, top - 1);
+                }
+                self.phase = Phase::Errors(t + 1, false);
             }
         }
         true

@@ -33,6 +33,8 @@ pub(super) struct Pooled {
     blocks: BTreeMap<usize, Block<f32>>,
     /// Milliseconds each block has spent on the iteration it is in.
     busy: HashMap<usize, f64>,
+    /// Blocks that may go on, in the order they became so.
+    runnable: VecDeque<usize>,
 }
 
 impl Pooled {
@@ -72,7 +74,7 @@ impl Pooled {
             let adam = crate::pcn::learn::AdamConfig::default();
             blocks.insert(i, Block::new(i, arch, arch.scalings(), plan.blocks[i], learning, lr, adam, batch, state)?);
         }
-        Ok(Pooled { plan, worker, blocks, busy: HashMap::new() })
+        Ok(Pooled { plan, worker, blocks, busy: HashMap::new(), runnable: VecDeque::new() })
     }
 
     /// True while one of this worker's blocks is in an iteration (or has one queued).
@@ -95,15 +97,50 @@ impl Pooled {
         page: &mut Vec<FromWorker>,
         ring: &mut Vec<(Dir, ToWorker)>,
     ) {
-        let mut queue: VecDeque<(usize, BlockMsg<f32>)> = first.into();
-        while let Some((i, msg)) = queue.pop_front() {
-            let Some(block) = self.blocks.get_mut(&i) else {
-                page.push(FromWorker::Error { id, message: format!("worker {} holds no block {i}", self.worker) });
-                continue;
-            };
+        self.deliver(id, first, page);
+        while self.pump(id, page, ring) {}
+    }
+
+    /// Hands messages to this worker's blocks without running them (see [`Pooled::pump`]).
+    pub(super) fn deliver(&mut self, id: u32, msgs: Vec<(usize, BlockMsg<f32>)>, page: &mut Vec<FromWorker>) {
+        for (i, msg) in msgs {
+            match self.blocks.get_mut(&i) {
+                Some(block) => {
+                    block.accept(msg);
+                    if !self.runnable.contains(&i) {
+                        self.runnable.push_back(i);
+                    }
+                }
+                None => {
+                    page.push(FromWorker::Error { id, message: format!("worker {} holds no block {i}", self.worker) })
+                }
+            }
+        }
+    }
+
+    /// True when a block here may be able to go on (it was given a message, or it stopped to
+    /// send something).
+    pub(super) fn runnable(&self) -> bool {
+        !self.runnable.is_empty()
+    }
+
+    /// Runs this worker's blocks, oldest message first, until one has a value for another worker
+    /// (in `ring`: the caller sends it at once, so the neighbour is not kept waiting while this
+    /// worker computes on) or none can go on. `false` when nothing ran.
+    pub(super) fn pump(&mut self, id: u32, page: &mut Vec<FromWorker>, ring: &mut Vec<(Dir, ToWorker)>) -> bool {
+        let mut ran = false;
+        while let Some(i) = self.runnable.pop_front() {
+            let Some(block) = self.blocks.get_mut(&i) else { continue };
             let t0 = web_time::Instant::now();
-            let outs = block.handle(msg);
+            let outs = block.poll();
             *self.busy.entry(i).or_default() += t0.elapsed().as_secs_f64() * 1e3;
+            ran = true;
+            if outs.is_empty() {
+                continue;
+            }
+            // It stopped to send: it may go on.
+            self.runnable.push_front(i);
+            let mut remote = false;
             for out in outs {
                 let (to, dir, m) = match out {
                     Out::Up(m) => (i + 1, Dir::Next, m),
@@ -115,12 +152,17 @@ impl Pooled {
                     }
                 };
                 if to % self.plan.workers == self.worker {
-                    queue.push_back((to, m));
+                    self.deliver(id, vec![(to, m)], page);
                 } else {
                     ring.push((dir, ToWorker::Boundary { id, block: to, msg: m }));
+                    remote = true;
                 }
             }
+            if remote {
+                return true;
+            }
         }
+        ran
     }
 
     /// Each block's index, state and the first sample's activities.
@@ -453,8 +495,10 @@ impl std::fmt::Debug for Ring {
 }
 
 impl Ring {
-    /// `hosts` in a ring, and a link to each.
-    pub fn links(hosts: Vec<WorkerHost>) -> Vec<Arc<WorkerLink>> {
+    /// `hosts` in a ring, and a link to each. The hosts stream, as the browser's workers do: a
+    /// block's boundary value goes round the ring as soon as it has it, and the host runs on.
+    pub fn links(mut hosts: Vec<WorkerHost>) -> Vec<Arc<WorkerLink>> {
+        hosts.iter_mut().for_each(|h| h.set_streaming(true));
         let n = hosts.len();
         let ring = Arc::new(Mutex::new(Ring {
             hosts: hosts.into_iter().map(Some).collect(),
@@ -476,8 +520,12 @@ impl Ring {
             let msg: ToWorker = decode(&bytes)?;
             // A lost worker's messages go nowhere (its link says it is dead).
             let Some(host) = r.hosts[w].as_mut() else { continue };
-            let answers = host.handle(msg);
-            let boundary = host.take_boundary();
+            let mut answers = host.handle(msg);
+            let mut boundary = host.take_boundary();
+            while host.runnable() {
+                answers.extend(host.pump());
+                boundary.extend(host.take_boundary());
+            }
             for a in answers {
                 let back = decode(&encode(&a)?)?;
                 r.inboxes[w].push_back(back);

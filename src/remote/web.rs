@@ -106,11 +106,15 @@ thread_local! {
 /// Handles one message (from the page, a ring neighbour or the shared exchange): the answers go
 /// to the page, the boundary values to the neighbours. With a shared exchange the worker then
 /// stays with its pooled models until their blocks have finished what they can (see
-/// [`exchange`]).
+/// [`exchange`]); over ports it runs them on at once (a port's messages wait for the event loop).
 fn dispatch(bytes: &[u8]) {
     handle(bytes);
     if SHARED.with(|s| s.borrow().is_some()) {
         exchange();
+    } else {
+        while HOST.with(|h| h.borrow().runnable()) {
+            pump();
+        }
     }
 }
 
@@ -125,6 +129,26 @@ fn handle(bytes: &[u8]) {
         Err(e) => (vec![FromWorker::Fatal { message: e.to_string() }], Vec::new()),
     };
     answers.iter().for_each(post_from_worker);
+    send_boundary(boundary);
+}
+
+/// Runs the pooled blocks on until one has a value for a neighbour, and sends it.
+fn pump() {
+    let (answers, boundary) = HOST.with(|h| {
+        let mut h = h.borrow_mut();
+        let answers = h.pump();
+        (answers, h.take_boundary())
+    });
+    answers.iter().for_each(post_from_worker);
+    send_boundary(boundary);
+}
+
+/// Sends boundary values to the ring neighbours: written into the shared exchange at once (as
+/// far as its slots are free), or posted on the ring's ports.
+fn send_boundary(boundary: Vec<(super::pool::Dir, ToWorker)>) {
+    if boundary.is_empty() {
+        return;
+    }
     for (dir, msg) in boundary {
         let next = matches!(dir, super::pool::Dir::Next);
         let sent = match encode(&msg) {
@@ -144,14 +168,19 @@ fn handle(bytes: &[u8]) {
             post_from_worker(&FromWorker::Fatal { message: format!("the pool's ring: {message}") });
         }
     }
+    SHARED.with(|s| {
+        if let Some(m) = s.borrow_mut().as_mut() {
+            m.send();
+        }
+    });
 }
 
-/// With a shared exchange: writes this worker's boundary values, reads its neighbours', and
-/// sleeps on its doorbell in between, until no pooled block here is in an iteration and all it
-/// wrote has been read; then the worker goes back to its event loop (the page's next message).
-/// Every worker takes the page's messages in the order the page sent them, and while here serves
-/// every pooled model, so no two workers wait on each other. A poisoned exchange (the pool was
-/// replaced, or a worker lost) ends the wait at once.
+/// With a shared exchange: writes this worker's boundary values, reads its neighbours', runs the
+/// blocks that can go on, and sleeps on its doorbell when none can, until no pooled block here is
+/// in an iteration and all it wrote has been read; then the worker goes back to its event loop
+/// (the page's next message). Every worker takes the page's messages in the order the page sent
+/// them, and while here serves every pooled model, so no two workers wait on each other. A
+/// poisoned exchange (the pool was replaced, or a worker lost) ends the wait at once.
 fn exchange() {
     loop {
         let round = SHARED.with(|s| {
@@ -169,6 +198,12 @@ fn exchange() {
         let received = !got.is_empty();
         for bytes in got {
             handle(&bytes);
+        }
+        let runnable = HOST.with(|h| h.borrow().runnable());
+        if runnable {
+            // One block's run up to its next boundary value; then the exchange is read again.
+            pump();
+            continue;
         }
         let busy = HOST.with(|h| h.borrow().pooled_busy());
         let pending = SHARED.with(|s| s.borrow().as_ref().is_some_and(super::shared::Mailbox::pending));
@@ -255,7 +290,10 @@ pub fn worker_main() {
         match load_mnist(|_, _| {}).await {
             Ok(m) => {
                 let (train, test) = (m.train.len(), m.test.len());
-                HOST.with(|h| *h.borrow_mut() = WorkerHost::new(Arc::new(m)));
+                let mut host = WorkerHost::new(Arc::new(m));
+                // Boundary values leave as soon as a block has them (see `exchange`).
+                host.set_streaming(true);
+                HOST.with(|h| *h.borrow_mut() = host);
                 post_from_worker(&FromWorker::Ready { train, test });
             }
             Err(message) => post_from_worker(&FromWorker::Fatal { message: format!("MNIST: {message}") }),

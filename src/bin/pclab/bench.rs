@@ -34,6 +34,10 @@ pub(crate) struct BenchArgs {
     /// iterations, in blocks of K alternating with blocks without (the --reps median of each)
     #[arg(long, value_name = "K")]
     pub(crate) align_every: Option<usize>,
+    /// PC rules on the CPU: time one worker (one thread) against a pool of W worker threads on
+    /// the plan the page would choose for W workers, iterations alternated, medians of each
+    #[arg(long, value_name = "W")]
+    pub(crate) pool: Option<usize>,
 }
 
 /// Adapter and dispatch facts of a GPU run, for bench's JSON.
@@ -58,6 +62,9 @@ pub(crate) fn bench(a: BenchArgs) -> Result<(), String> {
     let mut c = build_config(&a.net, data.train.len())?;
     if a.predict {
         return predict_table(&c, a.json);
+    }
+    if let Some(w) = a.pool {
+        return pool_table(&c, &data, w, a.warmup, a.reps, a.json);
     }
     c.iterations = a.warmup + a.reps;
     c.validate(data.train.len()).map_err(|e| e.to_string())?;
@@ -310,5 +317,84 @@ fn predict_table(c: &pclab::config::RunConfig, json: bool) -> Result<(), String>
         ta * (60_000 / c.batch) as f64 / 1e3,
         tb / ta
     );
+    Ok(())
+}
+
+/// `bench --pool W`: the pool's blocks on W worker threads against the same network on one
+/// worker thread, one iteration of each in turn (so both see the same machine), medians.
+fn pool_table(
+    c: &pclab::config::RunConfig,
+    data: &pclab::data::Mnist,
+    workers: usize,
+    warmup: usize,
+    reps: usize,
+    json: bool,
+) -> Result<(), String> {
+    use pclab::pcn::learn::AdamConfig;
+    use pclab::pcn::Network;
+    use pclab::pool::{threads::ThreadPool, Plan};
+    if !(1..=64).contains(&workers) {
+        return Err(format!("--pool takes 1 to 64 workers, got {workers}"));
+    }
+    let indices: Vec<usize> = (0..c.batch).collect();
+    let (x, y) = data.train.batch::<f32>(&indices);
+    for rs in &c.rules {
+        if !rs.rule.is_pc() {
+            return Err(format!("--pool times PC rules (mupc, sp); {} runs on one worker", rs.rule.name()));
+        }
+        let arch = c.arch(rs.rule);
+        let learning = c.learning(rs);
+        let net: Network<f32> = Network::init(arch, c.seed);
+        let plan = pclab::session::backend::pool_plan(
+            &arch,
+            learning,
+            c.batch,
+            workers,
+            true,
+            pclab::session::Exchange::Shared,
+        );
+        let start = |plan: Plan| ThreadPool::new(&net, plan, learning, rs.lr, AdamConfig::default(), c.batch);
+        let mut one = start(Plan::even(arch.layers(), 1))?;
+        let mut pool = start(plan.clone())?;
+        let (mut t_one, mut t_pool, mut busy) = (Vec::new(), Vec::new(), vec![Vec::new(); plan.workers]);
+        for i in 0..warmup + reps {
+            let time = |p: &mut ThreadPool| -> Result<f64, String> {
+                let t0 = Instant::now();
+                p.train_step(i + 1, &x, &y).map_err(|e| e.to_string())?;
+                Ok(t0.elapsed().as_secs_f64() * 1e3)
+            };
+            let (a, b) = (time(&mut one)?, time(&mut pool)?);
+            if i >= warmup {
+                t_one.push(a);
+                t_pool.push(b);
+                pool.busy_ms().iter().zip(&mut busy).for_each(|(&ms, v)| v.push(ms));
+            }
+        }
+        let (m_one, m_pool) = (median(&mut t_one), median(&mut t_pool));
+        let busy: Vec<f64> = busy.iter_mut().map(|v| median(v)).collect();
+        let ratio = m_one / m_pool;
+        if json {
+            println!(
+                "{}",
+                json!({"rule": rs.rule.name(), "depth": c.depth, "width": c.width, "steps": c.inference_steps(),
+                "batch": c.batch, "workers": plan.workers, "blocks": plan.len(), "reps": reps,
+                "ms_one_worker": m_one, "ms_pool": m_pool, "speedup": ratio, "worker_busy_ms": busy})
+            );
+        } else {
+            let busy: Vec<String> = busy.iter().map(|b| format!("{b:.1}")).collect();
+            println!(
+                "{:<7} H={} N={} T={} B={}: one worker {m_one:.2} ms/iteration, pool of {} ({} blocks) \
+                 {m_pool:.2} ms/iteration: {ratio:.2}× (workers busy {} ms; medians of {reps}, alternated)",
+                rs.rule.name(),
+                c.depth,
+                c.width,
+                c.inference_steps(),
+                c.batch,
+                plan.workers,
+                plan.len(),
+                busy.join(", ")
+            );
+        }
+    }
     Ok(())
 }
