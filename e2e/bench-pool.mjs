@@ -1,7 +1,9 @@
 // The pool against one worker in Chromium without WebGPU: ms per iteration over the iterations
 // after the first two (their total time over their count; the median of single iterations too), for each network and pool size given (not part of `make test`:
 // a 128-layer network takes seconds per iteration). The page is cross-origin isolated (the pool's
-// workers share memory) unless PORTS=1: then the boundary values go by message ports. Usage:
+// workers share memory) unless PORTS=1: then the boundary values go by message ports. κ during
+// training is switched off (its block bisection runs on the page's thread and would take a core's
+// share from the workers) unless KAPPA=1. Usage:
 //   node bench-pool.mjs [depth:width:workers ...]     (defaults: 128:128:1 128:128:2 8:128:1 8:128:2)
 import { chromium } from "playwright-core";
 import { serveDist } from "./serve.mjs";
@@ -19,10 +21,13 @@ try {
     const page = await browser.newPage();
     const want = Number(process.env.ITERATIONS ?? (depth >= 64 ? 6 : 40));
     await page.goto(`${url}?depth=${depth}&width=${width}&T=${depth}&batch=64&rules=mupc&eval_every=100000&workers=${workers}&autoplay=1`);
-    const timed = await timeIterations(page, { want });
+    if (process.env.KAPPA !== "1") await page.selectOption('[data-testid="kappa-every"]', "0", { force: true });
+    // A 128-layer iteration takes over a second: reading the counter four times a second is plenty
+    // and leaves the page's thread (and the workers' cores) alone.
+    const timed = await timeIterations(page, { want, pollMs: depth >= 64 ? 250 : 20 });
     const status = await page.textContent('[data-testid="throughput"]');
     const backend = await page.textContent('[data-testid="backend"]');
-    console.log(JSON.stringify({ depth, width, workers, ...timed, status, backend }));
+    console.log(JSON.stringify({ depth, width, workers, kappa: process.env.KAPPA === "1", ...timed, status, backend }));
     await page.close();
   }
 } finally {

@@ -193,7 +193,7 @@ pub(super) fn Conditioning(
                     <span>"κ during training every"</span>
                     <select data-testid="kappa-every" on:change=move |ev| {
                         let v = event_target_value(&ev).parse().unwrap_or(0);
-                        runner::with(|r| r.kappa_every = v);
+                        runner::with(|r| r.set_kappa_every(v));
                     }>
                         {[(0usize, "off"), (25, "25"), (50, "50"), (100, "100"), (250, "250"), (1000, "1000")]
                             .iter()

@@ -22,6 +22,16 @@ pub(super) const CONDITIONING_BUDGET_MS: f64 = 6.0;
 /// already takes 52 MB; larger ones are for `pclab hessian`.
 pub const PAGE_MAX_HESSIAN: usize = 128 * 128;
 impl Runner {
+    /// κ during training every `every` iterations (0: off, and the κ work under way for the
+    /// training runs stops, so the page's thread is free again).
+    pub fn set_kappa_every(&mut self, every: usize) {
+        self.kappa_every = every;
+        if every == 0 && !self.kappa_jobs.is_empty() {
+            self.kappa_jobs.clear();
+            self.dirty[PlotId::KappaTraining.index()] = true;
+        }
+    }
+
     /// Lanczos work for at most [`CONDITIONING_BUDGET_MS`]: κ of training runs first, then the sweep.
     pub fn work_conditioning(&mut self) {
         let deadline = now_ms() + CONDITIONING_BUDGET_MS;
