@@ -4,7 +4,7 @@
 // workers share memory) unless PORTS=1: then the boundary values go by message ports. κ during
 // training is switched off (its block bisection runs on the page's thread and would take a core's
 // share from the workers) unless KAPPA=1. Usage:
-//   node bench-pool.mjs [depth:width:workers ...]     (defaults: 128:128:1 128:128:2 8:128:1 8:128:2)
+//   node bench-pool.mjs [depth:width:workers[:pages] ...]     (defaults: 128:128:1 128:128:2 8:128:1 8:128:2)
 import { chromium } from "playwright-core";
 import { serveDist } from "./serve.mjs";
 import { timeIterations } from "./timing.mjs";
@@ -17,18 +17,26 @@ const browser = await chromium.launch({
 });
 try {
   for (const c of cases) {
-    const [depth, width, workers] = c.split(":").map(Number);
-    const page = await browser.newPage();
+    // depth:width:workers, or depth:width:1:pages — that many one-worker pages training at once,
+    // each timed: what the machine gives independent workers, the most a pool could reach.
+    const [depth, width, workers, pages = 1] = c.split(":").map(Number);
     const want = Number(process.env.ITERATIONS ?? (depth >= 64 ? 6 : 40));
-    await page.goto(`${url}?depth=${depth}&width=${width}&T=${depth}&batch=64&rules=mupc&eval_every=100000&workers=${workers}&autoplay=1`);
-    if (process.env.KAPPA !== "1") await page.selectOption('[data-testid="kappa-every"]', "0", { force: true });
+    const open = await Promise.all([...Array(pages)].map(() => browser.newPage()));
+    const q = `?depth=${depth}&width=${width}&T=${depth}&batch=64&rules=mupc&eval_every=100000&workers=${workers}&autoplay=1`;
+    await Promise.all(open.map((page) => page.goto(url + q)));
+    if (process.env.KAPPA !== "1") {
+      await Promise.all(open.map((page) => page.selectOption('[data-testid="kappa-every"]', "0", { force: true })));
+    }
     // A 128-layer iteration takes over a second: reading the counter four times a second is plenty
     // and leaves the page's thread (and the workers' cores) alone.
-    const timed = await timeIterations(page, { want, pollMs: depth >= 64 ? 250 : 20 });
-    const status = await page.textContent('[data-testid="throughput"]');
-    const backend = await page.textContent('[data-testid="backend"]');
-    console.log(JSON.stringify({ depth, width, workers, kappa: process.env.KAPPA === "1", ...timed, status, backend }));
-    await page.close();
+    const timed = await Promise.all(open.map((page) => timeIterations(page, { want, pollMs: depth >= 64 ? 250 : 20 })));
+    for (const [k, page] of open.entries()) {
+      const status = await page.textContent('[data-testid="throughput"]');
+      const backend = await page.textContent('[data-testid="backend"]');
+      const of = pages > 1 ? { page: k + 1, pages } : {};
+      console.log(JSON.stringify({ depth, width, workers, ...of, kappa: process.env.KAPPA === "1", ...timed[k], status, backend }));
+      await page.close();
+    }
   }
 } finally {
   await browser.close();

@@ -26,8 +26,10 @@ use crate::pcn::{Arch, Mat, Network, Real};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 
-/// A message to a block.
+/// A message to a block. Its boundary values are encoded as their raw bytes (a boundary message
+/// is `B × N` or `2 × B × N` floats, and element by element the encoding cost more than the copy).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(bound(serialize = "T: Serialize + bytemuck::Pod", deserialize = "T: Deserialize<'de> + bytemuck::Pod"))]
 pub enum BlockMsg<T> {
     /// Train one iteration: `x` for the block holding layer 1, `y` for the one holding layer L.
     Step {
@@ -46,6 +48,7 @@ pub enum BlockMsg<T> {
         /// Updates applied.
         step: usize,
         /// `z_{lo−1}`, `(B, N)`.
+        #[serde(with = "floats")]
         z: Vec<T>,
     },
     /// From the block above: the error of its lowest layer `hi + 1` at `step` and its
@@ -56,10 +59,42 @@ pub enum BlockMsg<T> {
         /// The inference step.
         step: usize,
         /// `e_{hi+1}`.
+        #[serde(with = "floats")]
         e: Vec<T>,
         /// `e_{hi+1} W_{hi+1}`.
+        #[serde(with = "floats")]
         back: Vec<T>,
     },
+}
+
+/// A vector of floats as one run of bytes (native byte order is little-endian on every target
+/// pclab runs on: wasm32, x86-64, aarch64).
+mod floats {
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
+    use std::marker::PhantomData;
+
+    pub fn serialize<T: bytemuck::Pod, S: Serializer>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytemuck::cast_slice(v))
+    }
+
+    pub fn deserialize<'de, T: bytemuck::Pod, D: Deserializer<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+        struct Floats<T>(PhantomData<T>);
+        impl<T: bytemuck::Pod> Visitor<'_> for Floats<T> {
+            type Value = Vec<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "bytes, a whole number of {}-byte floats", std::mem::size_of::<T>())
+            }
+            fn visit_bytes<E: Error>(self, b: &[u8]) -> Result<Vec<T>, E> {
+                if b.len() % std::mem::size_of::<T>() != 0 {
+                    return Err(E::invalid_length(b.len(), &self));
+                }
+                // A copy: the bytes need not be aligned for T.
+                Ok(bytemuck::pod_collect_to_vec(b))
+            }
+        }
+        d.deserialize_bytes(Floats(PhantomData))
+    }
 }
 
 /// What a block reports once its part of an iteration is done.
@@ -424,5 +459,32 @@ impl<T: Real> Block<T> {
     /// The batch size this block was built for.
     pub fn batch(&self) -> usize {
         self.batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BlockMsg;
+
+    #[test]
+    fn boundary_values_go_as_their_bytes_and_come_back_bit_for_bit() {
+        let odd = [f32::NAN, -0.0, f32::MIN_POSITIVE / 3.0, f32::INFINITY, 1.0 / 3.0];
+        let msg = BlockMsg::Down { iteration: 3, step: 9, e: odd.to_vec(), back: odd.iter().map(|v| -v).collect() };
+        let bytes = postcard::to_allocvec(&msg).expect("encodes");
+        let back: BlockMsg<f32> = postcard::from_bytes(&bytes).expect("decodes");
+        let bits = |m: &BlockMsg<f32>| match m {
+            BlockMsg::Down { e, back, .. } => e.iter().chain(back).map(|v| v.to_bits()).collect::<Vec<_>>(),
+            _ => Vec::new(),
+        };
+        assert_eq!(bits(&back), bits(&msg));
+        // The payload is the floats' bytes: a length prefix and 4 bytes a float, nothing per element.
+        assert!(bytes.len() <= 2 * (1 + 4 * odd.len()) + 4, "{} bytes", bytes.len());
+        // A payload that is not a whole number of floats is refused, not read short.
+        let up = postcard::to_allocvec(&BlockMsg::Up { iteration: 1, step: 1, z: vec![1.0f32] }).expect("encodes");
+        let mut cut = up[..up.len() - 1].to_vec();
+        let at = cut.len() - 4;
+        assert_eq!(cut[at], 4, "the length prefix of one float");
+        cut[at] = 3;
+        assert!(postcard::from_bytes::<BlockMsg<f32>>(&cut).is_err(), "three bytes decoded as a float");
     }
 }

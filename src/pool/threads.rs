@@ -82,9 +82,9 @@ struct Worker {
 impl Worker {
     fn accept(&mut self, i: usize, msg: BlockMsg<f32>) -> Option<()> {
         self.blocks.get_mut(&i)?.accept(msg);
-        if !self.runnable.contains(&i) {
-            self.runnable.push_back(i);
-        }
+        // As in the page's workers: a block given a value first (its edge layer unblocks a neighbour).
+        self.runnable.retain(|&j| j != i);
+        self.runnable.push_front(i);
         Some(())
     }
 
@@ -98,7 +98,7 @@ impl Worker {
             if outs.is_empty() {
                 continue;
             }
-            self.runnable.push_front(i);
+            self.runnable.push_back(i);
             let mut remote = false;
             for out in outs {
                 let (to, m) = match out {

@@ -107,9 +107,10 @@ impl Pooled {
             match self.blocks.get_mut(&i) {
                 Some(block) => {
                     block.accept(msg);
-                    if !self.runnable.contains(&i) {
-                        self.runnable.push_back(i);
-                    }
+                    // A block given a value goes first: it can compute its edge layer and send
+                    // what its other neighbour waits for; inner layers can wait.
+                    self.runnable.retain(|&j| j != i);
+                    self.runnable.push_front(i);
                 }
                 None => {
                     page.push(FromWorker::Error { id, message: format!("worker {} holds no block {i}", self.worker) })
@@ -124,7 +125,7 @@ impl Pooled {
         !self.runnable.is_empty()
     }
 
-    /// Runs this worker's blocks, oldest message first, until one has a value for another worker
+    /// Runs this worker's blocks, the latest given a value first, until one has a value for another worker
     /// (in `ring`: the caller sends it at once, so the neighbour is not kept waiting while this
     /// worker computes on) or none can go on. `false` when nothing ran.
     pub(super) fn pump(&mut self, id: u32, page: &mut Vec<FromWorker>, ring: &mut Vec<(Dir, ToWorker)>) -> bool {
@@ -138,8 +139,8 @@ impl Pooled {
             if outs.is_empty() {
                 continue;
             }
-            // It stopped to send: it may go on.
-            self.runnable.push_front(i);
+            // It stopped to send: it may go on (after the blocks given values meanwhile).
+            self.runnable.push_back(i);
             let mut remote = false;
             for out in outs {
                 let (to, dir, m) = match out {

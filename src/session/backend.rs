@@ -91,12 +91,15 @@ pub const POOL_MESSAGE_MS: f64 = 0.4;
 /// with them.
 pub const POOL_STEP_WAIT_MS: f64 = 1.7;
 
-/// Milliseconds one boundary message costs through shared memory (a copy in, a copy out, the
-/// encoding), measured in Chromium on the same machine at B = 64, N = 128.
-pub const SHARED_MESSAGE_MS: f64 = 0.1;
+/// Milliseconds one boundary message costs through shared memory (the encoding, a copy in, a copy
+/// out), for choosing a pool's plan: measured in Chromium on a two-core machine at B = 64,
+/// N = 128, H = 128, where a worker spent about 35 ms an iteration outside its blocks and its
+/// waits over about 1 600 messages (the floats go as their bytes).
+pub const SHARED_MESSAGE_MS: f64 = 0.02;
 
-/// Milliseconds an inference step waits on a neighbour through shared memory (a futex wake-up).
-pub const SHARED_STEP_WAIT_MS: f64 = 0.1;
+/// Milliseconds an inference step waits on a neighbour through shared memory on top of what the
+/// plan's model counts (a futex wake-up).
+pub const SHARED_STEP_WAIT_MS: f64 = 0.02;
 
 /// A worker's arithmetic rate for the same model, GFLOP/s (wasm SIMD in Chromium: a layer's
 /// step at B = 64, N = 128 took 0.375 ms).

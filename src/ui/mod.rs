@@ -87,8 +87,9 @@ fn App() -> impl IntoView {
     let (controls_in, conditioning_in, grid_in, teaching_in) =
         (shown_from(1), shown_from(5), shown_from(6), shown_from(7));
     let plot_in = [shown_from(2), shown_from(3), shown_from(4)];
-    leptos_use::use_raf_fn(move |_| {
+    frame_loop(Rc::new(move || {
         let now = now_ms();
+        let mut drew = false;
         let out = runner::with(|r| {
             r.tick();
             let mut times = drawn_at.get();
@@ -103,6 +104,7 @@ fn App() -> impl IntoView {
                 times[i] = now;
                 drawn_at.set(times);
                 next_plot.set(i + 1);
+                drew = true;
                 if let Err(e) = plots::draw(i, r) {
                     r.message(Level::Error, e);
                 }
@@ -117,9 +119,11 @@ fn App() -> impl IntoView {
             }
             (r.snapshot(), r.cfg.clone())
         });
+        let mut changed = false;
         if let Some((s, cfg)) = out {
             if snap.with_untracked(|old| *old != s) {
                 snap.set(s);
+                changed = true;
             }
             // The runner changes its settings itself on the switch.
             if form.with_untracked(|f| *f != cfg) {
@@ -127,7 +131,11 @@ fn App() -> impl IntoView {
                 form.set(cfg);
             }
         }
-    });
+        // Busy: something was drawn or changed, or the frame worked (training on this thread,
+        // κ, the η grid): the next frame comes at once. Otherwise the page only waits on its
+        // workers or the GPU, and looks again in IDLE_FRAME_MS.
+        drew || changed || now_ms() - now > IDLE_WORK_MS
+    }));
     wasm_bindgen_futures::spawn_local(boot_sequence());
 
     let play = move |_| {
@@ -408,6 +416,27 @@ fn App() -> impl IntoView {
 /// Raises `stage` by one after each frame (a timer after an animation frame, so that each part
 /// is mounted, styled and laid out in a task of its own) up to `last`; then the canvases follow
 /// their size on the screen.
+/// Milliseconds between frames while the page has nothing to do but wait (for its workers, or
+/// the GPU): an animation frame costs the browser's thread work even when nothing is drawn, and
+/// a pool of workers on every core feels each millisecond of it.
+const IDLE_FRAME_MS: u64 = 50;
+
+/// A frame whose work took less than this many milliseconds and that drew and changed nothing is
+/// idle.
+const IDLE_WORK_MS: f64 = 1.0;
+
+/// The page's frame loop: `frame` runs in every animation frame while it says it was busy, and
+/// after an idle one the next frame is asked for `IDLE_FRAME_MS` later.
+fn frame_loop(frame: Rc<dyn Fn() -> bool>) {
+    request_animation_frame(move || {
+        if frame() {
+            frame_loop(frame);
+        } else {
+            set_timeout(move || frame_loop(frame), std::time::Duration::from_millis(IDLE_FRAME_MS));
+        }
+    });
+}
+
 fn stage_in(stage: RwSignal<u8>, last: u8) {
     request_animation_frame(move || {
         set_timeout(
