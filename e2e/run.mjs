@@ -191,7 +191,8 @@ await test("a browser without WebGPU trains depth 4 width 32 on the CPU worker p
 });
 
 // A pool of CPU workers (issue 18): one network's layers in blocks across two workers must train
-// exactly as one worker does, and the page's thread must stay free while it does.
+// exactly as one worker does (losses, and the comparison with backprop's gradients), and the
+// page's thread must stay free while it does.
 await test("without WebGPU a pool of two workers trains depth 16 width 64 loss for loss as one worker over 20 iterations and names the pool", async () => {
   const plain = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
@@ -199,12 +200,22 @@ await test("without WebGPU a pool of two workers trains depth 16 width 64 loss f
   });
   try {
     const losses = {};
+    const aligned = {};
     for (const workers of [1, 2]) {
       const page = await plain.newPage({ viewport: { width: 1400, height: 1000 } });
       const errors = [];
       page.on("pageerror", (e) => errors.push(String(e)));
       await page.goto(url + `?depth=16&width=64&rules=mupc&eval_every=10&workers=${workers}&autoplay=1`);
       await waitFor(page, "the first iteration", iterationAtLeast(), 1, 120000);
+      // Every text the gradient-alignment line shows, as it changes (iteration 20's lasts only
+      // until iteration 30's report).
+      await page.evaluate(() => {
+        window.__aligned = [];
+        new MutationObserver(() => {
+          const t = document.querySelector('[data-testid="alignment-state"]')?.textContent ?? "";
+          if (t !== window.__aligned[window.__aligned.length - 1]) window.__aligned.push(t);
+        }).observe(document.body, { subtree: true, childList: true, characterData: true });
+      });
       if (workers === 2) await watchLongTasks(page);
       await waitFor(page, "iteration 20", iterationAtLeast(), 20, 240000);
       // The status line while it trains (paused, it says nothing of speed).
@@ -214,6 +225,8 @@ await test("without WebGPU a pool of two workers trains depth 16 width 64 loss f
       const throughput = await text(page, "throughput");
       await page.click('[data-testid="play"]');
       losses[workers] = (await lossesWhenFiled(page, "mupc", 20)).slice(0, 20);
+      // Every 10th iteration compares PC's gradients with backprop's: on the pool, block by block.
+      aligned[workers] = (await page.evaluate(() => window.__aligned)).find((t) => /at iteration 20:/.test(t));
       const backend = await text(page, "backend");
       console.log(`     workers=${workers}: ${backend} · ${throughput}`);
       if (workers === 2) {
@@ -231,6 +244,9 @@ await test("without WebGPU a pool of two workers trains depth 16 width 64 loss f
     const differ = losses[1].findIndex((l, i) => l[0] !== losses[2][i][0] || l[1] !== losses[2][i][1]);
     check(differ < 0, `iteration ${differ + 1}: one worker ${losses[1][differ]}, the pool ${losses[2][differ]}`);
     console.log(`     20 losses equal, the last ${losses[2][19][1]}`);
+    check(/μPC at iteration 20: median cosine/.test(aligned[2] ?? ""), `the pool's gradient alignment at iteration 20: ${aligned[2]}`);
+    check(aligned[1] === aligned[2], `alignment on one worker «${aligned[1]}», on the pool «${aligned[2]}»`);
+    console.log(`     alignment the same on both: ${aligned[2]}`);
   } finally {
     await plain.close();
   }

@@ -101,6 +101,9 @@ pub enum ToWorker {
         iteration: usize,
         /// Indices into the training split.
         indices: Vec<u32>,
+        /// Compare PC's gradients with backprop's in this iteration.
+        #[serde(default)]
+        align: bool,
     },
     /// A boundary value for one of this worker's blocks, from a neighbouring block on another
     /// worker (worker to worker, not through the page).
@@ -412,7 +415,7 @@ impl WorkerHost {
                     Err(message) => page.push(FromWorker::Error { id, message }),
                 }
             }
-            ToWorker::BlockStep { id, iteration, indices } => {
+            ToWorker::BlockStep { id, iteration, indices, align } => {
                 let Some(data) = self.data.clone() else {
                     return vec![FromWorker::Error { id, message: "the worker has no training data".into() }];
                 };
@@ -426,7 +429,7 @@ impl WorkerHost {
                 let (first, last) = p.holds_ends();
                 let (x, y) =
                     if first || last { data.train.batch::<f32>(&idx) } else { (Mat::zeros(0, 0), Mat::zeros(0, 0)) };
-                let msgs = p.step_messages(iteration, first.then_some(x), last.then_some(y));
+                let msgs = p.step_messages(iteration, first.then_some(x), last.then_some(y), align);
                 self.run_pooled(id, msgs, &mut page);
             }
             ToWorker::Boundary { id, block, msg } => match self.pooled.get(&id) {

@@ -117,7 +117,7 @@ fn odd_depths_one_layer_blocks_and_more_workers_than_layers_train_as_one_worker(
         let mut pool = PoolModel::create(links, arch, cfg.seed, learning, rs.lr, 32, plan.clone()).expect("pool");
         for it in 1..=4 {
             one.submit_step(it, &idx, false).expect("step");
-            pool.submit_step(it, &idx).expect("step");
+            pool.submit_step(it, &idx, false).expect("step");
         }
         let (a, b) = (pool.ready_reports().expect("pool"), one.ready_reports().expect("one"));
         assert_eq!(a, b, "plan {:?} on {} workers: reports", plan.blocks, plan.workers);
@@ -129,7 +129,7 @@ fn odd_depths_one_layer_blocks_and_more_workers_than_layers_train_as_one_worker(
     let plan = Plan::dealt(arch.layers(), 3, 2);
     let mut other = PoolModel::create(ring(2), arch, cfg.seed + 1, learning, rs.lr, 32, plan).expect("pool");
     let mut one = RemoteModel::create(one_worker(), arch, cfg.seed, learning, rs.lr).expect("one worker");
-    other.submit_step(1, &idx).expect("step");
+    other.submit_step(1, &idx, false).expect("step");
     one.submit_step(1, &idx, false).expect("step");
     assert_ne!(other.ready_reports().expect("pool"), one.ready_reports().expect("one"));
 }
@@ -231,7 +231,7 @@ fn a_boundary_that_comes_before_its_blocks_waits_for_them_and_changes_nothing() 
         worker,
         states: None,
     };
-    let step = || ToWorker::BlockStep { id: 7, iteration: 1, indices: (0..cfg.batch as u32).collect() };
+    let step = || ToWorker::BlockStep { id: 7, iteration: 1, indices: (0..cfg.batch as u32).collect(), align: false };
     // The page's messages in `order`; boundary values between hosts go first, as they come.
     let run = |order: Vec<(usize, ToWorker)>| {
         let mut hosts = [WorkerHost::new(data()), WorkerHost::new(data())];

@@ -181,7 +181,7 @@ pub fn profile<T: Real>(pc: &[Mat<T>], bp: &[Mat<T>]) -> Profile {
 
 /// [`profile`] where the layers below `from` are known to have no PC gradient; one pass over
 /// each layer's weights, the layers side by side.
-fn profile_from<T: Real>(pc: &[Mat<T>], bp: &[Mat<T>], from: usize) -> Profile {
+pub fn profile_from<T: Real>(pc: &[Mat<T>], bp: &[Mat<T>], from: usize) -> Profile {
     let mut out: Profile = vec![None; pc.len()];
     super::for_each_layer(&mut out, |k, slot| {
         if k + 1 < from {

@@ -52,24 +52,59 @@ pub fn bp_grads_into<T: Real>(
     s: &mut BpScratch<T>,
     grads: &mut [Mat<T>],
 ) {
+    bp_grads_layers(net, x, y, z, y_hat, s, grads, 1, net.arch.layers());
+}
+
+/// [`bp_grads_into`] for layers `lo … hi` only (one block of a pool, `crate::pool`), top to
+/// bottom. With `hi = L` it starts from `y` and `ŷ`; otherwise from `δ_hi` put in `s` by
+/// [`BpScratch::set_delta`] (the block above's [`BpScratch::delta`]). Needs `z_{lo−1} … z_hi`
+/// (and `x` when `lo = 1`); leaves `δ_{lo−1}` in [`BpScratch::delta`] when `lo ≥ 2`.
+#[allow(clippy::too_many_arguments)]
+pub fn bp_grads_layers<T: Real>(
+    net: &Network<T>,
+    x: &Mat<T>,
+    y: &Mat<T>,
+    z: &[Mat<T>],
+    y_hat: &Mat<T>,
+    s: &mut BpScratch<T>,
+    grads: &mut [Mat<T>],
+    lo: usize,
+    hi: usize,
+) {
     let (h, act) = (net.arch.hidden, net.arch.act);
-    let scale = T::of(-2.0 / y.data.len().max(1) as f64);
-    for ((g, &yv), &pv) in s.g_out.data.iter_mut().zip(&y.data).zip(&y_hat.data) {
-        *g = scale * (yv - pv);
+    if hi == h + 1 {
+        let scale = T::of(-2.0 / y.data.len().max(1) as f64);
+        for ((g, &yv), &pv) in s.g_out.data.iter_mut().zip(&y.data).zip(&y_hat.data) {
+            *g = scale * (yv - pv);
+        }
+        // Output layer: ∂W_L and δ_H.
+        apply_phi(act, &z[h - 1], &mut s.phi);
+        let a_out = net.a(h + 1);
+        gemm(a_out, s.g_out.view().t(), s.phi.view(), T::zero(), &mut grads[h].data);
+        back_step(net, h + 1, &s.g_out, &z[h - 1], &mut s.back, &mut s.delta);
     }
-    // Output layer: ∂W_L and δ_H.
-    apply_phi(act, &z[h - 1], &mut s.phi);
-    let a_out = net.a(h + 1);
-    gemm(a_out, s.g_out.view().t(), s.phi.view(), T::zero(), &mut grads[h].data);
-    back_step(net, h + 1, &s.g_out, &z[h - 1], &mut s.back, &mut s.delta);
     // Residual blocks, top to bottom.
-    for l in (2..=h).rev() {
+    for l in (lo.max(2)..=hi.min(h)).rev() {
         apply_phi(act, &z[l - 2], &mut s.phi);
         gemm(net.a(l), s.delta.view().t(), s.phi.view(), T::zero(), &mut grads[l - 1].data);
         back_step(net, l, &s.delta, &z[l - 2], &mut s.back, &mut s.below);
         std::mem::swap(&mut s.delta, &mut s.below);
     }
-    gemm(net.a(1), s.delta.view().t(), x.view(), T::zero(), &mut grads[0].data);
+    if lo == 1 {
+        gemm(net.a(1), s.delta.view().t(), x.view(), T::zero(), &mut grads[0].data);
+    }
+}
+
+impl<T: Real> BpScratch<T> {
+    /// `δ` where the backward pass stands (after [`bp_grads_layers`] of `lo … hi`: `δ_{lo−1}`).
+    pub fn delta(&self) -> &Mat<T> {
+        &self.delta
+    }
+
+    /// Starts the backward pass below a block from its `δ_hi` (`B × N` values).
+    pub fn set_delta(&mut self, values: Vec<T>) {
+        self.delta.data = values;
+    }
 }
 
 /// One step of the backward pass through layer `l ≥ 2`: `δ_{l−1} = τ δ_l + a_l (δ_l W_l) ⊙ φ'(z_{l−1})`

@@ -17,6 +17,8 @@
 //! bit is the same; a value is only sent when it can be non-zero or has moved, and a block the
 //! wavefront has not reached computes nothing.
 
+use crate::pcn::alignment::{profile_from, step_stride, Profile};
+use crate::pcn::bp::{bp_grads_layers, bp_loss, BpScratch};
 use crate::pcn::energy::{errors_layers, Workspace};
 use crate::pcn::forward::{alloc_activities, forward_layers};
 use crate::pcn::infer::{first_active_layer, lowest_moving_layer, update_layers};
@@ -39,6 +41,9 @@ pub enum BlockMsg<T> {
         x: Option<Mat<T>>,
         /// The batch's targets (`None` for blocks without layer L).
         y: Option<Mat<T>>,
+        /// Compare the block's PC gradients with backprop's in this iteration.
+        #[serde(default)]
+        align: bool,
     },
     /// From the block below: its top activity `z_{lo−1}` after `step` inference updates
     /// (0: the feedforward pass).
@@ -50,6 +55,15 @@ pub enum BlockMsg<T> {
         /// `z_{lo−1}`, `(B, N)`.
         #[serde(with = "floats")]
         z: Vec<T>,
+    },
+    /// From the block above, in an iteration that compares gradients: backprop's `δ_hi` at the
+    /// feedforward point (`B × N`).
+    Delta {
+        /// The iteration.
+        iteration: usize,
+        /// `δ_hi`.
+        #[serde(with = "floats")]
+        delta: Vec<T>,
     },
     /// From the block above: the error of its lowest layer `hi + 1` at `step` and its
     /// back-projection `e_{hi+1} W_{hi+1}`.
@@ -112,6 +126,20 @@ pub struct BlockDone {
     pub rel_dw: Vec<f64>,
     /// Matrix products the block ran (its share of the work: the pool's load display).
     pub products: usize,
+    /// Its layers' PC gradients against backprop's, when the iteration compared them.
+    #[serde(default)]
+    pub alignment: Option<BlockAlignment>,
+}
+
+/// One block's part of an iteration's [`crate::pcn::alignment::AlignmentReport`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BlockAlignment {
+    /// For each compared step, the block's layers `lo … hi`.
+    pub steps: Vec<Profile>,
+    /// The step each of `steps` comes after.
+    pub at: Vec<usize>,
+    /// `ℓ̃` at the feedforward point (from the block holding layer L).
+    pub bp_loss: Option<f64>,
 }
 
 /// Where a block's output goes.
@@ -142,6 +170,9 @@ pub struct BlockState<T> {
 enum Phase {
     Idle,
     Forward,
+    /// Backprop's gradients of the block's layers at the feedforward point (iterations that
+    /// compare gradients), from `δ_hi` from the block above.
+    Backward,
     /// Step `t`'s errors; `true` once the layers above the edge are done (while the block
     /// waited for the value from below).
     Errors(usize, bool),
@@ -178,10 +209,22 @@ pub struct Block<T> {
     steps_in: VecDeque<Queued<T>>,
     ups: HashMap<(usize, usize), Vec<T>>,
     downs: HashMap<(usize, usize), (Vec<T>, Vec<T>)>,
+    deltas: HashMap<usize, Vec<T>>,
+    /// This iteration compares gradients: backprop's (the block's layers), its scratch, and
+    /// the comparison so far.
+    probe: Option<Probe<T>>,
 }
 
-/// A step waiting its turn: the iteration, `x` and `y`.
-type Queued<T> = (usize, Option<Mat<T>>, Option<Mat<T>>);
+/// A block's comparison of its PC gradients with backprop's over one iteration.
+#[derive(Debug)]
+struct Probe<T> {
+    bp: Vec<Mat<T>>,
+    scratch: BpScratch<T>,
+    out: BlockAlignment,
+}
+
+/// A step waiting its turn: the iteration, `x`, `y` and whether it compares gradients.
+type Queued<T> = (usize, Option<Mat<T>>, Option<Mat<T>>, bool);
 
 fn empty<T: Real>() -> Mat<T> {
     Mat::zeros(0, 0)
@@ -262,6 +305,8 @@ impl<T: Real> Block<T> {
             steps_in: VecDeque::new(),
             ups: HashMap::new(),
             downs: HashMap::new(),
+            deltas: HashMap::new(),
+            probe: None,
         })
     }
 
@@ -299,7 +344,10 @@ impl<T: Real> Block<T> {
     /// Keeps one message for when the block gets to it.
     pub fn accept(&mut self, msg: BlockMsg<T>) {
         match msg {
-            BlockMsg::Step { iteration, x, y } => self.steps_in.push_back((iteration, x, y)),
+            BlockMsg::Step { iteration, x, y, align } => self.steps_in.push_back((iteration, x, y, align)),
+            BlockMsg::Delta { iteration, delta } => {
+                self.deltas.insert(iteration, delta);
+            }
             BlockMsg::Up { iteration, step, z } => {
                 self.ups.insert((iteration, step), z);
             }
@@ -325,8 +373,14 @@ impl<T: Real> Block<T> {
         let it = self.iteration;
         match self.phase {
             Phase::Idle => {
-                let Some((iteration, x, y)) = self.steps_in.pop_front() else { return false };
+                let Some((iteration, x, y, align)) = self.steps_in.pop_front() else { return false };
                 self.iteration = iteration;
+                self.probe = align.then(|| {
+                    let net = &self.net;
+                    let bp = net.weights.iter().map(|w| Mat::zeros(w.rows, w.cols)).collect();
+                    let out = BlockAlignment { steps: Vec::new(), at: Vec::new(), bp_loss: None };
+                    Probe { bp, scratch: BpScratch::new(net, self.batch), out }
+                });
                 self.x = x.unwrap_or_else(empty);
                 self.y = y.unwrap_or_else(empty);
                 // The neighbour's errors start each iteration at zero (as the one-worker model's).
@@ -355,6 +409,30 @@ impl<T: Real> Block<T> {
                 }
                 if hi < big_l {
                     out.push(Out::Up(BlockMsg::Up { iteration: it, step: 0, z: self.z[hi - 1].data.clone() }));
+                }
+                self.phase = if self.probe.is_some() { Phase::Backward } else { Phase::Errors(0, false) };
+            }
+            Phase::Backward => {
+                let Some(p) = self.probe.as_mut() else {
+                    self.phase = Phase::Errors(0, false);
+                    return true;
+                };
+                if hi < big_l {
+                    let Some(delta) = self.deltas.remove(&it) else { return false };
+                    p.scratch.set_delta(delta);
+                } else {
+                    p.out.bp_loss = Some(bp_loss(&self.y, &self.y_hat).f64() * a.output as f64 / 2.0);
+                }
+                // Backprop's gradients at the feedforward point, as the one-worker model's probe
+                // takes them (on ℓ̃'s scale: (O/2)·∂ℓ/∂W), before inference moves z.
+                bp_grads_layers(&self.net, &self.x, &self.y, &self.z, &self.y_hat, &mut p.scratch, &mut p.bp, lo, hi);
+                let scale = T::of(a.output as f64 / 2.0);
+                for g in &mut p.bp[lo - 1..hi] {
+                    g.data.iter_mut().for_each(|v| *v = *v * scale);
+                }
+                self.products += 2 * (hi - lo + 1);
+                if lo > 1 {
+                    out.push(Out::Down(BlockMsg::Delta { iteration: it, delta: p.scratch.delta().data.clone() }));
                 }
                 self.phase = Phase::Errors(0, false);
             }
@@ -391,6 +469,15 @@ impl<T: Real> Block<T> {
                 }
                 self.products += (from.max(lo).max(2)..=hi).count() * 2;
                 self.trace.push((lo..=hi).map(|l| self.ws.layers[l - 1].energy.f64()).collect());
+                if let Some(p) = self.probe.as_mut() {
+                    // As the one-worker probe: PC's gradient on the stride of steps before the last.
+                    if t < self.steps && t % step_stride(self.steps) == 0 {
+                        weight_grads_layers(&self.net, &self.x, &self.ws, &mut self.grads, from, lo, hi);
+                        p.out.steps.push(profile_from(&self.grads, &p.bp, from)[lo - 1..hi].to_vec());
+                        p.out.at.push(t);
+                        self.products += hi - lo + 1;
+                    }
+                }
                 if t == self.steps {
                     self.finish(out);
                     self.phase = Phase::Idle;
@@ -439,6 +526,11 @@ impl<T: Real> Block<T> {
         let (lo, hi) = (self.lo, self.hi);
         weight_grads_layers(&self.net, &self.x, &self.ws, &mut self.grads, 1, lo, hi);
         self.products += hi - lo + 1;
+        let alignment = self.probe.take().map(|mut p| {
+            p.out.steps.push(profile_from(&self.grads, &p.bp, 1)[lo - 1..hi].to_vec());
+            p.out.at.push(self.steps);
+            p.out
+        });
         let rel = self.adam.step(&mut self.net.weights, &self.grads);
         out.push(Out::Done(BlockDone {
             block: self.index,
@@ -447,6 +539,7 @@ impl<T: Real> Block<T> {
             act_rms: std::mem::take(&mut self.act_rms),
             rel_dw: rel[lo - 1..hi].to_vec(),
             products: self.products,
+            alignment,
         }));
     }
 

@@ -12,8 +12,9 @@ pub mod block;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod threads;
 
-pub use block::{Block, BlockDone, BlockMsg, BlockState, Out};
+pub use block::{Block, BlockAlignment, BlockDone, BlockMsg, BlockState, Out};
 
+use crate::pcn::alignment::AlignmentReport;
 use crate::pcn::train::IterationReport;
 use crate::pcn::{Mat, Network, Real};
 use serde::{Deserialize, Serialize};
@@ -180,5 +181,23 @@ pub fn assemble(dones: &[BlockDone]) -> IterationReport {
         (0..rows).map(|t| dones.iter().flat_map(|d| d.energies[t].iter().copied()).collect()).collect();
     let act_rms = dones.iter().flat_map(|d| d.act_rms.iter().copied()).collect();
     let rel_dw = dones.iter().flat_map(|d| d.rel_dw.iter().copied()).collect();
-    IterationReport::pc(energy_steps, act_rms, rel_dw)
+    let alignment = assemble_alignment(dones, &energy_steps);
+    IterationReport { alignment, ..IterationReport::pc(energy_steps, act_rms, rel_dw) }
+}
+
+/// The blocks' comparisons with backprop as one [`AlignmentReport`] (when every block made one):
+/// each step's profile is the blocks' side by side, and `F` after each step is summed in `f32`
+/// over the layers in order, as the one-worker model's workspace sums it, so it is the same bit
+/// for bit.
+fn assemble_alignment(dones: &[BlockDone], energy_steps: &[Vec<f64>]) -> Option<AlignmentReport> {
+    let parts: Vec<&BlockAlignment> = dones.iter().map(|d| d.alignment.as_ref()).collect::<Option<_>>()?;
+    let first = parts.first()?;
+    if parts.iter().any(|p| p.at != first.at || p.steps.len() != first.steps.len()) {
+        return None;
+    }
+    let steps =
+        (0..first.steps.len()).map(|k| parts.iter().flat_map(|p| p.steps[k].iter().copied()).collect()).collect();
+    let energies = energy_steps.iter().map(|row| f64::from(row.iter().map(|&e| e as f32).sum::<f32>())).collect();
+    let bp_loss = parts.iter().find_map(|p| p.bp_loss)?;
+    Some(AlignmentReport { steps, at: first.at.clone(), energies, bp_loss })
 }

@@ -257,9 +257,22 @@ impl ThreadPool {
         x: &Mat<f32>,
         y: &Mat<f32>,
     ) -> Result<(IterationReport, Vec<usize>), PoolError> {
+        self.train_step_aligned(iteration, x, y, false)
+    }
+
+    /// [`ThreadPool::train_step`], with `align` comparing PC's gradients with backprop's (as
+    /// [`crate::pcn::train::Model::train_step_aligned`]).
+    pub fn train_step_aligned(
+        &mut self,
+        iteration: usize,
+        x: &Mat<f32>,
+        y: &Mat<f32>,
+        align: bool,
+    ) -> Result<(IterationReport, Vec<usize>), PoolError> {
         let last = self.plan.len() - 1;
         for i in 0..=last {
-            let step = BlockMsg::Step { iteration, x: (i == 0).then(|| x.clone()), y: (i == last).then(|| y.clone()) };
+            let (x, y) = ((i == 0).then(|| x.clone()), (i == last).then(|| y.clone()));
+            let step = BlockMsg::Step { iteration, x, y, align };
             self.send(i % self.workers(), &Wire::Block(i, step))?;
         }
         let mut dones: Vec<Option<BlockDone>> = vec![None; self.plan.len()];
@@ -366,10 +379,17 @@ mod tests {
         }
         for it in 1..=iterations {
             let (x, y) = (batch(b, arch.input, it as u64), batch(b, arch.output, 100 + it as u64));
-            let want = one.train_step(&x, &y);
-            let (got, products) = pool.train_step(it, &x, &y).expect("pool iteration");
-            let case = format!("H={} {learning:?} plan {:?} iteration {it}", arch.hidden, plan.blocks);
+            // Odd iterations compare PC's gradients with backprop's, in the blocks as in one model.
+            let align = it % 2 == 1;
+            let want = one.train_step_aligned(&x, &y, align);
+            let (got, products) = pool.train_step_aligned(it, &x, &y, align).expect("pool iteration");
+            let case = format!("H={} {learning:?} plan {:?} iteration {it} align {align}", arch.hidden, plan.blocks);
             assert_eq!(products.len(), plan.len(), "{case}");
+            assert_eq!(got.alignment.is_some(), align, "{case}: the comparison with backprop");
+            if let Some(a) = &got.alignment {
+                // Not an empty comparison: the output layer's PC gradient is there from step 0.
+                assert!(a.steps.iter().all(|p| p.last().is_some_and(Option::is_some)), "{case}: {a:?}");
+            }
             if got != want {
                 return Some(format!("{case}: report {got:?} against {want:?}"));
             }

@@ -189,12 +189,14 @@ impl Pooled {
     }
 
     /// The step messages of one iteration for this worker's blocks: `x` to the block of layer 1,
-    /// `y` to the block of layer L.
+    /// `y` to the block of layer L; with `align` every block compares its gradients with
+    /// backprop's.
     pub(super) fn step_messages(
         &self,
         iteration: usize,
         mut x: Option<Mat<f32>>,
         mut y: Option<Mat<f32>>,
+        align: bool,
     ) -> Vec<(usize, BlockMsg<f32>)> {
         let last = self.plan.len() - 1;
         self.blocks
@@ -202,7 +204,7 @@ impl Pooled {
             .map(|&i| {
                 let x = if i == 0 { x.take() } else { None };
                 let y = if i == last { y.take() } else { None };
-                (i, BlockMsg::Step { iteration, x, y })
+                (i, BlockMsg::Step { iteration, x, y, align })
             })
             .collect()
     }
@@ -353,11 +355,12 @@ impl PoolModel {
         Ok(got)
     }
 
-    /// Asks for one iteration on the training images at `indices`.
-    pub fn submit_step(&mut self, iteration: usize, indices: &[usize]) -> Result<(), RemoteError> {
+    /// Asks for one iteration on the training images at `indices` (with `align`, every block
+    /// compares its PC gradients with backprop's and the report has the whole comparison).
+    pub fn submit_step(&mut self, iteration: usize, indices: &[usize], align: bool) -> Result<(), RemoteError> {
         let indices: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
         for link in &self.links {
-            link.send(ToWorker::BlockStep { id: self.id, iteration, indices: indices.clone() })?;
+            link.send(ToWorker::BlockStep { id: self.id, iteration, indices: indices.clone(), align })?;
         }
         self.submitted += 1;
         Ok(())

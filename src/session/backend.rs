@@ -298,10 +298,7 @@ impl Backend {
                 Ok(m.ready_reports()?)
             }
             Backend::Pool(m) => {
-                // The blocks do not compare gradients with backprop's (that needs the whole
-                // network in one place): a pooled run's alignment stays empty.
-                let _ = align;
-                m.submit_step(iteration, indices)?;
+                m.submit_step(iteration, indices, align)?;
                 Ok(m.ready_reports()?)
             }
             Backend::Gpu(m) => {

@@ -588,17 +588,11 @@ pub fn hover_text(index: usize, px: f64, py: f64) -> String {
     })
 }
 
-/// Why the alignment plots are empty, when they cannot fill: no PC rule, or PC rules split
-/// across the CPU pool.
+/// Why the alignment plots are empty, when they cannot fill: no PC rule.
 fn alignment_note(r: &Runner) -> Option<String> {
     let s = r.session.as_ref()?;
-    if !s.runs.iter().any(|run| run.settings.rule.is_pc()) {
-        return Some("no PC rule is running: alignment compares PC's gradients with backprop's".to_string());
-    }
-    s.runs.iter().any(|run| run.backend.pool().is_some()).then(|| {
-        "a network split across the CPU pool does not compare its gradients with backprop's: choose workers = 1"
-            .to_string()
-    })
+    (!s.runs.iter().any(|run| run.settings.rule.is_pc()))
+        .then(|| "no PC rule is running: alignment compares PC's gradients with backprop's".to_string())
 }
 
 /// The layer × step cell under the pointer, in words.

@@ -377,8 +377,6 @@ impl Runner {
             "alignment compares a PC rule's gradients with backprop's: choose standard PC or μPC".into()
         } else if s.config.align_every == 0 {
             "alignment is off".into()
-        } else if pc.iter().any(|r| r.backend.pool().is_some()) {
-            "a network split across the CPU pool does not compare its gradients with backprop's: choose workers = 1 to see them".into()
         } else {
             let parts: Vec<String> = pc
                 .iter()
