@@ -355,12 +355,8 @@ impl WorkerHost {
     /// for the page.
     pub fn pump(&mut self) -> Vec<FromWorker> {
         let mut page = Vec::new();
-        let mut ids: Vec<u32> = self.pooled.keys().copied().collect();
-        ids.sort_unstable();
-        for id in ids {
-            if let Some(p) = self.pooled.get_mut(&id) {
-                p.pump(id, &mut page, &mut self.boundary);
-            }
+        for (&id, p) in &mut self.pooled {
+            p.pump(id, &mut page, &mut self.boundary);
             if !self.boundary.is_empty() {
                 break;
             }

@@ -333,14 +333,6 @@ impl<T: Real> Block<T> {
         (self.eta_z, self.steps) = (eta_z, steps);
     }
 
-    /// Takes one message and runs as far as the messages received allow; returns what to send.
-    pub fn handle(&mut self, msg: BlockMsg<T>) -> Vec<Out<T>> {
-        self.accept(msg);
-        let mut out = Vec::new();
-        while self.advance(&mut out) {}
-        out
-    }
-
     /// Keeps one message for when the block gets to it.
     pub fn accept(&mut self, msg: BlockMsg<T>) {
         match msg {
@@ -450,8 +442,10 @@ impl<T: Real> Block<T> {
                     self.phase = Phase::Errors(t, true);
                     return true;
                 }
-                if let Some(z) = self.ups.remove(&(it, t)).filter(|_| needs_up) {
-                    self.z[lo - 2].data = z;
+                if needs_up {
+                    if let Some(z) = self.ups.remove(&(it, t)) {
+                        self.z[lo - 2].data = z;
+                    }
                 }
                 // The edge layer first: its error is what the block below waits for.
                 errors_layers(&self.net, &self.y, &self.z, &mut self.ws, true, from, lo, lo);
