@@ -895,7 +895,6 @@ impl Drop for RemoteModel {
 }
 
 pub mod pool;
-#[cfg(target_arch = "wasm32")]
 pub mod shared;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -144,7 +144,7 @@ fn pump() {
 }
 
 /// Sends boundary values to the ring neighbours: written into the shared exchange at once (as
-/// far as its slots are free), or posted on the ring's ports.
+/// far as its outboxes have room), or posted on the ring's ports.
 fn send_boundary(boundary: Vec<(super::pool::Dir, ToWorker)>) {
     if boundary.is_empty() {
         return;
