@@ -36,6 +36,13 @@ pub const MAX_RECORD: usize = RING / 4;
 const CONTROL: usize = 128;
 /// A record's header: length and more-to-come, a word each.
 const HEADER: usize = 8;
+/// The tail word's offset in an outbox's control bytes (the head word is at 0).
+const TAIL: usize = 64;
+
+/// A record's bytes in the ring: its header and `len` bytes, padded to a whole word.
+fn record_size(len: usize) -> usize {
+    HEADER + len.next_multiple_of(4)
+}
 
 fn header_bytes(n: usize) -> usize {
     ((1 + n) * 4).next_multiple_of(64)
@@ -96,6 +103,15 @@ impl<M: Memory> Endpoint<M> {
         4 * (1 + worker)
     }
 
+    /// The next (`d = 0`) or the previous (`d = 1`) worker's index.
+    fn neighbour(&self, d: usize) -> usize {
+        if d == 0 {
+            (self.me + 1) % self.n
+        } else {
+            (self.me + self.n - 1) % self.n
+        }
+    }
+
     /// The byte offset of position `pos` of outbox `k`'s ring.
     fn ring_at(&self, k: usize, pos: u32) -> usize {
         outbox_offset(self.n, k) + CONTROL + pos as usize % RING
@@ -135,19 +151,19 @@ impl<M: Memory> Endpoint<M> {
         for d in 0..2 {
             let k = 2 * self.me + d;
             let base = outbox_offset(self.n, k);
-            let to = if d == 0 { (self.me + 1) % self.n } else { (self.me + self.n - 1) % self.n };
+            let to = self.neighbour(d);
             let mut head = self.mem.load(base);
-            let tail = self.mem.load(base + 64);
+            let tail = self.mem.load(base + TAIL);
             let before = head;
             while let Some((message, done)) = self.out[d].front() {
                 let (start, end) = (*done, (*done + MAX_RECORD).min(message.len()));
-                let size = HEADER + (end - start).next_multiple_of(4);
+                let size = record_size(end - start);
                 if RING - head.wrapping_sub(tail) as usize >= size {
                     let more = end < message.len();
-                    let mut record = Vec::with_capacity(HEADER);
-                    record.extend_from_slice(&((end - start) as u32).to_le_bytes());
-                    record.extend_from_slice(&u32::from(more).to_le_bytes());
-                    self.put(k, head, &record);
+                    let mut header = [0u8; HEADER];
+                    header[..4].copy_from_slice(&((end - start) as u32).to_le_bytes());
+                    header[4..].copy_from_slice(&u32::from(more).to_le_bytes());
+                    self.put(k, head, &header);
                     self.put(k, head.wrapping_add(HEADER as u32), &message[start..end]);
                     head = head.wrapping_add(size as u32);
                     if more {
@@ -174,13 +190,12 @@ impl<M: Memory> Endpoint<M> {
     /// Reads everything in the inboxes; the messages completed by it, in order per inbox.
     pub fn receive(&mut self) -> Vec<Vec<u8>> {
         let mut complete = Vec::new();
-        let from = [(self.me + self.n - 1) % self.n, (self.me + 1) % self.n];
-        for (d, &sender) in from.iter().enumerate() {
+        for (d, sender) in [self.neighbour(1), self.neighbour(0)].into_iter().enumerate() {
             // The previous worker's "next" outbox, the next worker's "previous" one.
             let k = 2 * sender + d;
             let base = outbox_offset(self.n, k);
             let head = self.mem.load(base);
-            let mut tail = self.mem.load(base + 64);
+            let mut tail = self.mem.load(base + TAIL);
             let before = tail;
             // A record that is not wholly between tail and head (never, unless the memory was
             // written by something else) ends the reading: nothing past it is trusted.
@@ -189,7 +204,7 @@ impl<M: Memory> Endpoint<M> {
                 self.get(k, tail, &mut words);
                 let len = u32::from_le_bytes([words[0], words[1], words[2], words[3]]) as usize;
                 let more = words[4..].iter().any(|&b| b != 0);
-                if len > MAX_RECORD || HEADER + len.next_multiple_of(4) > head.wrapping_sub(tail) as usize {
+                if len > MAX_RECORD || record_size(len) > head.wrapping_sub(tail) as usize {
                     break;
                 }
                 // Straight from shared memory into the message (no record-sized copy in between).
@@ -197,7 +212,7 @@ impl<M: Memory> Endpoint<M> {
                 let old = part.len();
                 part.resize(old + len, 0);
                 self.get(k, tail.wrapping_add(HEADER as u32), &mut part[old..]);
-                tail = tail.wrapping_add((HEADER + len.next_multiple_of(4)) as u32);
+                tail = tail.wrapping_add(record_size(len) as u32);
                 if more {
                     self.partial[d] = part;
                 } else {
@@ -205,7 +220,7 @@ impl<M: Memory> Endpoint<M> {
                 }
             }
             if tail != before {
-                self.mem.store(base + 64, tail);
+                self.mem.store(base + TAIL, tail);
                 // A writer waiting for room sleeps on its doorbell.
                 self.mem.bump(Self::doorbell_at(sender));
             }
@@ -425,8 +440,8 @@ mod tests {
         a.queue(true, message(0, 2, 100));
         a.send();
         let base = outbox_offset(2, 0);
-        let tail = b.mem.load(base + 64);
-        b.mem.store(base + 64, tail + 4);
+        let tail = b.mem.load(base + TAIL);
+        b.mem.store(base + TAIL, tail + 4);
         let got = b.receive();
         assert!(got != vec![message(0, 1, 100), message(0, 2, 100)], "a planted misread went unseen");
     }
